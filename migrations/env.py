@@ -1,0 +1,70 @@
+"""Alembic environment: async engines, the service's URL mapping, SQLite batch mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import service.inbox.table
+import service.replica.tables  # noqa: F401  (registers the tables on the metadata)
+from service.config import get_settings
+from service.db import async_url, create_engine
+from service.metadata import metadata
+
+config = context.config
+target_metadata = metadata
+
+
+def _database_url() -> str:
+    url = config.attributes.get("database_url")
+    return str(url) if url else get_settings().database_url
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection)
+    if connection.dialect.name == "postgresql":
+        # Never queue behind a long lock and block the app's readers while waiting.
+        connection.exec_driver_sql("SET lock_timeout = '10s'")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_engine(get_settings(), url=_database_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=async_url(_database_url()).render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+    else:
+        asyncio.run(_run_online())

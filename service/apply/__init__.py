@@ -1,0 +1,1 @@
+"""Apply: turn a stored event into replica writes, one event per transaction."""

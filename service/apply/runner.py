@@ -1,0 +1,97 @@
+"""Apply one stored event in one transaction: claim, validate, write, settle."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.apply.errors import TransientError, describe, is_transient
+from service.apply.handlers import Event, is_replicated, plan
+from service.apply.payloads import PayloadError
+from service.apply.rows import RowOptions
+from service.apply.timestamps import from_ms
+from service.inbox import store
+from service.inbox.store import Claimed
+from service.inbox.table import Status
+from service.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not pending any more: applied before, or unknown id
+
+
+def _event(claimed: Claimed) -> Event:
+    if claimed.body is None:
+        raise PayloadError("the stored event has no body")
+    try:
+        envelope = json.loads(claimed.body)
+        data = envelope["data"]
+    except (ValueError, KeyError, TypeError):
+        raise PayloadError("the stored body is not a Clerk envelope") from None
+    if not isinstance(data, dict):
+        raise PayloadError("the stored envelope's data is not an object")
+    occurred = from_ms(claimed.event_timestamp_ms) or claimed.received_at
+    return Event(claimed.svix_id, claimed.event_type, data, occurred)
+
+
+async def apply_stored(engine: AsyncEngine, svix_id: str, options: RowOptions) -> Outcome:
+    """Apply the inbox event `svix_id` at most once.
+
+    Raises TransientError when it should be retried later; permanent problems are recorded
+    on the inbox row (status failed, with the error) and do not raise.
+    """
+    bound = log.bind(svix_id=svix_id)
+    try:
+        async with engine.begin() as conn:
+            claimed = await store.claim(conn, svix_id, datetime.now(UTC))
+            if claimed is None:
+                return Outcome.SKIPPED
+            bound = bound.bind(event_type=claimed.event_type)
+            if not is_replicated(claimed.event_type):
+                await store.settle(conn, svix_id, Status.IGNORED)
+                return Outcome.IGNORED
+            try:
+                planned = plan(_event(claimed), options)
+            except PayloadError as exc:
+                await store.settle(conn, svix_id, Status.FAILED, error=str(exc))
+                bound.warning("event.failed", error=str(exc))
+                return Outcome.FAILED
+            bound = bound.bind(object_id=planned.object_id)
+            await planned.run(conn)
+            await store.settle(conn, svix_id, Status.APPLIED, object_id=planned.object_id)
+    except Exception as exc:
+        error = describe(exc)
+        if is_transient(exc):
+            await _note_retry(engine, svix_id, error)
+            bound.warning("event.retry", error=error)
+            raise TransientError(error) from exc
+        # A database refusal that retrying cannot fix (e.g. a value too long for a column).
+        await _mark_failed(engine, svix_id, error)
+        bound.error("event.failed", error=error)
+        return Outcome.FAILED
+    bound.info("event.applied")
+    return Outcome.APPLIED
+
+
+async def _note_retry(engine: AsyncEngine, svix_id: str, error: str) -> None:
+    try:
+        async with engine.begin() as conn:
+            await store.note_retry(conn, svix_id, error)
+    except Exception:  # the database may be the thing that is down; the retry still happens
+        log.debug("event.note_retry_failed", svix_id=svix_id)
+
+
+async def _mark_failed(engine: AsyncEngine, svix_id: str, error: str) -> None:
+    try:
+        async with engine.begin() as conn:
+            await store.settle(conn, svix_id, Status.FAILED, error=error)
+    except Exception as exc:
+        raise TransientError(describe(exc)) from exc

@@ -1,0 +1,28 @@
+"""Clerk's time units: resource times are epoch ms; the envelope time may be ms or seconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# 1e11 read as seconds is the year 5138; read as ms it is 1973. Clerk's docs say the envelope
+# `timestamp` is ms, its published examples use seconds: anything below this is seconds.
+_SECONDS_CUTOFF = 100_000_000_000
+
+
+def envelope_ms(value: object) -> int | None:
+    """The envelope `timestamp` as epoch ms, or None when absent or not an integer.
+
+    A seconds value stands for the end of that second: a deletion stamped in seconds must not
+    sort before an update Clerk made earlier in the same second.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value * 1000 + 999 if value < _SECONDS_CUTOFF else value
+
+
+def from_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,82 @@
+"""Settings from the environment: the only place that reads environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unusable; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that works on one machine, except the signing secret."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./clerk-replica.db",
+        description="Replica database: postgres://, postgresql://, postgresql+asyncpg:// "
+        "or sqlite:///path.",
+    )
+    redis_url: str = Field(default="redis://localhost:6379/0", description="arq's Redis.")
+    queue_prefix: str = Field(
+        default="clerk-replica", description="Namespaces queue and job keys in a shared Redis."
+    )
+    clerk_webhook_signing_secret: SecretStr | None = Field(
+        default=None, description="The whsec_... value from Clerk's dashboard; required by serve."
+    )
+    clerk_webhook_signing_secret_previous: SecretStr | None = Field(
+        default=None, description="The old secret, still accepted during a rotation."
+    )
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    store_private_metadata: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    worker_concurrency: int = Field(default=10, ge=1)
+    worker_max_tries: int = Field(default=8, ge=1)
+    worker_poll_delay_seconds: float = Field(default=0.05, gt=0)
+    sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    sweep_grace_seconds: int = Field(default=30, ge=0)
+    sweep_batch_size: int = Field(default=1000, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("clerk_webhook_signing_secret", "clerk_webhook_signing_secret_previous")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    def signing_secrets(self) -> list[str]:
+        """The secrets to verify with, current first; refuses to start without one."""
+        if self.clerk_webhook_signing_secret is None:
+            raise ConfigError(
+                "CLERK_WEBHOOK_SIGNING_SECRET is not set: copy the whsec_... signing secret "
+                "from Clerk's dashboard (Webhooks -> your endpoint)"
+            )
+        secrets = [self.clerk_webhook_signing_secret]
+        if self.clerk_webhook_signing_secret_previous is not None:
+            secrets.append(self.clerk_webhook_signing_secret_previous)
+        return [s.get_secret_value().strip() for s in secrets]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # Name the variables but never echo their values: one of them may be a secret.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

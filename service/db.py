@@ -1,0 +1,70 @@
+"""Database engines: maps the URLs teams paste to an async driver, tunes SQLite for durability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from service.config import ConfigError, Settings
+
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
+_SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
+
+
+def async_url(raw: str) -> URL:
+    """Turn postgres://, postgresql:// or sqlite:/// into the async driver's URL.
+
+    Heroku/Fly style URLs carry `sslmode`, which asyncpg calls `ssl`.
+    """
+    try:
+        url = make_url(
+            raw.replace("postgres://", "postgresql://", 1) if raw.startswith("postgres://") else raw
+        )
+    except Exception as exc:
+        raise ConfigError("DATABASE_URL is not a valid database URL") from exc
+    if url.drivername in _POSTGRES_SCHEMES:
+        query = dict(url.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        return url.set(drivername="postgresql+asyncpg", query=query)
+    if url.drivername in _SQLITE_SCHEMES:
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ConfigError(
+        f"DATABASE_URL scheme {url.drivername!r} is not supported: use postgresql:// or sqlite:///"
+    )
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
+    """One engine per process; parameters are hidden from error messages (they hold PII)."""
+    target = async_url(url or settings.database_url)
+    kwargs: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    if target.drivername.startswith("sqlite"):
+        database = target.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": settings.db_connect_timeout_seconds}
+        engine = create_async_engine(target, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs["pool_size"] = settings.db_pool_size
+    kwargs["pool_timeout"] = settings.db_connect_timeout_seconds
+    kwargs["connect_args"] = {"timeout": settings.db_connect_timeout_seconds}
+    return create_async_engine(target, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers work while a worker writes; synchronous=FULL makes a commit durable
+    # before ingest acknowledges; busy_timeout queues writers instead of failing them.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

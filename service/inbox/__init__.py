@@ -1,0 +1,1 @@
+"""The inbox: every verified delivery, durable before it is acknowledged, keyed by svix-id."""

@@ -1,0 +1,35 @@
+"""The inbox table and the states an event moves through."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
+
+from service.metadata import UTCDateTime, metadata
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # durable, not yet applied: the sweep re-enqueues these
+    APPLIED = "applied"
+    IGNORED = "ignored"  # a type we do not replicate; acknowledged, never retried
+    FAILED = "failed"  # can never apply as it is; kept with its error for operators
+
+
+inbox = Table(
+    "clerk_replica_inbox",
+    metadata,
+    Column("svix_id", String(255), primary_key=True),
+    Column("event_type", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    # The verified body exactly as received; NULL for ignored types (no reason to keep PII).
+    Column("body", Text),
+    # Envelope `timestamp`, normalised to epoch ms; a deletion's tombstone time.
+    Column("event_timestamp_ms", BigInteger),
+    Column("object_id", String(255)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("applied_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+)
+Index("ix_clerk_replica_inbox_status_received_at", inbox.c.status, inbox.c.received_at)

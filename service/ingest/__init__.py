@@ -1,0 +1,1 @@
+"""Ingest: verify a Svix delivery on its raw bytes, make it durable, hand it to the queue."""

@@ -1,0 +1,89 @@
+"""POST /webhooks/clerk: verify -> inbox (durable) -> acknowledge -> enqueue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.apply.errors import describe
+from service.apply.handlers import is_replicated
+from service.inbox import store
+from service.inbox.store import Delivery
+from service.inbox.table import Status
+from service.ingest.body import read_limited
+from service.ingest.envelope import Envelope, parse_envelope
+from service.ingest.refusals import Refusal
+from service.ingest.signature import SignatureVerifier, delivery_headers
+from service.logs import get_logger
+from service.queue.client import Enqueuer
+
+log = get_logger(__name__)
+
+
+@dataclass
+class IngestState:
+    engine: AsyncEngine
+    verifier: SignatureVerifier
+    enqueuer: Enqueuer
+    max_body_bytes: int
+
+
+def delivery_for(svix_id: str, body: bytes, envelope: Envelope) -> Delivery:
+    """What the inbox keeps: the body only for types we replicate (others may carry PII that
+    we have no reason to hold), already settled as ignored for the rest."""
+    replicated = is_replicated(envelope.type)
+    return Delivery(
+        svix_id=svix_id,
+        event_type=envelope.type,
+        body=body.decode() if replicated else None,
+        event_timestamp_ms=envelope.timestamp_ms,
+        object_id=envelope.object_id,
+        status=Status.PENDING if replicated else Status.IGNORED,
+    )
+
+
+async def receive_clerk_webhook(request: Request) -> JSONResponse:
+    ingest: IngestState = request.app.state.ingest
+    try:
+        headers = delivery_headers(request.headers)
+        body = await read_limited(request, ingest.max_body_bytes)
+        ingest.verifier.verify(body, headers)
+        envelope = parse_envelope(body)
+    except Refusal as refusal:
+        log.info("delivery.refused", code=refusal.code, status=refusal.status)
+        return JSONResponse(
+            {"error": refusal.code, "message": refusal.message}, status_code=refusal.status
+        )
+
+    svix_id = headers["svix-id"]
+    delivery = delivery_for(svix_id, body, envelope)
+    replicated = delivery.status is Status.PENDING
+    bound = log.bind(svix_id=svix_id, event_type=envelope.type, object_id=envelope.object_id)
+    try:
+        async with ingest.engine.begin() as conn:
+            is_new = await store.record(conn, delivery, datetime.now(UTC))
+    except Exception as exc:
+        # Not durable, so not acknowledged: Svix retries on 5xx.
+        bound.error("delivery.not_durable", error=describe(exc))
+        return JSONResponse(
+            {"error": "unavailable", "message": "could not store the event; retry later"},
+            status_code=503,
+        )
+
+    if not is_new:
+        bound.info("delivery.duplicate")
+        return JSONResponse({"status": "duplicate"})
+    if not replicated:
+        bound.info("delivery.ignored")
+        return JSONResponse({"status": "ignored"})
+    try:
+        await ingest.enqueuer.enqueue_apply(svix_id)
+    except Exception as exc:
+        # The event is durable; the worker's sweep queues it once Redis is back.
+        bound.warning("delivery.enqueue_failed", error=describe(exc))
+    bound.info("delivery.accepted")
+    return JSONResponse({"status": "accepted"})

@@ -1,0 +1,42 @@
+"""The Clerk envelope, parsed only after the signature is verified."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from service.apply.timestamps import envelope_ms
+from service.ingest.refusals import Refusal
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    data: dict[str, Any]
+    timestamp_ms: int | None
+    object_id: str | None
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """JSON object with a string `type` and an object `data`, or a Refusal."""
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Refusal(400, "malformed_json", "body is not UTF-8 JSON") from None
+    except RecursionError:
+        raise Refusal(400, "malformed_json", "body is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise Refusal(422, "bad_envelope", "body is not a JSON object")
+    event_type, data = value.get("type"), value.get("data")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
+        raise Refusal(422, "bad_envelope", "`type` must be a non-empty string")
+    if not isinstance(data, dict):
+        raise Refusal(422, "bad_envelope", "`data` must be an object")
+    object_id = data.get("id")
+    return Envelope(
+        type=event_type,
+        data=data,
+        timestamp_ms=envelope_ms(value.get("timestamp")),
+        object_id=object_id if isinstance(object_id, str) and len(object_id) <= 255 else None,
+    )

@@ -1,0 +1,1 @@
+"""The replica: the tables apps read, and the order-safe writes that keep them right."""

@@ -1,0 +1,277 @@
+"""Order-safe, set-based writes shared by webhooks and reconcile.
+
+Rules (Clerk delivers late, twice and out of order):
+- a snapshot applies only if its `updated_at` is >= the stored one (ties: the later arrival wins);
+- a tombstone (`deleted_at`) is lifted only by a snapshot of an object created after it;
+- a user's identifiers are exactly those of the newest applied snapshot;
+- deleting a user or organization ends its children, and children that arrive later are stored
+  already ended;
+- at most one live membership per (organization, user): the newest by (created_at, id) wins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, and_, delete, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.apply.rows import Row, UserRows
+from service.replica import tables as t
+
+# Keeps every statement under the bind-parameter limits of asyncpg and SQLite.
+_CHUNK = 500
+
+
+def _insert(conn: AsyncConnection, table: Table) -> Any:
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _newest_per_id(rows: Iterable[Row]) -> list[Row]:
+    # One statement cannot touch a row twice (PostgreSQL refuses); keep the newest snapshot.
+    newest: dict[str, Row] = {}
+    for row in rows:
+        held = newest.get(row["id"])
+        if held is None or (row["updated_at"] or 0) >= (held["updated_at"] or 0):
+            newest[row["id"]] = row
+    return list(newest.values())
+
+
+async def upsert_versioned(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> set[str]:
+    """Insert or move rows forward; returns the ids whose snapshot was applied."""
+    applied: set[str] = set()
+    for chunk in _chunks(_newest_per_id(rows)):
+        stmt = _insert(conn, table).values(list(chunk))
+        new = stmt.excluded
+        guard = and_(
+            or_(table.c.updated_at.is_(None), new.updated_at >= table.c.updated_at),
+            or_(table.c.deleted_at.is_(None), new.created_at > table.c.deleted_at),
+        )
+        columns = {c.name: new[c.name] for c in table.columns if c.name != "id"}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id], set_=columns, where=guard
+        ).returning(table.c.id)
+        applied.update((await conn.execute(stmt)).scalars())
+    return applied
+
+
+async def tombstone(
+    conn: AsyncConnection, table: Table, items: Sequence[tuple[str, datetime]]
+) -> None:
+    """Mark ids deleted at the given times, keeping a bare tombstone row for unknown ids.
+
+    Only for tables whose columns other than id are nullable (users, organizations, domains).
+    """
+    for chunk in _chunks(list(dict(items).items())):
+        stmt = _insert(conn, table).values([{"id": i, "deleted_at": at} for i, at in chunk])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={"deleted_at": stmt.excluded.deleted_at},
+            where=or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
+        )
+        await conn.execute(stmt)
+
+
+async def end_children(
+    conn: AsyncConnection, table: Table, column: str, items: Sequence[tuple[str, datetime]]
+) -> None:
+    """End the live rows of `table` whose `column` names a deleted parent."""
+    by_time: dict[datetime, list[str]] = defaultdict(list)
+    for parent_id, at in items:
+        by_time[at].append(parent_id)
+    for at, parent_ids in by_time.items():
+        for chunk in _chunks(parent_ids):
+            await conn.execute(
+                update(table)
+                .where(table.c[column].in_(chunk), table.c.deleted_at.is_(None))
+                .values(deleted_at=at)
+            )
+
+
+async def _ended_parents(
+    conn: AsyncConnection, table: Table, ids: Iterable[str]
+) -> dict[str, datetime]:
+    wanted = sorted(set(ids))
+    ended: dict[str, datetime] = {}
+    for chunk in _chunks(wanted):
+        result = await conn.execute(
+            select(table.c.id, table.c.deleted_at).where(
+                table.c.id.in_(chunk), table.c.deleted_at.is_not(None)
+            )
+        )
+        ended.update({row.id: row.deleted_at for row in result})
+    return ended
+
+
+def _end_with_parents(
+    rows: Sequence[Row], parents: Sequence[tuple[str, dict[str, datetime]]]
+) -> None:
+    for row in rows:
+        if row["deleted_at"] is not None:
+            continue
+        times = [ended[row[col]] for col, ended in parents if row.get(col) in ended]
+        if times:
+            row["deleted_at"] = min(times)
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+async def upsert_users(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> set[str]:
+    newest: dict[str, UserRows] = {}
+    for snap in snapshots:
+        held = newest.get(snap.user["id"])
+        if held is None or snap.user["updated_at"] >= held.user["updated_at"]:
+            newest[snap.user["id"]] = snap
+    applied = await upsert_versioned(conn, t.users, [s.user for s in newest.values()])
+    if applied:
+        await _replace_identifiers(conn, [newest[i] for i in sorted(applied)])
+    return applied
+
+
+async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> None:
+    user_ids = [s.user["id"] for s in snapshots]
+    for table, attr in (
+        (t.email_addresses, "email_addresses"),
+        (t.phone_numbers, "phone_numbers"),
+        (t.external_accounts, "external_accounts"),
+    ):
+        rows = [row for s in snapshots for row in getattr(s, attr)]
+        for chunk in _chunks(user_ids):
+            await conn.execute(delete(table).where(table.c.user_id.in_(chunk)))
+        for chunk in _chunks(rows):
+            stmt = _insert(conn, table).values(list(chunk))
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+            )
+            await conn.execute(stmt)
+
+
+async def delete_users(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> None:
+    """Tombstone users, drop their identifiers, end their memberships."""
+    await tombstone(conn, t.users, items)
+    ids = [i for i, _ in items]
+    for table in t.IDENTIFIER_TABLES:
+        for chunk in _chunks(ids):
+            await conn.execute(delete(table).where(table.c.user_id.in_(chunk)))
+    await end_children(conn, t.organization_memberships, "user_id", items)
+
+
+# -- organizations --------------------------------------------------------------------------
+
+
+async def upsert_organizations(conn: AsyncConnection, rows: Sequence[Row]) -> set[str]:
+    return await upsert_versioned(conn, t.organizations, rows)
+
+
+async def delete_organizations(
+    conn: AsyncConnection, items: Sequence[tuple[str, datetime]]
+) -> None:
+    """Tombstone organizations and end their memberships, invitations and domains."""
+    await tombstone(conn, t.organizations, items)
+    for table in (t.organization_memberships, t.organization_invitations, t.organization_domains):
+        await end_children(conn, table, "organization_id", items)
+
+
+# -- memberships ----------------------------------------------------------------------------
+
+
+async def upsert_memberships(conn: AsyncConnection, rows: Sequence[Row]) -> set[str]:
+    m = t.organization_memberships
+    rows = [dict(r) for r in _newest_per_id(rows)]
+    _end_with_parents(
+        rows,
+        [
+            ("user_id", await _ended_parents(conn, t.users, (r["user_id"] for r in rows))),
+            (
+                "organization_id",
+                await _ended_parents(conn, t.organizations, (r["organization_id"] for r in rows)),
+            ),
+        ],
+    )
+    await _settle_live_pairs(conn, rows)
+    return await upsert_versioned(conn, m, rows)
+
+
+async def _settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
+    """Keep one live membership per (organization, user): the newest by (created_at, id).
+
+    Older live rows in the table are ended at the winner's creation; older incoming rows are
+    stored already ended. A newer membership's existence proves the older one ended in Clerk.
+    """
+    m = t.organization_memberships
+    incoming = [r for r in rows if r["deleted_at"] is None]
+    if not incoming:
+        return
+    pairs = sorted({(r["organization_id"], r["user_id"]) for r in incoming})
+    stored: list[tuple[str, str, str, datetime]] = []
+    for chunk in _chunks(pairs):
+        result = await conn.execute(
+            select(m.c.id, m.c.organization_id, m.c.user_id, m.c.created_at).where(
+                tuple_(m.c.organization_id, m.c.user_id).in_(list(chunk)),
+                m.c.deleted_at.is_(None),
+            )
+        )
+        stored.extend((r.id, r.organization_id, r.user_id, r.created_at) for r in result)
+
+    candidates: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+    for mid, org_id, user_id, created in stored:
+        candidates[(org_id, user_id)].append((created, mid))
+    for r in incoming:
+        candidates[(r["organization_id"], r["user_id"])].append((r["created_at"], r["id"]))
+
+    winners = {pair: max(c) for pair, c in candidates.items()}
+    for mid, org_id, user_id, _created in stored:
+        win_created, win_id = winners[(org_id, user_id)]
+        if win_id != mid:
+            await conn.execute(
+                update(m)
+                .where(m.c.id == mid, m.c.deleted_at.is_(None))
+                .values(deleted_at=win_created)
+            )
+    for r in incoming:
+        win_created, win_id = winners[(r["organization_id"], r["user_id"])]
+        if win_id != r["id"]:
+            r["deleted_at"] = win_created
+
+
+async def delete_memberships(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    """A membership deletion carries the whole membership: store it, ended."""
+    await upsert_memberships(conn, rows)
+    m = t.organization_memberships
+    for row in rows:
+        await conn.execute(
+            update(m)
+            .where(
+                m.c.id == row["id"],
+                or_(m.c.deleted_at.is_(None), m.c.deleted_at > row["deleted_at"]),
+            )
+            .values(deleted_at=row["deleted_at"])
+        )
+
+
+# -- invitations and domains ----------------------------------------------------------------
+
+
+async def upsert_org_children(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> set[str]:
+    """Invitations and domains: stored already ended when their organization is deleted."""
+    rows = [dict(r) for r in _newest_per_id(rows)]
+    ended = await _ended_parents(
+        conn, t.organizations, (r["organization_id"] for r in rows if r["organization_id"])
+    )
+    _end_with_parents(rows, [("organization_id", ended)])
+    return await upsert_versioned(conn, table, rows)

@@ -1,0 +1,227 @@
+"""Clerk payloads shaped like the published examples (clerk-facts.md section 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+T0 = 1_716_883_200_000  # ms, the spec examples' time
+
+
+def email(id: str, address: str, status: str = "verified") -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "email_address",
+        "email_address": address,
+        "reserved": False,
+        "linked_to": [],
+        "verification": {"status": status, "strategy": "email_code", "attempts": 1},
+        "created_at": T0,
+        "updated_at": T0,
+    }
+
+
+def phone(id: str, number: str) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "phone_number",
+        "phone_number": number,
+        "reserved_for_second_factor": False,
+        "default_second_factor": False,
+        "reserved": False,
+        "linked_to": [],
+        "verification": {"status": "verified", "strategy": "phone_code"},
+        "created_at": T0,
+        "updated_at": T0,
+    }
+
+
+def external_account(id: str, provider: str = "oauth_google", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "external_account",
+        "provider": provider,
+        "identification_id": extra.pop("identification_id", None),
+        "provider_user_id": "1122334455",
+        "approved_scopes": "email profile",
+        "email_address": extra.pop("email_address", "jane@gmail.example"),
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "verification": {"status": "verified", "strategy": "oauth_google"},
+        "created_at": T0,
+        "updated_at": T0,
+        **extra,
+    }
+
+
+def user(
+    id: str = "user_29w83sxmDNGwOuEthce5gg56FcC",
+    *,
+    updated_at: int = T0,
+    created_at: int = T0,
+    emails: list[dict[str, Any]] | None = None,
+    primary_email_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    emails = (
+        emails
+        if emails is not None
+        else [email("idn_29w83yL7CwVlJXylYLxcslromF1", "example@example.org")]
+    )
+    data: dict[str, Any] = {
+        "object": "user",
+        "id": id,
+        "external_id": None,
+        "username": None,
+        "first_name": "Example",
+        "last_name": "Example",
+        "image_url": "https://img.clerk.com/xxxxxx",
+        "has_image": True,
+        "primary_email_address_id": primary_email_id or (emails[0]["id"] if emails else None),
+        "primary_phone_number_id": None,
+        "primary_web3_wallet_id": None,
+        "email_addresses": emails,
+        "phone_numbers": [],
+        "web3_wallets": [],
+        "passkeys": [],
+        "external_accounts": [],
+        "saml_accounts": [],
+        "enterprise_accounts": [],
+        "public_metadata": {},
+        "private_metadata": {"plan": "secret"},
+        "unsafe_metadata": {},
+        "password_enabled": True,
+        "two_factor_enabled": False,
+        "banned": False,
+        "locked": False,
+        "last_sign_in_at": T0,
+        "last_active_at": T0,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    data.update(fields)
+    return data
+
+
+def organization(
+    id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    *,
+    updated_at: int = T0,
+    created_at: int = T0,
+    **fields: Any,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "object": "organization",
+        "id": id,
+        "name": "Acme Inc",
+        "slug": "acme-inc",
+        "image_url": "https://img.clerk.com/xxxxxx",
+        "has_image": True,
+        "members_count": 1,
+        "max_allowed_memberships": 5,
+        "admin_delete_enabled": True,
+        "public_metadata": {},
+        "private_metadata": {"billing": "secret"},
+        "created_by": "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    data.update(fields)
+    return data
+
+
+def membership(
+    id: str = "orgmem_29w8XjGrpzt3jJqPnh2gmXS0c1N",
+    *,
+    org_id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    user_id: str = "user_29w83sxmDNGwOuEthce5gg56FcC",
+    role: str = "org:member",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "organization_membership",
+        "id": id,
+        "role": role,
+        "role_name": "Member" if role == "org:member" else "Admin",
+        "permissions": ["org:posts:read"],
+        "public_metadata": {},
+        "private_metadata": {},
+        "organization": organization(org_id),
+        "public_user_data": {
+            "user_id": user_id,
+            "first_name": "Jane",
+            "last_name": "Doe",
+            "image_url": "https://img.clerk.com/xxxxxx",
+            "has_image": True,
+            "identifier": "jane.doe@acme.example",
+        },
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def invitation(
+    id: str = "orginv_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    *,
+    org_id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    status: str = "pending",
+    updated_at: int = T0,
+    created_at: int = T0,
+    **fields: Any,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "object": "organization_invitation",
+        "id": id,
+        "email_address": "invitee@acme.example",
+        "role": "org:member",
+        "role_name": "Member",
+        "organization_id": org_id,
+        "status": status,
+        "public_metadata": {},
+        "private_metadata": {},
+        "expires_at": T0 + 30 * 86_400_000,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    data.update(fields)
+    return data
+
+
+def domain(
+    id: str = "orgdmn_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    *,
+    org_id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "organization_domain",
+        "id": id,
+        "organization_id": org_id,
+        "name": "acme.example",
+        "enrollment_mode": "automatic_invitation",
+        "affiliation_email_address": None,
+        "verification": {"status": "verified", "strategy": "email_code"},
+        "affiliation_verification": {"status": "verified", "strategy": "email_code"},
+        "total_pending_invitations": 0,
+        "total_pending_suggestions": 0,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def deleted(obj: str, id: str, **extra: Any) -> dict[str, Any]:
+    return {"object": obj, "id": id, "deleted": True, **extra}
+
+
+def envelope(event_type: str, data: dict[str, Any], timestamp: int | None = T0) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "type": event_type,
+        "object": "event",
+        "data": data,
+        "instance_id": "ins_123",
+        "event_attributes": {"http_request": {"client_ip": "192.0.2.1", "user_agent": "x"}},
+    }
+    if timestamp is not None:
+        env["timestamp"] = timestamp
+    return env
