@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -34,7 +35,11 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _drop_color_message,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
@@ -42,6 +47,13 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     # uvicorn's access log would print every delivery's path and client; ours is enough.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _drop_color_message(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event.pop("color_message", None)  # uvicorn's ANSI copy of the message
+    return event
 
 
 def get_logger(name: str) -> Any:

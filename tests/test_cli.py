@@ -1,0 +1,174 @@
+"""The real commands, run as a user runs them: migrate, serve, worker, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.db import create_engine
+from service.inbox.table import Status
+from service.replica import tables as t
+from tests import clerk_payloads as cp
+from tests.replica_helpers import inbox_row, rows
+from tests.servers import free_port, wait_for_port
+from tests.signing import SECRET, signed
+
+CLI = str(Path(sys.executable).parent / "clerk-replica")
+
+
+def env(**values: str) -> dict[str, str]:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "DATABASE_", "REDIS_"))
+    }
+    base.update({"LOG_FORMAT": "json", **{k.upper(): v for k, v in values.items()}})
+    return base
+
+
+def run(*args: str, timeout: float = 120, **values: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], env=env(**values), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/replica.db"
+
+
+def test_migrate_creates_the_schema(sqlite_file: str) -> None:
+    result = run("migrate", database_url=sqlite_file)
+    assert result.returncode == 0, result.stderr
+
+    async def count_users() -> int:
+        engine = create_engine(Settings(), url=sqlite_file)
+        try:
+            return len(await rows(engine, t.users))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(count_users()) == 0
+
+
+def test_serve_without_secret_names_the_variable(sqlite_file: str) -> None:
+    result = run("serve", database_url=sqlite_file)
+    assert result.returncode == 2
+    assert "CLERK_WEBHOOK_SIGNING_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_database_url_is_one_clear_line(tmp_path: Path) -> None:
+    result = run("migrate", database_url="mysql://nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: DATABASE_URL")
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("migrate", "serve", "worker", "replay"):
+        assert command in result.stdout
+
+
+@pytest.fixture
+def server(sqlite_file: str, redis_url: str) -> Iterator[tuple[int, str]]:
+    assert run("migrate", database_url=sqlite_file).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=env(
+            database_url=sqlite_file,
+            redis_url=redis_url,
+            clerk_webhook_signing_secret=SECRET,
+            queue_prefix=f"cli-{port}",
+            webhook_max_body_bytes="4096",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port)
+        yield port, sqlite_file
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        # uvicorn re-raises SIGTERM once it has shut down cleanly.
+        assert proc.returncode in (0, -signal.SIGTERM), out
+        assert "Application shutdown complete" in out
+        # Logs carry ids, never the payload's personal data.
+        assert "example@example.org" not in out and SECRET not in out
+
+
+def test_serve_and_worker_apply_a_delivery(server: tuple[int, str], redis_url: str) -> None:
+    port, database_url = server
+    body, headers = signed(cp.envelope("user.created", cp.user()))
+    response = httpx.post(f"http://127.0.0.1:{port}/webhooks/clerk", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+    result = run(
+        "worker",
+        "--burst",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_prefix=f"cli-{port}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "example@example.org" not in result.stderr
+
+    async def check() -> None:
+        engine: AsyncEngine = create_engine(Settings(), url=database_url)
+        try:
+            assert (await inbox_row(engine, headers["svix-id"]))["status"] == Status.APPLIED
+            (user,) = await rows(engine, t.users)
+            assert user["primary_email_address"] == "example@example.org"
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+
+
+def test_real_server_refuses_a_chunked_body_over_the_limit(server: tuple[int, str]) -> None:
+    port, _ = server
+    _, headers = signed(cp.envelope("user.created", cp.user()))
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        request_line = "POST /webhooks/clerk HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall(f"{request_line}{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        chunk = b"x" * 1024
+        reply = b""
+        started = time.monotonic()
+        # Keep sending until the server answers: it must answer once past 4 KiB, not wait for all.
+        for _ in range(1000):
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sock.settimeout(0.01)
+            try:
+                reply += sock.recv(4096)
+            except TimeoutError:
+                continue
+            if reply:
+                break
+        sock.settimeout(5)
+        while b"\r\n\r\n" not in reply:
+            data = sock.recv(4096)
+            if not data:
+                break
+            reply += data
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert time.monotonic() - started < 10

@@ -1,0 +1,78 @@
+"""Several workers at once on PostgreSQL: an event applies once, one live membership per pair."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.apply.errors import TransientError
+from service.apply.rows import RowOptions
+from service.apply.runner import Outcome, apply_stored
+from service.db import create_engine
+from service.replica import tables as t
+from tests import clerk_payloads as cp
+from tests.conftest import make_settings
+from tests.replica_helpers import inbox_row, rows, store_event
+
+
+@pytest.fixture
+async def pg_engine(pg_db_url: str, redis_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(make_settings(pg_db_url, redis_url))
+    yield engine
+    await engine.dispose()
+
+
+async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Outcome:
+    for _ in range(5):
+        try:
+            return await apply_stored(engine, svix_id, RowOptions())
+        except TransientError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("never applied")
+
+
+async def test_same_event_applied_by_several_workers_at_once(pg_engine: AsyncEngine) -> None:
+    svix_id = await store_event(pg_engine, cp.envelope("user.created", cp.user()))
+    outcomes = await asyncio.gather(
+        *(apply_stored(pg_engine, svix_id, RowOptions()) for _ in range(8))
+    )
+    assert sorted(outcomes) == sorted([Outcome.APPLIED] + [Outcome.SKIPPED] * 7)
+    assert (await inbox_row(pg_engine, svix_id))["attempts"] == 1
+
+
+async def test_competing_memberships_for_one_pair_converge(pg_engine: AsyncEngine) -> None:
+    ids = [
+        await store_event(
+            pg_engine,
+            cp.envelope(
+                "organizationMembership.created",
+                cp.membership(f"orgmem_{i}", created_at=cp.T0 + i, updated_at=cp.T0 + i),
+            ),
+        )
+        for i in range(6)
+    ]
+    outcomes = await asyncio.gather(*(apply_with_retries(pg_engine, i) for i in ids))
+    assert set(outcomes) == {Outcome.APPLIED}
+    members = await rows(pg_engine, t.organization_memberships)
+    assert [m["id"] for m in members if m["deleted_at"] is None] == ["orgmem_5"]
+    assert len(members) == 6
+
+
+async def test_user_updates_race_to_the_newest(pg_engine: AsyncEngine) -> None:
+    ids = [
+        await store_event(
+            pg_engine,
+            cp.envelope(
+                "user.updated",
+                cp.user(updated_at=cp.T0 + i, emails=[cp.email(f"idn_{i}", f"{i}@x.org")]),
+            ),
+        )
+        for i in range(10)
+    ]
+    await asyncio.gather(*(apply_with_retries(pg_engine, i) for i in reversed(ids)))
+    (user,) = await rows(pg_engine, t.users)
+    assert user["primary_email_address"] == "9@x.org"
+    assert [e["id"] for e in await rows(pg_engine, t.email_addresses)] == ["idn_9"]
