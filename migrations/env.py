@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import service.inbox.table
+import service.reconcile.tables
 import service.replica.tables  # noqa: F401  (registers the tables on the metadata)
 from service.config import get_settings
 from service.db import async_url, create_engine

@@ -92,6 +92,69 @@ def replay(
     typer.echo(f"re-queued {count} failed event(s)")
 
 
+@cli.command()
+def reconcile(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Limit to these types (repeatable): organizations, users, memberships, "
+            "invitations, domains.",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Tombstone even beyond RECONCILE_MAX_DELETE_SHARE.")
+    ] = False,
+    confirm: Annotated[
+        bool | None,
+        typer.Option(
+            "--confirm/--no-confirm",
+            help="Look each deletion candidate up before tombstoning it (default from "
+            "RECONCILE_CONFIRM_DELETIONS).",
+        ),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Start over instead of resuming an unfinished run.")
+    ] = False,
+) -> None:
+    """Make the replica equal to Clerk through the Backend API: backfill, update, tombstone.
+
+    Exits 0 only when every requested type completed.
+
+    Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users
+    """
+    from service.ops import run_reconcile
+    from service.reconcile.clerk_api import ClerkAuthError
+    from service.reconcile.console import print_summary, progress_display
+    from service.reconcile.lock import AlreadyRunning
+    from service.reconcile.resources import RESOURCES
+    from service.reconcile.run import ReconcileOptions
+
+    settings = _settings()
+    settings.clerk_key()
+    unknown = sorted(set(only or ()) - set(RESOURCES))
+    if unknown:
+        raise ConfigError(
+            f"unknown type(s) {', '.join(unknown)}: choose from {', '.join(RESOURCES)}"
+        )
+    options = ReconcileOptions(
+        resources=tuple(only) if only else tuple(RESOURCES),
+        dry_run=dry_run,
+        force=force,
+        confirm_deletions=settings.reconcile_confirm_deletions if confirm is None else confirm,
+        restart=restart,
+    )
+    try:
+        with progress_display() as on_progress:
+            report = asyncio.run(run_reconcile(settings, options, on_progress))
+    except (ClerkAuthError, AlreadyRunning) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    print_summary(report)
+    raise SystemExit(0 if report.ok else 1)
+
+
 def main() -> None:
     try:
         cli()

@@ -44,6 +44,22 @@ class Settings(BaseSettings):
     sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)
     sweep_grace_seconds: int = Field(default=30, ge=0)
     sweep_batch_size: int = Field(default=1000, ge=1)
+    clerk_secret_key: SecretStr | None = Field(
+        default=None, description="sk_live_... or sk_test_...; required by reconcile."
+    )
+    clerk_api_url: str = "https://api.clerk.com/v1"
+    clerk_api_version: str = "2026-05-12"
+    reconcile_page_size: int = Field(default=500, ge=1, le=500)
+    reconcile_rate_share: float = Field(default=0.5, gt=0, le=0.95)
+    reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
+    reconcile_max_attempts: int = Field(default=6, ge=1)
+    reconcile_timeout_seconds: float = Field(default=30.0, gt=0)
+    reconcile_max_delete_share: float = Field(default=0.1, ge=0, le=1)
+    reconcile_delete_floor: int = Field(default=10, ge=0)
+    reconcile_confirm_deletions: bool = True
+    reconcile_cron_hours: str = "3"
+    reconcile_cron_minute: int = Field(default=17, ge=0, le=59)
+    reconcile_lock_ttl_seconds: int = Field(default=120, ge=10)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     host: str = "127.0.0.1"
@@ -67,6 +83,30 @@ class Settings(BaseSettings):
         if self.clerk_webhook_signing_secret_previous is not None:
             secrets.append(self.clerk_webhook_signing_secret_previous)
         return [s.get_secret_value().strip() for s in secrets]
+
+    def clerk_key(self) -> str:
+        if self.clerk_secret_key is None:
+            raise ConfigError(
+                "CLERK_SECRET_KEY is not set: copy the secret key (sk_live_... or sk_test_...) "
+                "from Clerk's dashboard (API keys)"
+            )
+        return self.clerk_secret_key.get_secret_value().strip()
+
+    def clerk_requests_per_10s(self) -> int:
+        """Our share of Clerk's per-instance limit: 1000/10 s live, 100/10 s development."""
+        if self.reconcile_max_requests_per_10s is not None:
+            return self.reconcile_max_requests_per_10s
+        limit = 1000 if self.clerk_key().startswith("sk_live_") else 100
+        return max(1, int(limit * self.reconcile_rate_share))
+
+    def reconcile_hours(self) -> set[int]:
+        try:
+            hours = {int(h) for h in self.reconcile_cron_hours.split(",") if h.strip()}
+        except ValueError:
+            hours = set()
+        if not hours or not all(0 <= h <= 23 for h in hours):
+            raise ConfigError("RECONCILE_CRON_HOURS must be hours 0-23, comma-separated")
+        return hours
 
 
 @lru_cache(maxsize=1)

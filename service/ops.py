@@ -8,6 +8,8 @@ from service.config import Settings
 from service.db import create_engine
 from service.inbox import store
 from service.queue.client import Enqueuer, connect
+from service.reconcile.clerk_api import ClerkAPI
+from service.reconcile.run import ProgressCallback, ReconcileOptions, RunReport, reconcile
 
 
 async def replay_failed(
@@ -27,4 +29,21 @@ async def replay_failed(
         return len(ids)
     finally:
         await enqueuer.close()
+        await engine.dispose()
+
+
+async def run_reconcile(
+    settings: Settings,
+    options: ReconcileOptions,
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Reconcile with this process's own engine and API client (CLI and cron)."""
+    engine = create_engine(settings)
+    api = ClerkAPI(settings)
+    try:
+        if on_progress is None:
+            return await reconcile(engine, api, settings, options)
+        return await reconcile(engine, api, settings, options, on_progress)
+    finally:
+        await api.close()
         await engine.dispose()

@@ -109,14 +109,16 @@ async def test_envelope_timestamp_in_seconds_is_the_end_of_that_second(
     engine: AsyncEngine,
 ) -> None:
     # Clerk's published examples send seconds. An update made at .700 of the same second must
-    # not be able to resurrect the user deleted "at" that second.
+    # not be able to resurrect the user deleted "at" that second; its content (taken before
+    # the deletion) is kept as the last known state, and no identifiers come back.
     seconds = cp.T0 // 1000 + 10
     await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), seconds))
     assert ms((await one(engine, t.users, U))["deleted_at"]) == seconds * 1000 + 999
     late = cp.user(updated_at=seconds * 1000 + 700, first_name="Ghost")
     await deliver(engine, cp.envelope("user.updated", late))
     user = await one(engine, t.users, U)
-    assert user["deleted_at"] is not None and user["first_name"] is None
+    assert ms(user["deleted_at"]) == seconds * 1000 + 999 and user["first_name"] == "Ghost"
+    assert await rows(engine, t.email_addresses, user_id=U) == []
 
 
 async def test_snapshot_older_than_the_deletion_never_resurrects(engine: AsyncEngine) -> None:
@@ -294,3 +296,52 @@ async def test_unknown_types_are_ignored_not_stored(engine: AsyncEngine) -> None
     row = await inbox_row(engine, svix_id)
     assert (row["status"], row["body"]) == (Status.IGNORED, None)
     assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.SKIPPED
+
+
+async def test_last_state_before_deletion_does_not_depend_on_order(engine: AsyncEngine) -> None:
+    v1 = cp.envelope("user.updated", cp.user(updated_at=cp.T0, first_name="V1"))
+    v2 = cp.envelope("user.updated", cp.user(updated_at=cp.T0 + 10, first_name="V2"))
+    gone = cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 100)
+    for event in (v1, gone, v2):
+        await deliver(engine, event)
+    user = await one(engine, t.users, U)
+    assert (user["first_name"], ms(user["updated_at"]), ms(user["deleted_at"])) == (
+        "V2",
+        cp.T0 + 10,
+        cp.T0 + 100,
+    )
+
+
+async def test_children_keep_the_earliest_end_time(engine: AsyncEngine) -> None:
+    m = cp.membership("orgmem_M")
+    await deliver(engine, cp.envelope("organizationMembership.created", m))
+    await deliver(engine, cp.envelope("organizationMembership.deleted", m, cp.T0 + 100))
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 50))
+    assert (
+        ms((await one(engine, t.organization_memberships, "orgmem_M"))["deleted_at"]) == cp.T0 + 50
+    )
+
+
+async def test_a_newer_ended_membership_still_ends_an_older_one(engine: AsyncEngine) -> None:
+    new = cp.membership("orgmem_new", created_at=cp.T0 + 100, updated_at=cp.T0 + 100)
+    old = cp.membership("orgmem_old", created_at=cp.T0, updated_at=cp.T0)
+    await deliver(engine, cp.envelope("organizationMembership.created", new))
+    await deliver(engine, cp.envelope("organizationMembership.deleted", new, cp.T0 + 200))
+    await deliver(engine, cp.envelope("organizationMembership.created", old))
+    assert (
+        ms((await one(engine, t.organization_memberships, "orgmem_old"))["deleted_at"])
+        == cp.T0 + 100
+    )
+    assert (
+        ms((await one(engine, t.organization_memberships, "orgmem_new"))["deleted_at"])
+        == cp.T0 + 200
+    )
+
+
+async def test_out_of_range_times_fail_the_event_not_the_worker(engine: AsyncEngine) -> None:
+    too_far = cp.envelope("user.created", cp.user(updated_at=10**19))
+    assert await deliver(engine, too_far) is Outcome.FAILED
+    stamped = cp.envelope("user.created", cp.user(), timestamp=10**19)
+    svix_id = await store_event(engine, stamped)
+    assert (await inbox_row(engine, svix_id))["event_timestamp_ms"] is None
+    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.APPLIED

@@ -215,6 +215,7 @@ async def test_oversized_streamed_body_is_refused_without_reading_it_all(
     [
         (b"not json", 400, "malformed_json"),
         (b"\xff\xfe{}", 400, "malformed_body"),
+        ('{"type": "user.created", "data": {}}'.encode("utf-16-le"), 400, "malformed_json"),
         (b"[" * 100_000 + b"]" * 100_000, 400, "malformed_json"),
         (b"[1, 2]", 422, "bad_envelope"),
         (b'{"data": {}}', 422, "bad_envelope"),

@@ -7,10 +7,14 @@ import asyncio
 from sqlalchemy import exc as sa_exc
 
 # SQLSTATE classes/codes that clear up by themselves: connection (08), serialization and
-# deadlock (40), resources (53), operator intervention such as a restart (57P), lock timeout
-# (55P03), and a unique race between two workers inserting the same live membership (23505).
+# deadlock (40), resources (53), operator intervention such as a restart (57P), statement
+# timeout (57014), lock timeout (55P03), a unique race between two workers inserting the same
+# live membership (23505), and a schema not migrated yet (42P01 table, 42703 column: the event
+# waits for `migrate`, as SQLite's "no such table" does).
 _TRANSIENT_PREFIXES = ("08", "40", "53", "57P")
-_TRANSIENT_CODES = {"55P03", "23505"}
+_TRANSIENT_CODES = {"55P03", "57014", "23505", "42P01", "42703"}
+# Drivers quote the offending value after these words; it may be a name or an email.
+_VALUE_MARKERS = ("query argument", "for key", "input value")
 
 
 class TransientError(RuntimeError):
@@ -41,7 +45,21 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line error for the inbox and logs; SQL parameters are hidden by the engine."""
+    """A one-line error for the inbox and logs, with no data values in it.
+
+    SQL parameters are hidden by the engine, but drivers quote the offending value in some
+    messages (asyncpg: "invalid input for query argument $4: 'Jane Doe'"): cut those off.
+    """
     orig = getattr(exc, "orig", None) or exc
-    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return f"{type(orig).__name__}: {first_line}"[:500]
+    text = str(orig).strip()
+    line = text.splitlines()[0] if text else ""
+    lowered = line.lower()
+    for marker in _VALUE_MARKERS:
+        at = lowered.find(marker)
+        if at >= 0:
+            cut = line.find(":", at)
+            line = line[:cut] if cut >= 0 else line[: at + len(marker)]
+            break
+    code = sqlstate(exc)
+    suffix = f" [SQLSTATE {code}]" if code else ""
+    return f"{type(orig).__name__}: {line}{suffix}"[:500]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.apply.timestamps import MAX_MS
+
+# Epoch milliseconds a timestamp column can hold.
+Millis = Annotated[int, Field(ge=0, le=MAX_MS)]
 
 
 class PayloadError(ValueError):
@@ -24,16 +29,16 @@ class EmailAddress(_Model):
     id: str
     email_address: str
     verification: Verification | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
 
 
 class PhoneNumber(_Model):
     id: str
     phone_number: str
     verification: Verification | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
 
 
 class ExternalAccount(_Model):
@@ -44,8 +49,8 @@ class ExternalAccount(_Model):
     email_address: str | None = None
     username: str | None = None
     verification: Verification | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
 
 
 class User(_Model):
@@ -65,10 +70,10 @@ class User(_Model):
     unsafe_metadata: dict[str, Any] | None = None
     banned: bool | None = None
     locked: bool | None = None
-    last_sign_in_at: int | None = None
-    last_active_at: int | None = None
-    created_at: int
-    updated_at: int
+    last_sign_in_at: Millis | None = None
+    last_active_at: Millis | None = None
+    created_at: Millis
+    updated_at: Millis
 
 
 class Organization(_Model):
@@ -81,8 +86,8 @@ class Organization(_Model):
     created_by: str | None = None
     public_metadata: dict[str, Any] | None = None
     private_metadata: dict[str, Any] | None = None
-    created_at: int
-    updated_at: int
+    created_at: Millis
+    updated_at: Millis
 
 
 class OrganizationRef(_Model):
@@ -102,8 +107,8 @@ class Membership(_Model):
     private_metadata: dict[str, Any] | None = None
     organization: OrganizationRef
     public_user_data: PublicUserData
-    created_at: int
-    updated_at: int
+    created_at: Millis
+    updated_at: Millis
 
 
 class Invitation(_Model):
@@ -117,9 +122,9 @@ class Invitation(_Model):
     inviter_id: str | None = None
     public_metadata: dict[str, Any] | None = None
     private_metadata: dict[str, Any] | None = None
-    expires_at: int | None = None
-    created_at: int
-    updated_at: int
+    expires_at: Millis | None = None
+    created_at: Millis
+    updated_at: Millis
 
 
 class Domain(_Model):
@@ -129,8 +134,8 @@ class Domain(_Model):
     enrollment_mode: str | None = None
     affiliation_verification: Verification | None = None
     verification: Verification | None = None
-    created_at: int
-    updated_at: int
+    created_at: Millis
+    updated_at: Millis
 
 
 class Deleted(_Model):

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 # 1e11 read as seconds is the year 5138; read as ms it is 1973. Clerk's docs say the envelope
 # `timestamp` is ms, its published examples use seconds: anything below this is seconds.
 _SECONDS_CUTOFF = 100_000_000_000
+# The year 9999 in ms: past it no database timestamp (nor Python datetime) can hold the value.
+MAX_MS = 253_402_300_799_999
 
 
 def envelope_ms(value: object) -> int | None:
@@ -17,7 +19,8 @@ def envelope_ms(value: object) -> int | None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         return None
-    return value * 1000 + 999 if value < _SECONDS_CUTOFF else value
+    ms = value * 1000 + 999 if value < _SECONDS_CUTOFF else value
+    return ms if ms <= MAX_MS else None
 
 
 def from_ms(value: int | None) -> datetime | None:

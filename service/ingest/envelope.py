@@ -21,7 +21,8 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     """JSON object with a string `type` and an object `data`, or a Refusal."""
     try:
-        value = json.loads(body)
+        # Decode explicitly: json.loads(bytes) would also guess UTF-16/32.
+        value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise Refusal(400, "malformed_json", "body is not UTF-8 JSON") from None
     except RecursionError:

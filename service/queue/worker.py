@@ -18,7 +18,10 @@ from service.config import Settings
 from service.db import create_engine
 from service.inbox import store
 from service.logs import get_logger
+from service.ops import run_reconcile
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
+from service.reconcile.lock import AlreadyRunning
+from service.reconcile.run import ReconcileOptions
 
 log = get_logger(__name__)
 
@@ -60,6 +63,16 @@ async def sweep(ctx: WorkerContext) -> int:
     return queued
 
 
+async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
+    """The nightly reconcile; the lease lock makes it unique across workers and CLI runs."""
+    try:
+        report = await run_reconcile(ctx["settings"], ReconcileOptions(trigger="cron"))
+    except AlreadyRunning:
+        log.info("reconcile.skipped", reason="another reconcile holds the lock")
+        return {"skipped": True}
+    return {"run_id": report.run_id, "ok": report.ok}
+
+
 async def _startup(ctx: WorkerContext) -> None:
     settings = ctx["settings"]
     ctx["engine"] = create_engine(settings)
@@ -89,6 +102,23 @@ def _sweep_cron(settings: Settings) -> CronJob:
     )
 
 
+def _cron_jobs(settings: Settings) -> list[CronJob]:
+    jobs = [_sweep_cron(settings)]
+    if settings.clerk_secret_key is not None:
+        jobs.append(
+            cron(
+                reconcile_job,
+                name=f"{settings.queue_prefix}:reconcile",
+                hour=settings.reconcile_hours(),
+                minute=settings.reconcile_cron_minute,
+                second=0,
+                unique=True,
+                timeout=6 * 3600,
+            )
+        )
+    return jobs
+
+
 def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> Worker:
     """A configured arq Worker; tests run it in burst mode, the CLI runs it forever."""
     return Worker(
@@ -100,7 +130,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
                 max_tries=settings.worker_max_tries,
             )
         ],
-        cron_jobs=[_sweep_cron(settings)] if with_cron else [],
+        cron_jobs=_cron_jobs(settings) if with_cron else [],
         queue_name=queue_name(settings),
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=_startup,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, delete, or_, select, tuple_, update
+from sqlalchemy import Table, and_, case, delete, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -45,27 +45,60 @@ def _newest_per_id(rows: Iterable[Row]) -> list[Row]:
     newest: dict[str, Row] = {}
     for row in rows:
         held = newest.get(row["id"])
-        if held is None or (row["updated_at"] or 0) >= (held["updated_at"] or 0):
+        if held is None or row["updated_at"] >= held["updated_at"]:
             newest[row["id"]] = row
     return list(newest.values())
 
 
-async def upsert_versioned(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> set[str]:
-    """Insert or move rows forward; returns the ids whose snapshot was applied."""
-    applied: set[str] = set()
+async def upsert_versioned(
+    conn: AsyncConnection, table: Table, rows: Sequence[Row]
+) -> dict[str, datetime | None]:
+    """Insert or move rows forward; returns {id: deleted_at} for the snapshots applied.
+
+    A tombstoned row still takes a newer snapshot taken before its deletion (so the last
+    known state does not depend on delivery order) but stays deleted. Only a snapshot of an
+    object created after the deletion lifts the tombstone.
+    """
+    applied: dict[str, datetime | None] = {}
     for chunk in _chunks(_newest_per_id(rows)):
         stmt = _insert(conn, table).values(list(chunk))
-        new = stmt.excluded
+        new, old = stmt.excluded, table.c
+        lifts = new.created_at > old.deleted_at
         guard = and_(
-            or_(table.c.updated_at.is_(None), new.updated_at >= table.c.updated_at),
-            or_(table.c.deleted_at.is_(None), new.created_at > table.c.deleted_at),
+            or_(old.updated_at.is_(None), new.updated_at >= old.updated_at),
+            or_(old.deleted_at.is_(None), lifts, new.updated_at <= old.deleted_at),
         )
         columns = {c.name: new[c.name] for c in table.columns if c.name != "id"}
+        columns["deleted_at"] = case(
+            (old.deleted_at.is_(None), new.deleted_at),
+            (lifts, new.deleted_at),
+            (and_(new.deleted_at.is_not(None), new.deleted_at < old.deleted_at), new.deleted_at),
+            else_=old.deleted_at,
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.id], set_=columns, where=guard
-        ).returning(table.c.id)
-        applied.update((await conn.execute(stmt)).scalars())
+        ).returning(table.c.id, table.c.deleted_at)
+        applied.update({r.id: r.deleted_at for r in await conn.execute(stmt)})
     return applied
+
+
+async def lock_parents(conn: AsyncConnection, ids: Iterable[str]) -> None:
+    """Serialise writers of the same users/organizations on PostgreSQL.
+
+    Without it, under READ COMMITTED, a child checked against a live parent can commit after
+    the parent's deletion ended its siblings, and stay live. Transaction-scoped advisory
+    locks, taken in one statement in a fixed order; SQLite already serialises writers.
+    """
+    keys = sorted(set(ids))
+    if not keys or conn.dialect.name != "postgresql":
+        return
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended('clerk-replica:' || k, 0)) "
+            "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"keys": keys},
+    )
 
 
 async def tombstone(
@@ -89,14 +122,20 @@ async def end_children(
     conn: AsyncConnection, table: Table, column: str, items: Sequence[tuple[str, datetime]]
 ) -> None:
     """End the live rows of `table` whose `column` names a deleted parent."""
+    await _end_live(conn, table, table.c[column], items)
+
+
+async def _end_live(
+    conn: AsyncConnection, table: Table, key: Any, items: Sequence[tuple[str, datetime]]
+) -> None:
     by_time: dict[datetime, list[str]] = defaultdict(list)
-    for parent_id, at in items:
-        by_time[at].append(parent_id)
-    for at, parent_ids in by_time.items():
-        for chunk in _chunks(parent_ids):
+    for value, at in items:
+        by_time[at].append(value)
+    for at, values in by_time.items():
+        for chunk in _chunks(values):
             await conn.execute(
                 update(table)
-                .where(table.c[column].in_(chunk), table.c.deleted_at.is_(None))
+                .where(key.in_(chunk), or_(table.c.deleted_at.is_(None), table.c.deleted_at > at))
                 .values(deleted_at=at)
             )
 
@@ -137,9 +176,11 @@ async def upsert_users(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> 
         if held is None or snap.user["updated_at"] >= held.user["updated_at"]:
             newest[snap.user["id"]] = snap
     applied = await upsert_versioned(conn, t.users, [s.user for s in newest.values()])
-    if applied:
-        await _replace_identifiers(conn, [newest[i] for i in sorted(applied)])
-    return applied
+    live = sorted(i for i, deleted_at in applied.items() if deleted_at is None)
+    if live:
+        # A deleted user keeps no identifiers, whatever snapshot arrives later.
+        await _replace_identifiers(conn, [newest[i] for i in live])
+    return set(applied)
 
 
 async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> None:
@@ -163,6 +204,7 @@ async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRo
 
 async def delete_users(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> None:
     """Tombstone users, drop their identifiers, end their memberships."""
+    await lock_parents(conn, (i for i, _ in items))
     await tombstone(conn, t.users, items)
     ids = [i for i, _ in items]
     for table in t.IDENTIFIER_TABLES:
@@ -175,13 +217,14 @@ async def delete_users(conn: AsyncConnection, items: Sequence[tuple[str, datetim
 
 
 async def upsert_organizations(conn: AsyncConnection, rows: Sequence[Row]) -> set[str]:
-    return await upsert_versioned(conn, t.organizations, rows)
+    return set(await upsert_versioned(conn, t.organizations, rows))
 
 
 async def delete_organizations(
     conn: AsyncConnection, items: Sequence[tuple[str, datetime]]
 ) -> None:
     """Tombstone organizations and end their memberships, invitations and domains."""
+    await lock_parents(conn, (i for i, _ in items))
     await tombstone(conn, t.organizations, items)
     for table in (t.organization_memberships, t.organization_invitations, t.organization_domains):
         await end_children(conn, table, "organization_id", items)
@@ -193,6 +236,7 @@ async def delete_organizations(
 async def upsert_memberships(conn: AsyncConnection, rows: Sequence[Row]) -> set[str]:
     m = t.organization_memberships
     rows = [dict(r) for r in _newest_per_id(rows)]
+    await lock_parents(conn, [r["user_id"] for r in rows] + [r["organization_id"] for r in rows])
     _end_with_parents(
         rows,
         [
@@ -204,48 +248,45 @@ async def upsert_memberships(conn: AsyncConnection, rows: Sequence[Row]) -> set[
         ],
     )
     await _settle_live_pairs(conn, rows)
-    return await upsert_versioned(conn, m, rows)
+    return set(await upsert_versioned(conn, m, rows))
 
 
 async def _settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
     """Keep one live membership per (organization, user): the newest by (created_at, id).
 
-    Older live rows in the table are ended at the winner's creation; older incoming rows are
-    stored already ended. A newer membership's existence proves the older one ended in Clerk.
+    The newest is chosen among every membership of the pair, ended ones included: a newer
+    membership's existence proves the older one ended in Clerk, by its creation at the latest.
+    Older live rows in the table are ended then; older incoming rows are stored already ended.
     """
     m = t.organization_memberships
-    incoming = [r for r in rows if r["deleted_at"] is None]
-    if not incoming:
+    if not rows:
         return
-    pairs = sorted({(r["organization_id"], r["user_id"]) for r in incoming})
-    stored: list[tuple[str, str, str, datetime]] = []
+    pairs = sorted({(r["organization_id"], r["user_id"]) for r in rows})
+    stored: list[tuple[str, str, str, datetime, datetime | None]] = []
     for chunk in _chunks(pairs):
         result = await conn.execute(
-            select(m.c.id, m.c.organization_id, m.c.user_id, m.c.created_at).where(
-                tuple_(m.c.organization_id, m.c.user_id).in_(list(chunk)),
-                m.c.deleted_at.is_(None),
+            select(m.c.id, m.c.organization_id, m.c.user_id, m.c.created_at, m.c.deleted_at).where(
+                tuple_(m.c.organization_id, m.c.user_id).in_(list(chunk))
             )
         )
-        stored.extend((r.id, r.organization_id, r.user_id, r.created_at) for r in result)
+        stored.extend(
+            (r.id, r.organization_id, r.user_id, r.created_at, r.deleted_at) for r in result
+        )
 
     candidates: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
-    for mid, org_id, user_id, created in stored:
+    for mid, org_id, user_id, created, _deleted in stored:
         candidates[(org_id, user_id)].append((created, mid))
-    for r in incoming:
+    for r in rows:
         candidates[(r["organization_id"], r["user_id"])].append((r["created_at"], r["id"]))
 
     winners = {pair: max(c) for pair, c in candidates.items()}
-    for mid, org_id, user_id, _created in stored:
+    for mid, org_id, user_id, _created, deleted in stored:
         win_created, win_id = winners[(org_id, user_id)]
-        if win_id != mid:
-            await conn.execute(
-                update(m)
-                .where(m.c.id == mid, m.c.deleted_at.is_(None))
-                .values(deleted_at=win_created)
-            )
-    for r in incoming:
+        if win_id != mid and (deleted is None or deleted > win_created):
+            await conn.execute(update(m).where(m.c.id == mid).values(deleted_at=win_created))
+    for r in rows:
         win_created, win_id = winners[(r["organization_id"], r["user_id"])]
-        if win_id != r["id"]:
+        if win_id != r["id"] and (r["deleted_at"] is None or r["deleted_at"] > win_created):
             r["deleted_at"] = win_created
 
 
@@ -270,8 +311,16 @@ async def delete_memberships(conn: AsyncConnection, rows: Sequence[Row]) -> None
 async def upsert_org_children(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> set[str]:
     """Invitations and domains: stored already ended when their organization is deleted."""
     rows = [dict(r) for r in _newest_per_id(rows)]
-    ended = await _ended_parents(
-        conn, t.organizations, (r["organization_id"] for r in rows if r["organization_id"])
+    org_ids = [r["organization_id"] for r in rows if r["organization_id"]]
+    await lock_parents(conn, org_ids)
+    _end_with_parents(
+        rows, [("organization_id", await _ended_parents(conn, t.organizations, org_ids))]
     )
-    _end_with_parents(rows, [("organization_id", ended)])
-    return await upsert_versioned(conn, table, rows)
+    return set(await upsert_versioned(conn, table, rows))
+
+
+async def end_rows(
+    conn: AsyncConnection, table: Table, items: Sequence[tuple[str, datetime]]
+) -> None:
+    """End live rows by id (memberships, invitations: their rows always exist already)."""
+    await _end_live(conn, table, table.c.id, items)

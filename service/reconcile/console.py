@@ -1,0 +1,101 @@
+"""How a reconcile looks on a terminal: a progress bar per resource (plain log lines when not
+a terminal) and a summary table at the end."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from service.logs import get_logger
+from service.reconcile.run import PassReport, ProgressCallback, RunReport
+
+log = get_logger(__name__)
+
+
+@contextmanager
+def progress_display() -> Iterator[ProgressCallback]:
+    if not sys.stderr.isatty():
+
+        def log_line(report: PassReport, total: int | None) -> None:
+            log.info(
+                "reconcile.progress", resource=report.resource, listed=report.listed, total=total
+            )
+
+        yield log_line
+        return
+    bars = Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(report: PassReport, total: int | None) -> None:
+        if report.resource not in tasks:
+            tasks[report.resource] = bars.add_task(report.resource, total=total)
+        bars.update(tasks[report.resource], completed=report.listed, total=total)
+
+    with bars:
+        yield update
+
+
+def summary_table(report: RunReport) -> Table:
+    title = (
+        "reconcile (dry run: nothing written)"
+        if report.dry_run
+        else f"reconcile run {report.run_id}"
+    )
+    if report.resumed:
+        title += " (resumed)"
+    table = Table(title=title)
+    for column in (
+        "type",
+        "result",
+        "created",
+        "updated",
+        "unchanged",
+        "tombstoned",
+        "requests",
+        "429s",
+        "seconds",
+    ):
+        table.add_column(column, justify="left" if column in ("type", "result") else "right")
+    for p in report.passes:
+        table.add_row(
+            p.resource,
+            p.status,
+            str(p.created),
+            str(p.updated),
+            str(p.unchanged),
+            str(p.tombstoned),
+            str(p.requests),
+            str(p.throttled),
+            f"{p.seconds:.1f}",
+        )
+    return table
+
+
+def print_summary(report: RunReport) -> None:
+    console = Console()
+    console.print(summary_table(report))
+    for p in report.passes:
+        if p.error:
+            console.print(f"{p.resource}: {p.error}", style="red", highlight=False)
+        if p.invalid:
+            console.print(
+                f"{p.resource}: {p.invalid} object(s) did not fit and were skipped", highlight=False
+            )

@@ -1,0 +1,81 @@
+"""A lease lock in the database: two reconciles never run at once, across machines, and a
+crashed holder's lease simply expires."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.reconcile.tables import locks
+
+
+class AlreadyRunning(RuntimeError):
+    """Another process holds the lease."""
+
+
+class LeaseLock:
+    def __init__(self, engine: AsyncEngine, name: str, ttl_seconds: int) -> None:
+        self._engine = engine
+        self._name = name
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+
+    async def acquire(self) -> bool:
+        now = datetime.now(UTC)
+        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        values = insert(locks).values(
+            name=self._name, holder=self.holder, expires_at=now + self._ttl
+        )
+        stmt = values.on_conflict_do_update(
+            index_elements=[locks.c.name],
+            set_={"holder": values.excluded.holder, "expires_at": values.excluded.expires_at},
+            where=locks.c.expires_at < now,
+        ).returning(locks.c.holder)
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def renew(self) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(locks)
+                .where(locks.c.name == self._name, locks.c.holder == self.holder)
+                .values(expires_at=datetime.now(UTC) + self._ttl)
+            )
+        return bool(result.rowcount)
+
+    async def release(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(locks).where(locks.c.name == self._name, locks.c.holder == self.holder)
+            )
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Hold the lease for the block, renewing it in the background; AlreadyRunning if not."""
+        if not await self.acquire():
+            raise AlreadyRunning(f"another process holds the {self._name!r} lock")
+
+        async def keep_alive() -> None:
+            while True:
+                await asyncio.sleep(self._ttl.total_seconds() / 3)
+                with suppress(Exception):  # a blip is fine: the lease outlives two misses
+                    await self.renew()
+
+        renewer = asyncio.create_task(keep_alive())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewer
+            await self.release()

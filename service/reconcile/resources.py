@@ -1,0 +1,199 @@
+"""The resource types reconcile walks: where Clerk lists them, how they page, and which
+replica writes and single-object lookups they use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.apply import rows
+from service.apply.rows import Row, RowOptions, UserRows
+from service.reconcile.clerk_api import ClerkAPI, ClerkRequestError
+from service.replica import tables as t
+from service.replica import writes
+
+Built = Any  # a Row, or UserRows for users
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    table: Table
+    path: str
+    build: Callable[[dict[str, Any], RowOptions], Built]
+    upsert: Callable[[AsyncConnection, Sequence[Built]], Awaitable[set[str]]]
+    end: Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]
+    lookup: Callable[[ClerkAPI, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+    bare_array: bool = False  # GET /users answers a bare array, the others {data, total_count}
+    cursor: bool = False  # supports starting_after
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def main_row(built: Built) -> Row:
+    return built.user if isinstance(built, UserRows) else built
+
+
+async def _lookup_path(api: ClerkAPI, path: str) -> dict[str, Any] | None:
+    found = await api.get_or_none(path)
+    return found if isinstance(found, dict) else None
+
+
+async def _lookup_membership(api: ClerkAPI, row: dict[str, Any]) -> dict[str, Any] | None:
+    # No endpoint reads a membership by id: list the organization's memberships of that user.
+    try:
+        found = await api.get(
+            f"organizations/{row['organization_id']}/memberships",
+            {"user_id": row["user_id"], "limit": 10},
+        )
+    except ClerkRequestError as exc:
+        if exc.status == 404:  # the organization itself is gone
+            return None
+        raise
+    for item in found.get("data", []) if isinstance(found, dict) else []:
+        if isinstance(item, dict) and item.get("id") == row["id"]:
+            return item
+    return None
+
+
+def _users_upsert(conn: AsyncConnection, built: Sequence[Built]) -> Awaitable[set[str]]:
+    return writes.upsert_users(conn, built)
+
+
+def _org_child_upsert(
+    table: Table,
+) -> Callable[[AsyncConnection, Sequence[Built]], Awaitable[set[str]]]:
+    def upsert(conn: AsyncConnection, built: Sequence[Built]) -> Awaitable[set[str]]:
+        return writes.upsert_org_children(conn, table, built)
+
+    return upsert
+
+
+def _ender(
+    table: Table,
+) -> Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]:
+    def end(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> Awaitable[None]:
+        return writes.end_rows(conn, table, items)
+
+    return end
+
+
+def _tombstoner(
+    table: Table,
+) -> Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]:
+    def end(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> Awaitable[None]:
+        return writes.tombstone(conn, table, items)
+
+    return end
+
+
+# Parents first, so children see their parents' tombstones.
+RESOURCES: dict[str, Resource] = {
+    r.name: r
+    for r in (
+        Resource(
+            name="organizations",
+            table=t.organizations,
+            path="organizations",
+            params={"include_members_count": "true"},
+            build=rows.organization_row,
+            upsert=writes.upsert_organizations,
+            end=writes.delete_organizations,
+            lookup=lambda api, row: _lookup_path(api, f"organizations/{row['id']}"),
+        ),
+        Resource(
+            name="users",
+            table=t.users,
+            path="users",
+            bare_array=True,
+            cursor=True,
+            build=rows.user_rows,
+            upsert=_users_upsert,
+            end=writes.delete_users,
+            lookup=lambda api, row: _lookup_path(api, f"users/{row['id']}"),
+        ),
+        Resource(
+            name="memberships",
+            table=t.organization_memberships,
+            path="organization_memberships",
+            build=rows.membership_row,
+            upsert=writes.upsert_memberships,
+            end=_ender(t.organization_memberships),
+            lookup=_lookup_membership,
+        ),
+        Resource(
+            name="invitations",
+            table=t.organization_invitations,
+            path="organization_invitations",
+            build=rows.invitation_row,
+            upsert=_org_child_upsert(t.organization_invitations),
+            end=_ender(t.organization_invitations),
+            lookup=lambda api, row: _lookup_path(
+                api, f"organizations/{row['organization_id']}/invitations/{row['id']}"
+            ),
+        ),
+        Resource(
+            name="domains",
+            table=t.organization_domains,
+            path="organization_domains",
+            build=rows.domain_row,
+            upsert=_org_child_upsert(t.organization_domains),
+            end=_tombstoner(t.organization_domains),
+            lookup=lambda api, row: _lookup_path(
+                api, f"organizations/{row['organization_id']}/domains/{row['id']}"
+            ),
+        ),
+    )
+}
+
+
+@dataclass
+class Position:
+    """Where a pass stands: items listed so far, and the last id (the users' cursor)."""
+
+    offset: int = 0
+    cursor: str | None = None
+    use_cursor: bool = True
+
+
+async def pages(
+    api: ClerkAPI, resource: Resource, page_size: int, position: Position
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Yield pages in created_at order, advancing `position` after each one.
+
+    Users page by `starting_after` (Clerk's advice for deep lists); if the API rejects or
+    ignores the cursor we fall back to offsets. Everything else pages by offset.
+    """
+    while True:
+        params: dict[str, Any] = {**resource.params, "limit": page_size, "order_by": "+created_at"}
+        cursor_mode = resource.cursor and position.use_cursor and position.cursor is not None
+        if cursor_mode:
+            params["starting_after"] = position.cursor
+        else:
+            params["offset"] = position.offset
+        try:
+            body = await api.get(resource.path, params)
+        except ClerkRequestError as exc:
+            if cursor_mode and exc.status in (400, 422):
+                position.use_cursor = False
+                continue
+            raise
+        items = (
+            body if resource.bare_array else body.get("data") if isinstance(body, dict) else None
+        )
+        if not isinstance(items, list):
+            raise ClerkRequestError(f"unexpected list shape from {resource.path}", 200)
+        items = [i for i in items if isinstance(i, dict)]
+        if cursor_mode and any(i.get("id") == position.cursor for i in items):
+            position.use_cursor = False  # the API ignored starting_after: use offsets
+            continue
+        position.offset += len(items)
+        if items and isinstance(items[-1].get("id"), str):
+            position.cursor = items[-1]["id"]
+        yield items
+        if len(items) < page_size:
+            return

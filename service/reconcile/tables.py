@@ -1,0 +1,65 @@
+"""Bookkeeping for reconcile: runs (what happened), progress (where to resume), seen ids
+(for deletion detection without holding them in memory), and lease locks."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, Text
+
+from service.metadata import JSONValue, UTCDateTime, metadata
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+runs = Table(
+    "clerk_replica_reconcile_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger", String(16), nullable=False),  # cli | cron
+    Column("status", String(16), nullable=False),
+    Column("resources", JSONValue, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("summary", JSONValue),
+    Column("error", Text),
+)
+
+progress = Table(
+    "clerk_replica_reconcile_progress",
+    metadata,
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey(runs.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("resource", String(32), primary_key=True),
+    # Objects created after the pass started may be missing from it: never tombstone those.
+    Column("pass_started_at", UTCDateTime, nullable=False),
+    Column("cursor", String(255)),  # the last id seen (users' starting_after)
+    Column("offset", Integer, nullable=False, default=0),
+    Column("listed", Boolean, nullable=False, default=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("counts", JSONValue, nullable=False),
+)
+
+seen = Table(
+    "clerk_replica_reconcile_seen",
+    metadata,
+    Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("resource", String(32), primary_key=True),
+    Column("object_id", String(255), primary_key=True),
+)
+
+locks = Table(
+    "clerk_replica_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,374 @@
+"""A faithful fake of Clerk's Backend API (read side), served over real HTTP on loopback.
+
+Faithful to clerk-facts.md section 3: bare array for /users plus /users/count, {data,
+total_count} elsewhere, limit 1..500 (default 10, 422 outside), offset >= 0, order_by with
++/- created_at (default -created_at), starting_after cursor for /users (422 with a non-created_at
+order or a non-zero offset), Clerk's error JSON for 401/404/422/429/5xx, Retry-After on 429.
+Faults (5xx, 429, slow answers, bad JSON) and data changes between and during runs are scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests import clerk_payloads as cp
+from tests.servers import free_port
+
+KEY = "sk_test_fake_replica_key"
+MAX_LIMIT = 500
+
+
+@dataclass
+class Fault:
+    kind: str  # status | rate_limited | slow | bad_json
+    status: int = 503
+    retry_after: int = 1
+    seconds: float = 0.0
+    path: str | None = None  # only requests whose path contains this
+
+
+@dataclass
+class Logged:
+    at: float
+    path: str
+    params: dict[str, str]
+    status: int
+
+
+class SyntheticUsers(Sequence[dict[str, Any]]):
+    """n users made on demand (ids user_000000001...), so a 100k-user fake costs no memory."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.n))]
+        if index < 0:
+            index += self.n
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return cp.user(
+            f"user_{index:09d}",
+            created_at=cp.T0 + index,
+            updated_at=cp.T0 + index,
+            emails=[cp.email(f"idn_{index:09d}", f"u{index}@example.org")],
+            first_name=f"User{index}",
+        )
+
+    def index_of(self, user_id: str) -> int | None:
+        try:
+            index = int(user_id.removeprefix("user_"))
+        except ValueError:
+            return None
+        return index if 0 <= index < self.n else None
+
+
+def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    body = {
+        "errors": [{"code": code, "message": message, "long_message": message, "meta": {}}],
+        "meta": {},
+        "clerk_trace_id": uuid4().hex,
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str, code: str = "form_param_value_invalid") -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+@dataclass
+class FakeClerk:
+    key: str = KEY
+    rate_limit_per_10s: int | None = None
+    supports_cursor: bool = True
+    users: Any = field(default_factory=list)
+    organizations: list[dict[str, Any]] = field(default_factory=list)
+    memberships: list[dict[str, Any]] = field(default_factory=list)
+    invitations: list[dict[str, Any]] = field(default_factory=list)
+    domains: list[dict[str, Any]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    log: list[Logged] = field(default_factory=list)
+    # Called (in the server's thread) before each list request: mutate data mid-run, or
+    # return a Response to answer with it instead.
+    on_list: Callable[[str, dict[str, str]], Any] | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _window: deque[float] = field(default_factory=deque)
+
+    # -- the app -------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/v1/users", self._list("users", bare=True)),
+            Route("/v1/users/count", self._users_count),
+            Route("/v1/users/{id}", self._get("users")),
+            Route("/v1/organizations", self._list("organizations")),
+            Route("/v1/organizations/{id}", self._get("organizations")),
+            Route("/v1/organizations/{org}/memberships", self._org_memberships),
+            Route("/v1/organizations/{org}/invitations/{id}", self._get("invitations")),
+            Route("/v1/organizations/{org}/domains/{id}", self._get("domains")),
+            Route("/v1/organization_memberships", self._list("memberships")),
+            Route("/v1/organization_invitations", self._list("invitations")),
+            Route("/v1/organization_domains", self._list("domains")),
+        ]
+        app = Starlette(routes=routes)
+        app.add_exception_handler(404, self._not_found)
+        return app
+
+    async def _not_found(self, request: Request, _exc: Exception) -> Response:
+        return error(404, "resource_not_found", "not found")
+
+    async def _gate(self, request: Request) -> Response | None:
+        """Auth, rate limit and scripted faults, in the order Clerk would apply them."""
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return error(401, "authentication_invalid", "Unauthorized request")
+        with self.lock:
+            now = time.monotonic()
+            if self.rate_limit_per_10s is not None:
+                while self._window and self._window[0] <= now - 10:
+                    self._window.popleft()
+                if len(self._window) >= self.rate_limit_per_10s:
+                    wait = math.ceil(self._window[0] + 10 - now)
+                    return error(
+                        429, "too_many_requests", "Too many requests", **{"Retry-After": str(wait)}
+                    )
+                self._window.append(now)
+            fault = None
+            if self.faults and (
+                self.faults[0].path is None or self.faults[0].path in request.url.path
+            ):
+                fault = self.faults.popleft()
+        if fault is None:
+            return None
+        if fault.kind == "status":
+            return error(fault.status, "internal_clerk_error", "Something went wrong")
+        if fault.kind == "rate_limited":
+            return error(
+                429,
+                "too_many_requests",
+                "Too many requests",
+                **{"Retry-After": str(fault.retry_after)},
+            )
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+            return None
+        if fault.kind == "bad_json":
+            return Response(b"<html>bad gateway</html>", status_code=200, media_type="text/html")
+        raise AssertionError(fault.kind)
+
+    def _record(self, request: Request, response: Response) -> Response:
+        with self.lock:
+            self.log.append(
+                Logged(
+                    time.monotonic(),
+                    request.url.path,
+                    dict(request.query_params),
+                    response.status_code,
+                )
+            )
+        return response
+
+    def _list(self, name: str, bare: bool = False) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            refused = await self._gate(request)
+            if refused is not None:
+                return self._record(request, refused)
+            params = dict(request.query_params)
+            if self.on_list is not None:
+                override = self.on_list(name, params)
+                if isinstance(override, Response):
+                    return self._record(request, override)
+            try:
+                page, total = self._page(name, params)
+            except _Invalid as exc:
+                return self._record(request, error(422, exc.code, exc.message))
+            body: Any = page if bare else {"data": page, "total_count": total}
+            return self._record(request, JSONResponse(body))
+
+        return endpoint
+
+    def _page(self, name: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+        limit = self._int(params, "limit", 10)
+        offset = self._int(params, "offset", 0)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise _Invalid(f"limit must be between 1 and {MAX_LIMIT}")
+        if offset < 0:
+            raise _Invalid("offset must be at least 0")
+        order = params.get("order_by", "-created_at")
+        if order.lstrip("+-") != "created_at":
+            raise _Invalid("order_by is not supported by this fake")
+        descending = order.startswith("-")
+        with self.lock:
+            items = getattr(self, name)
+            total = len(items)
+            cursor = (
+                params.get("starting_after") if name == "users" and self.supports_cursor else None
+            )
+            if isinstance(items, SyntheticUsers):
+                indices: Sequence[int] = range(total - 1, -1, -1) if descending else range(total)
+                if cursor is not None:
+                    found = items.index_of(cursor)
+                    if found is None:
+                        raise _Invalid("starting_after does not match a user")
+                    indices = range(found - 1, -1, -1) if descending else range(found + 1, total)
+                    if offset:
+                        raise _Invalid("starting_after cannot be combined with offset")
+                chosen = indices[offset : offset + limit]
+                return [items[i] for i in chosen], total
+            ordered = sorted(items, key=lambda o: (o["created_at"], o["id"]), reverse=descending)
+            if cursor is not None:
+                if offset:
+                    raise _Invalid("starting_after cannot be combined with offset")
+                ids = [o["id"] for o in ordered]
+                if cursor not in ids:
+                    raise _Invalid("starting_after does not match a user")
+                ordered = ordered[ids.index(cursor) + 1 :]
+            return [dict(o) for o in ordered[offset : offset + limit]], total
+
+    @staticmethod
+    def _int(params: dict[str, str], name: str, default: int) -> int:
+        try:
+            return int(params.get(name, default))
+        except ValueError:
+            raise _Invalid(f"{name} must be an integer", "form_param_format_invalid") from None
+
+    async def _users_count(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return self._record(request, refused)
+        with self.lock:
+            return self._record(
+                request, JSONResponse({"object": "total_count", "total_count": len(self.users)})
+            )
+
+    def _get(self, name: str) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            refused = await self._gate(request)
+            if refused is not None:
+                return self._record(request, refused)
+            wanted = request.path_params["id"]
+            with self.lock:
+                items = getattr(self, name)
+                if isinstance(items, SyntheticUsers):
+                    index = items.index_of(wanted)
+                    found = items[index] if index is not None else None
+                else:
+                    found = next((o for o in items if o["id"] == wanted), None)
+            if found is None:
+                return self._record(
+                    request,
+                    error(404, "resource_not_found", f"No {name[:-1]} was found with id {wanted}"),
+                )
+            return self._record(request, JSONResponse(found))
+
+        return endpoint
+
+    async def _org_memberships(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return self._record(request, refused)
+        org = request.path_params["org"]
+        user_ids = request.query_params.getlist("user_id")
+        with self.lock:
+            if not any(o["id"] == org for o in self.organizations):
+                return self._record(
+                    request, error(404, "resource_not_found", "No organization was found")
+                )
+            found = [
+                m
+                for m in self.memberships
+                if m["organization"]["id"] == org
+                and (not user_ids or m["public_user_data"]["user_id"] in user_ids)
+            ]
+        return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
+
+    # -- helpers for tests -----------------------------------------------------------------
+
+    def requests_to(self, path: str) -> list[Logged]:
+        with self.lock:
+            return [entry for entry in self.log if entry.path == f"/v1/{path}"]
+
+    def delete(self, name: str, object_id: str) -> None:
+        with self.lock:
+            setattr(self, name, [o for o in getattr(self, name) if o["id"] != object_id])
+
+
+def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) -> None:
+    """A small instance: users, organizations, memberships, one invitation and domain per org."""
+    fake.users = [
+        cp.user(
+            f"user_{i:05d}",
+            created_at=cp.T0 + i,
+            updated_at=cp.T0 + i,
+            emails=[cp.email(f"idn_{i:05d}", f"u{i}@example.org")],
+        )
+        for i in range(users)
+    ]
+    fake.organizations = [
+        cp.organization(f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j, slug=f"org-{j}")
+        for j in range(orgs)
+    ]
+    fake.memberships = [
+        cp.membership(
+            f"orgmem_{j:04d}_{k:03d}",
+            org_id=f"org_{j:04d}",
+            user_id=f"user_{(j * members_per_org + k) % users:05d}",
+            created_at=cp.T0 + j * members_per_org + k,
+            updated_at=cp.T0 + j * members_per_org + k,
+        )
+        for j in range(orgs)
+        for k in range(members_per_org)
+    ]
+    fake.invitations = [
+        cp.invitation(
+            f"orginv_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
+        )
+        for j in range(orgs)
+    ]
+    fake.domains = [
+        cp.domain(
+            f"orgdmn_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
+        )
+        for j in range(orgs)
+    ]
+
+
+@contextmanager
+def serve(fake: FakeClerk) -> Iterator[str]:
+    """Run the fake on a real uvicorn server on loopback; yields its base URL (.../v1)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the fake Clerk API did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
