@@ -76,3 +76,32 @@ async def test_user_updates_race_to_the_newest(pg_engine: AsyncEngine) -> None:
     (user,) = await rows(pg_engine, t.users)
     assert user["primary_email_address"] == "9@x.org"
     assert [e["id"] for e in await rows(pg_engine, t.email_addresses)] == ["idn_9"]
+
+
+async def test_a_child_committed_after_its_parents_deletion_still_ends(
+    pg_engine: AsyncEngine,
+) -> None:
+    """Under READ COMMITTED a membership checked against a live user could commit after the
+    user's deletion ended its siblings. The parent lock makes the deletion wait for it."""
+    from service.apply.rows import membership_row
+    from service.replica import writes
+
+    row = membership_row(cp.membership("orgmem_racing"), RowOptions())
+    async with pg_engine.connect() as first:
+        transaction = await first.begin()
+        await writes.upsert_memberships(first, [row])  # checked: the user is live
+        deletion = asyncio.create_task(
+            apply_with_retries(
+                pg_engine,
+                await store_event(
+                    pg_engine,
+                    cp.envelope("user.deleted", cp.deleted("user", cp.user()["id"]), cp.T0 + 50),
+                ),
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not deletion.done()  # it waits for the membership's transaction
+        await transaction.commit()
+    assert await deletion == Outcome.APPLIED
+    (membership,) = await rows(pg_engine, t.organization_memberships)
+    assert membership["deleted_at"] is not None

@@ -102,7 +102,7 @@ def _sweep_cron(settings: Settings) -> CronJob:
     )
 
 
-def _cron_jobs(settings: Settings) -> list[CronJob]:
+def cron_jobs(settings: Settings) -> list[CronJob]:
     jobs = [_sweep_cron(settings)]
     if settings.clerk_secret_key is not None:
         jobs.append(
@@ -130,7 +130,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
                 max_tries=settings.worker_max_tries,
             )
         ],
-        cron_jobs=_cron_jobs(settings) if with_cron else [],
+        cron_jobs=cron_jobs(settings) if with_cron else [],
         queue_name=queue_name(settings),
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=_startup,

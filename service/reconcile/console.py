@@ -73,7 +73,9 @@ def summary_table(report: RunReport) -> Table:
         "429s",
         "seconds",
     ):
-        table.add_column(column, justify="left" if column in ("type", "result") else "right")
+        table.add_column(
+            column, justify="left" if column in ("type", "result") else "right", no_wrap=True
+        )
     for p in report.passes:
         table.add_row(
             p.resource,
@@ -90,7 +92,8 @@ def summary_table(report: RunReport) -> Table:
 
 
 def print_summary(report: RunReport) -> None:
-    console = Console()
+    # Piped into a log or a file there is no terminal width: never truncate the figures.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(report))
     for p in report.passes:
         if p.error:

@@ -1,0 +1,192 @@
+"""`clerk-replica reconcile` as a user runs it, the nightly cron job, and flat memory at 100k."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.queue.worker import cron_jobs, reconcile_job
+from service.reconcile.tables import runs
+from service.replica import tables as t
+from tests.conftest import make_settings
+from tests.fake_clerk import KEY, FakeClerk, SyntheticUsers, populate, serve
+from tests.replica_helpers import rows
+from tests.test_cli import CLI, env
+
+
+@pytest.fixture
+def fake() -> FakeClerk:
+    fake = FakeClerk()
+    populate(fake, users=30, orgs=3, members_per_org=2)
+    return fake
+
+
+@pytest.fixture
+def clerk_url(fake: FakeClerk) -> Iterator[str]:
+    with serve(fake) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_sqlite(sqlite_db_url: str) -> str:
+    return sqlite_db_url
+
+
+def reconcile_cli(
+    *args: str, database_url: str, clerk_url: str, key: str = KEY
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "reconcile", *args],
+        env=env(
+            database_url=database_url,
+            clerk_secret_key=key,
+            clerk_api_url=clerk_url,
+            reconcile_max_requests_per_10s="10000",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_url: str) -> None:
+    dry = reconcile_cli("--dry-run", database_url=migrated_sqlite, clerk_url=clerk_url)
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run" in dry.stdout
+    assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│\s+0\s+│", dry.stdout), dry.stdout
+
+    real = reconcile_cli("--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
+    assert real.returncode == 0, real.stderr
+    assert "organizations" not in real.stdout
+    assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│", real.stdout), real.stdout
+    for column in ("created", "updated", "unchanged", "tombstoned", "requests", "429s", "seconds"):
+        assert column in real.stdout
+    # Not a terminal: progress is plain log lines, and they carry no personal data.
+    assert "reconcile.progress" in real.stderr and "@example.org" not in real.stderr
+    assert KEY not in real.stdout + real.stderr
+
+
+def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: str) -> None:
+    bad_key = reconcile_cli(database_url=migrated_sqlite, clerk_url=clerk_url, key="sk_test_nope")
+    assert bad_key.returncode == 1
+    assert "error: Clerk rejected CLERK_SECRET_KEY" in bad_key.stderr
+    assert "Traceback" not in bad_key.stderr and "sk_test_nope" not in bad_key.stderr
+
+    unknown = reconcile_cli("--only", "sessions", database_url=migrated_sqlite, clerk_url=clerk_url)
+    assert unknown.returncode == 2 and "unknown type(s) sessions" in unknown.stderr
+
+    no_key = subprocess.run(
+        [CLI, "reconcile"], env=env(database_url=migrated_sqlite), capture_output=True, text=True
+    )
+    assert no_key.returncode == 2 and "CLERK_SECRET_KEY is not set" in no_key.stderr
+
+
+def test_failed_type_means_nonzero_exit(
+    migrated_sqlite: str, clerk_url: str, fake: FakeClerk
+) -> None:
+    from tests.fake_clerk import error
+
+    fake.on_list = lambda name, _params: (
+        error(500, "internal_clerk_error", "boom") if name == "domains" else None
+    )
+    result = subprocess.run(
+        [CLI, "reconcile"],
+        env=env(
+            database_url=migrated_sqlite,
+            clerk_secret_key=KEY,
+            clerk_api_url=clerk_url,
+            reconcile_max_attempts="2",
+            reconcile_max_requests_per_10s="10000",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert re.search(r"domains\s+│\s+failed", result.stdout)
+    assert re.search(r"users\s+│\s+completed", result.stdout)
+
+
+async def test_nightly_job_records_its_run(
+    db_url: str, redis_url: str, clerk_url: str, engine: AsyncEngine
+) -> None:
+    settings = make_settings(
+        db_url,
+        redis_url,
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_max_requests_per_10s=10000,
+        reconcile_cron_hours="2,14",
+        reconcile_cron_minute=5,
+    )
+    crons = {job.name: job for job in cron_jobs(settings)}
+    nightly = crons[f"{settings.queue_prefix}:reconcile"]
+    assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
+
+    result = await reconcile_job({"settings": settings})
+    assert result["ok"] is True
+    async with engine.connect() as conn:
+        (run,) = (await conn.execute(select(runs))).all()
+    assert (run.trigger, run.status) == ("cron", "completed")
+    assert len(await rows(engine, t.users)) == 30
+
+
+def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
+    settings = make_settings(db_url, redis_url)
+    names = [job.name for job in cron_jobs(settings)]
+    assert names == [f"{settings.queue_prefix}:sweep"]
+
+
+def peak_rss_mib(database_url: str, clerk_url: str) -> tuple[float, str]:
+    """Run the real command in its own process and read its own peak RSS at exit."""
+    code = (
+        "import atexit, resource, sys\n"
+        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "atexit.register(lambda: print('PEAK_RSS_KIB', peak(), file=sys.stderr))\n"
+        "from service.cli import main\n"
+        "sys.argv = ['clerk-replica', 'reconcile', '--only', 'users']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env(
+            database_url=database_url,
+            clerk_secret_key=KEY,
+            clerk_api_url=clerk_url,
+            reconcile_max_requests_per_10s="100000",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r"PEAK_RSS_KIB (\d+)", result.stderr)
+    assert match, result.stderr[-2000:]
+    return int(match.group(1)) / 1024, result.stdout
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_from_10k_to_100k_users(pg_url: str, tmp_path: Path) -> None:
+    """Measured, not guessed: peak RSS of the reconcile process at 10k and 100k users."""
+    from tests.conftest import _truncate_pg
+
+    peaks = {}
+    for n in (10_000, 100_000):
+        _truncate_pg(pg_url)
+        fake = FakeClerk(users=SyntheticUsers(n))
+        with serve(fake) as url:
+            peaks[n], out = peak_rss_mib(pg_url, url)
+        assert re.search(rf"users\s+│\s+completed\s+│\s+{n}\s+│", out), out
+    print(
+        f"\npeak RSS of `reconcile --only users`: 10k users {peaks[10_000]:.0f} MiB, "
+        f"100k users {peaks[100_000]:.0f} MiB (ratio {peaks[100_000] / peaks[10_000]:.2f})"
+    )
+    assert peaks[100_000] < 150
+    assert peaks[100_000] < peaks[10_000] * 1.25  # 10x the users, not 10x the memory
