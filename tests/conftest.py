@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -45,23 +46,34 @@ def _with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A database of this run's own, migrated once; dropped at the end."""
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_admin_url)
+def pg_admin(admin_url: str, sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{TEST_DB}"'))
-    asyncio.run(admin(f'CREATE DATABASE "{TEST_DB}"'))
-    url = _with_database(pg_admin_url, TEST_DB)
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    asyncio.run(run())
+
+
+@contextmanager
+def fresh_pg_database(admin_url: str, name: str) -> Iterator[str]:
+    """An empty database of our own on the server; dropped afterwards."""
+    pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}"')
+    pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of this run's own, migrated once; dropped at the end."""
+    with fresh_pg_database(pg_admin_url, TEST_DB) as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -137,3 +149,13 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def clerk_url(fake: object) -> Iterator[str]:
+    """The module's `fake` Clerk API, served over real HTTP on loopback."""
+    from tests.fake_clerk import FakeClerk, serve
+
+    assert isinstance(fake, FakeClerk)
+    with serve(fake) as url:
+        yield url

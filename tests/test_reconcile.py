@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from service.reconcile.tables import progress, runs, seen
 from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
-from tests.fake_clerk import FakeClerk, Fault, error, populate, serve
+from tests.fake_clerk import FakeClerk, Fault, error, populate
 from tests.replica_helpers import deliver, one, rows
 
 
@@ -28,12 +28,6 @@ def fake() -> FakeClerk:
     fake = FakeClerk()
     populate(fake, users=120, orgs=12, members_per_org=5)
     return fake
-
-
-@pytest.fixture
-def clerk_url(fake: FakeClerk) -> Iterator[str]:
-    with serve(fake) as url:
-        yield url
 
 
 @pytest.fixture

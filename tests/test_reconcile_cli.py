@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,18 +28,12 @@ def fake() -> FakeClerk:
 
 
 @pytest.fixture
-def clerk_url(fake: FakeClerk) -> Iterator[str]:
-    with serve(fake) as url:
-        yield url
-
-
-@pytest.fixture
 def migrated_sqlite(sqlite_db_url: str) -> str:
     return sqlite_db_url
 
 
 def reconcile_cli(
-    *args: str, database_url: str, clerk_url: str, key: str = KEY
+    *args: str, database_url: str, clerk_url: str, key: str = KEY, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, "reconcile", *args],
@@ -49,6 +42,7 @@ def reconcile_cli(
             clerk_secret_key=key,
             clerk_api_url=clerk_url,
             reconcile_max_requests_per_10s="10000",
+            **extra,
         ),
         capture_output=True,
         text=True,
@@ -96,18 +90,8 @@ def test_failed_type_means_nonzero_exit(
     fake.on_list = lambda name, _params: (
         error(500, "internal_clerk_error", "boom") if name == "domains" else None
     )
-    result = subprocess.run(
-        [CLI, "reconcile"],
-        env=env(
-            database_url=migrated_sqlite,
-            clerk_secret_key=KEY,
-            clerk_api_url=clerk_url,
-            reconcile_max_attempts="2",
-            reconcile_max_requests_per_10s="10000",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = reconcile_cli(
+        database_url=migrated_sqlite, clerk_url=clerk_url, reconcile_max_attempts="2"
     )
     assert result.returncode == 1
     assert re.search(r"domains\s+│\s+failed", result.stdout)

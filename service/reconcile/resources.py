@@ -60,37 +60,6 @@ async def _lookup_membership(api: ClerkAPI, row: dict[str, Any]) -> dict[str, An
     return None
 
 
-def _users_upsert(conn: AsyncConnection, built: Sequence[Built]) -> Awaitable[set[str]]:
-    return writes.upsert_users(conn, built)
-
-
-def _org_child_upsert(
-    table: Table,
-) -> Callable[[AsyncConnection, Sequence[Built]], Awaitable[set[str]]]:
-    def upsert(conn: AsyncConnection, built: Sequence[Built]) -> Awaitable[set[str]]:
-        return writes.upsert_org_children(conn, table, built)
-
-    return upsert
-
-
-def _ender(
-    table: Table,
-) -> Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]:
-    def end(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> Awaitable[None]:
-        return writes.end_rows(conn, table, items)
-
-    return end
-
-
-def _tombstoner(
-    table: Table,
-) -> Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]:
-    def end(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> Awaitable[None]:
-        return writes.tombstone(conn, table, items)
-
-    return end
-
-
 # Parents first, so children see their parents' tombstones.
 RESOURCES: dict[str, Resource] = {
     r.name: r
@@ -112,7 +81,7 @@ RESOURCES: dict[str, Resource] = {
             bare_array=True,
             cursor=True,
             build=rows.user_rows,
-            upsert=_users_upsert,
+            upsert=writes.upsert_users,
             end=writes.delete_users,
             lookup=lambda api, row: _lookup_path(api, f"users/{row['id']}"),
         ),
@@ -122,7 +91,7 @@ RESOURCES: dict[str, Resource] = {
             path="organization_memberships",
             build=rows.membership_row,
             upsert=writes.upsert_memberships,
-            end=_ender(t.organization_memberships),
+            end=lambda conn, items: writes.end_rows(conn, t.organization_memberships, items),
             lookup=_lookup_membership,
         ),
         Resource(
@@ -130,8 +99,10 @@ RESOURCES: dict[str, Resource] = {
             table=t.organization_invitations,
             path="organization_invitations",
             build=rows.invitation_row,
-            upsert=_org_child_upsert(t.organization_invitations),
-            end=_ender(t.organization_invitations),
+            upsert=lambda conn, built: writes.upsert_org_children(
+                conn, t.organization_invitations, built
+            ),
+            end=lambda conn, items: writes.end_rows(conn, t.organization_invitations, items),
             lookup=lambda api, row: _lookup_path(
                 api, f"organizations/{row['organization_id']}/invitations/{row['id']}"
             ),
@@ -141,8 +112,10 @@ RESOURCES: dict[str, Resource] = {
             table=t.organization_domains,
             path="organization_domains",
             build=rows.domain_row,
-            upsert=_org_child_upsert(t.organization_domains),
-            end=_tombstoner(t.organization_domains),
+            upsert=lambda conn, built: writes.upsert_org_children(
+                conn, t.organization_domains, built
+            ),
+            end=lambda conn, items: writes.tombstone(conn, t.organization_domains, items),
             lookup=lambda api, row: _lookup_path(
                 api, f"organizations/{row['organization_id']}/domains/{row['id']}"
             ),

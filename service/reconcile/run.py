@@ -220,18 +220,21 @@ class _Pass:
     async def save(self, *, done: bool) -> None:
         if self.dry:
             return
-        assert self.run_id is not None
         async with self.engine.begin() as conn:
-            await checkpoints.save_progress(
-                conn,
-                self.run_id,
-                self.resource.name,
-                offset=self.position.offset,
-                cursor=self.position.cursor,
-                counts=self.report.counts(),
-                listed=self.listed,
-                done=done,
-            )
+            await self._checkpoint(conn, done=done)
+
+    async def _checkpoint(self, conn: AsyncConnection, *, done: bool = False) -> None:
+        assert self.run_id is not None
+        await checkpoints.save_progress(
+            conn,
+            self.run_id,
+            self.resource.name,
+            offset=self.position.offset,
+            cursor=self.position.cursor,
+            counts=self.report.counts(),
+            listed=self.listed,
+            done=done,
+        )
 
     async def _total(self) -> int | None:
         if self.resource.bare_array:  # users: the list carries no total
@@ -270,14 +273,7 @@ class _Pass:
             if changed:
                 await self.resource.upsert(conn, changed)
             await checkpoints.add_seen(conn, self.run_id, self.resource.name, ids)
-            await checkpoints.save_progress(
-                conn,
-                self.run_id,
-                self.resource.name,
-                offset=self.position.offset,
-                cursor=self.position.cursor,
-                counts=self.report.counts(),
-            )
+            await self._checkpoint(conn)  # the page, its seen ids and the cursor: all or none
 
     async def _classify(self, conn: AsyncConnection, built: Sequence[Built]) -> list[Built]:
         """Count created/updated/unchanged and keep only what the replica lacks: a nightly run
