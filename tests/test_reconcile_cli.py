@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +177,49 @@ def test_memory_stays_flat_from_10k_to_100k_users(pg_url: str, tmp_path: Path) -
     )
     assert peaks[100_000] < 150
     assert peaks[100_000] < peaks[10_000] * 1.25  # 10x the users, not 10x the memory
+
+
+def test_a_killed_reconcile_resumes_after_its_lease_expires(
+    migrated_sqlite: str, clerk_url: str, fake: FakeClerk
+) -> None:
+    populate(fake, users=400, orgs=1, members_per_org=1)
+    stalled = threading.Event()
+
+    def stall_on_third_users_page(name: str, params: dict[str, str]) -> None:
+        if name == "users" and len(fake.requests_to("users")) == 2 and not stalled.is_set():
+            stalled.set()
+            time.sleep(3)
+
+    fake.on_list = stall_on_third_users_page
+    extra = {"reconcile_page_size": "100", "reconcile_lock_ttl_seconds": "10"}
+    proc = subprocess.Popen(
+        [CLI, "reconcile", "--only", "users"],
+        env=env(
+            database_url=migrated_sqlite,
+            clerk_secret_key=KEY,
+            clerk_api_url=clerk_url,
+            reconcile_max_requests_per_10s="10000",
+            **extra,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert stalled.wait(30)
+    proc.send_signal(signal.SIGKILL)  # no cleanup at all: the lease and the run stay behind
+    proc.wait(10)
+
+    busy = reconcile_cli(
+        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
+    )
+    assert busy.returncode == 1 and "another process holds" in busy.stderr
+
+    time.sleep(10.5)  # the dead process's lease expires
+    before = len(fake.requests_to("users"))
+    resumed = reconcile_cli(
+        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "(resumed)" in resumed.stdout
+    cursors = [r.params.get("starting_after") for r in fake.requests_to("users")[before:]]
+    assert cursors[0] == "user_00199"  # two pages were committed before the kill
+    assert re.search(r"users\s+│\s+completed\s+│\s+400\s+│", resumed.stdout), resumed.stdout

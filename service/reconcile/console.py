@@ -92,8 +92,9 @@ def summary_table(report: RunReport) -> Table:
 
 
 def print_summary(report: RunReport) -> None:
-    # Piped into a log or a file there is no terminal width: never truncate the figures.
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    # Never truncate the figures: on a narrow terminal (or none) lay the table out wider.
+    width = Console().width if sys.stdout.isatty() else 0
+    console = Console(width=max(width, 110))
     console.print(summary_table(report))
     for p in report.passes:
         if p.error:
