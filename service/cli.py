@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import traceback
 from datetime import datetime
 from typing import Annotated
 
@@ -80,16 +83,123 @@ def replay(
     since: Annotated[
         datetime | None, typer.Option(help="Only events received at or after this time (UTC).")
     ] = None,
+    reapply: Annotated[
+        bool,
+        typer.Option(
+            "--reapply",
+            help="Also re-apply events already applied (after a fix in how payloads map to "
+            "rows). Safe: the ordering rules keep newer data.",
+        ),
+    ] = False,
 ) -> None:
-    """Re-queue failed events (after fixing what made them fail).
+    """Re-queue failed events (after fixing what made them fail), or re-apply stored ones.
 
-    Example: clerk-replica replay --id msg_2abc...
+    Examples: clerk-replica replay;  clerk-replica replay --id msg_2abc;
+    clerk-replica replay --reapply --since 2026-11-01
     """
-    from service.ops import replay_failed
+    from service.ops import replay_events
 
     settings = _settings()
-    count = asyncio.run(replay_failed(settings, svix_id=svix_id, since=since))
-    typer.echo(f"re-queued {count} failed event(s)")
+    count = asyncio.run(replay_events(settings, svix_id=svix_id, since=since, reapply=reapply))
+    kind = "stored" if reapply else "failed"
+    typer.echo(f"re-queued {count} {kind} event(s)")
+
+
+@cli.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Replica counts, inbox backlog and failures, last reconcile, queue depth.
+
+    Examples: clerk-replica status;  clerk-replica status --json | jq .inbox.backlog
+    """
+    from pathlib import Path
+
+    from service.dev import runtime
+    from service.ops import collect_status
+
+    settings = _settings()
+    running = runtime.read(Path(settings.dev_state_dir))
+    if "redis_url" not in settings.model_fields_set and running.get("redis_url"):
+        settings = settings.model_copy(update={"redis_url": running["redis_url"]})
+    report = asyncio.run(collect_status(settings))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    from service.status_view import print_status
+
+    print_status(report)
+
+
+@cli.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface for the web app.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the web app.")] = 8000,
+) -> None:
+    """Run everything locally on embedded defaults: SQLite, an embedded Redis, web and worker.
+
+    DATABASE_URL and REDIS_URL win when set. Ctrl-C stops everything it started.
+
+    Example: clerk-replica dev --port 8000
+    """
+    from pathlib import Path
+
+    from service.dev.stack import Stack
+
+    settings = _settings()
+    raise SystemExit(
+        Stack(settings, host=host, port=port, state_dir=Path(settings.dev_state_dir)).run()
+    )
+
+
+@cli.command("send-test-event")
+def send_test_event(
+    event_type: Annotated[
+        str | None, typer.Argument(help="An event type, e.g. user.created (see --list).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Webhook URL (default: the running `dev`, else http://127.0.0.1:$PORT/...)."
+        ),
+    ] = None,
+    list_types: Annotated[bool, typer.Option("--list", help="List the event types.")] = False,
+) -> None:
+    """Sign and POST one of Clerk's published example events to a running instance.
+
+    Uses CLERK_WEBHOOK_SIGNING_SECRET, or the secret `clerk-replica dev` generated.
+
+    Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created
+    """
+    from pathlib import Path
+
+    from service.dev import runtime
+    from service.dev import secret as dev_secret
+    from service.dev.examples import event_types
+    from service.dev.send import send_test_event as send
+
+    if list_types or event_type is None:
+        typer.echo("\n".join(event_types()))
+        return
+    if event_type not in event_types():
+        raise ConfigError(
+            f"no example for {event_type!r}: see clerk-replica send-test-event --list"
+        )
+    settings = get_settings()
+    secret = (
+        settings.signing_secrets()[0]
+        if settings.clerk_webhook_signing_secret is not None
+        else dev_secret.load(Path(settings.dev_state_dir))
+    )
+    if secret is None:
+        settings.signing_secrets()  # raises, naming the variable
+        return
+    running = runtime.read(Path(settings.dev_state_dir))
+    target = url or running.get("webhook_url") or f"http://127.0.0.1:{settings.port}/webhooks/clerk"
+    response = send(event_type, target, secret)
+    typer.echo(f"{response.status_code} {response.text.strip()}")
+    if response.status_code >= 300:
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -156,8 +266,16 @@ def reconcile(
 
 
 def main() -> None:
+    """Errors are one clear line; LOG_LEVEL=debug shows the traceback too."""
     try:
         cli()
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except Exception as exc:
+        from service.apply.errors import describe
+
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        typer.echo(f"error: {describe(exc)}", err=True)
+        raise SystemExit(1) from None

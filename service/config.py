@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     reconcile_lock_ttl_seconds: int = Field(default=120, ge=10)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    dev_state_dir: str = Field(
+        default=".clerk-replica", description="Where `dev` keeps its signing secret and Redis."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="If set, GET /metrics requires Authorization: Bearer <token>."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="If set, the worker serves /metrics there."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from service import status
 from service.config import Settings
 from service.db import create_engine
 from service.inbox import store
@@ -12,23 +14,38 @@ from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.run import ProgressCallback, ReconcileOptions, RunReport, reconcile
 
 
-async def replay_failed(
-    settings: Settings, *, svix_id: str | None = None, since: datetime | None = None
+async def replay_events(
+    settings: Settings,
+    *,
+    svix_id: str | None = None,
+    since: datetime | None = None,
+    reapply: bool = False,
 ) -> int:
-    """Move failed events back to pending and queue them; returns how many."""
+    """Move failed (and with `reapply`, applied) events back to pending and queue them."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     engine = create_engine(settings)
     enqueuer = Enqueuer(connect(settings), settings)
     try:
         async with engine.begin() as conn:
-            ids = await store.requeue_failed(conn, svix_id=svix_id, since=since)
+            ids = await store.requeue(conn, svix_id=svix_id, since=since, reapply=reapply)
         for event_id in ids:
-            # If Redis is down the events stay pending and the worker's sweep queues them.
-            await enqueuer.enqueue_apply(event_id)
+            try:
+                await enqueuer.enqueue_apply(event_id)
+            except Exception:
+                # Redis is down: the events are pending, the worker's sweep queues them.
+                break
         return len(ids)
     finally:
         await enqueuer.close()
+        await engine.dispose()
+
+
+async def collect_status(settings: Settings) -> dict[str, Any]:
+    engine = create_engine(settings)
+    try:
+        return await status.collect(settings, engine)
+    finally:
         await engine.dispose()
 
 

@@ -17,7 +17,7 @@ from service.apply.rows import RowOptions
 from service.config import Settings
 from service.db import create_engine
 from service.inbox.table import Status, inbox
-from service.ops import replay_failed
+from service.ops import replay_events
 from service.queue.client import Enqueuer, connect
 from service.queue.worker import apply_event, build_worker, sweep
 from service.replica import tables as t
@@ -147,8 +147,8 @@ async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEn
         await conn.execute(
             update(inbox).where(inbox.c.svix_id == good).values(status="failed", last_error="bug")
         )
-    assert await replay_failed(settings, svix_id="msg_unknown") == 0
-    assert await replay_failed(settings) == 1
+    assert await replay_events(settings, svix_id="msg_unknown") == 0
+    assert await replay_events(settings) == 1
     assert (await inbox_row(engine, good))["status"] == Status.PENDING
     await run_burst_worker(settings)
     assert (await inbox_row(engine, good))["status"] == Status.APPLIED

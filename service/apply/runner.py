@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -17,6 +18,7 @@ from service.inbox import store
 from service.inbox.store import Claimed
 from service.inbox.table import Status
 from service.logs import get_logger
+from service.metrics import APPLY_SECONDS, EVENTS, LAG_SECONDS
 
 log = get_logger(__name__)
 
@@ -49,20 +51,25 @@ async def apply_stored(engine: AsyncEngine, svix_id: str, options: RowOptions) -
     on the inbox row (status failed, with the error) and do not raise.
     """
     bound = log.bind(svix_id=svix_id)
+    started = time.perf_counter()
+    event_type = "unknown"
     try:
         async with engine.begin() as conn:
             claimed = await store.claim(conn, svix_id, datetime.now(UTC))
             if claimed is None:
                 return Outcome.SKIPPED
-            bound = bound.bind(event_type=claimed.event_type)
-            if not is_replicated(claimed.event_type):
+            event_type = claimed.event_type
+            bound = bound.bind(event_type=event_type)
+            if not is_replicated(event_type):
                 await store.settle(conn, svix_id, Status.IGNORED)
+                EVENTS.labels(event_type, Outcome.IGNORED).inc()
                 return Outcome.IGNORED
             try:
                 planned = plan(_event(claimed), options)
             except PayloadError as exc:
                 await store.settle(conn, svix_id, Status.FAILED, error=str(exc))
                 bound.warning("event.failed", error=str(exc))
+                EVENTS.labels(event_type, Outcome.FAILED).inc()
                 return Outcome.FAILED
             bound = bound.bind(object_id=planned.object_id)
             await planned.run(conn)
@@ -72,12 +79,17 @@ async def apply_stored(engine: AsyncEngine, svix_id: str, options: RowOptions) -
         if is_transient(exc):
             await _note_retry(engine, svix_id, error)
             bound.warning("event.retry", error=error)
+            EVENTS.labels(event_type, "retry").inc()
             raise TransientError(error) from exc
         # A database refusal that retrying cannot fix (e.g. a value too long for a column).
         await _mark_failed(engine, svix_id, error)
         bound.error("event.failed", error=error)
+        EVENTS.labels(event_type, Outcome.FAILED).inc()
         return Outcome.FAILED
     bound.info("event.applied")
+    EVENTS.labels(event_type, Outcome.APPLIED).inc()
+    APPLY_SECONDS.labels(event_type).observe(time.perf_counter() - started)
+    LAG_SECONDS.observe(max(0.0, (datetime.now(UTC) - claimed.received_at).total_seconds()))
     return Outcome.APPLIED
 
 

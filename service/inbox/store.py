@@ -116,11 +116,19 @@ async def pending_ids(conn: AsyncConnection, *, received_before: datetime, limit
     return list((await conn.execute(stmt)).scalars())
 
 
-async def requeue_failed(
-    conn: AsyncConnection, *, svix_id: str | None = None, since: datetime | None = None
+async def requeue(
+    conn: AsyncConnection,
+    *,
+    svix_id: str | None = None,
+    since: datetime | None = None,
+    reapply: bool = False,
 ) -> list[str]:
-    """Move failed events back to pending so they apply again; returns their ids."""
-    stmt = update(inbox).where(inbox.c.status == Status.FAILED.value)
+    """Move failed events (and applied ones, with `reapply`) back to pending; returns ids.
+
+    Ignored events have no body and stay ignored.
+    """
+    statuses = [Status.FAILED.value] + ([Status.APPLIED.value] if reapply else [])
+    stmt = update(inbox).where(inbox.c.status.in_(statuses), inbox.c.body.is_not(None))
     if svix_id is not None:
         stmt = stmt.where(inbox.c.svix_id == svix_id)
     if since is not None:

@@ -19,6 +19,7 @@ from service.ingest.envelope import Envelope, parse_envelope
 from service.ingest.refusals import Refusal
 from service.ingest.signature import SignatureVerifier, delivery_headers
 from service.logs import get_logger
+from service.metrics import DELIVERIES
 from service.queue.client import Enqueuer
 
 log = get_logger(__name__)
@@ -30,6 +31,8 @@ class IngestState:
     verifier: SignatureVerifier
     enqueuer: Enqueuer
     max_body_bytes: int
+    timeout_seconds: float = 5.0
+    metrics_token: str | None = None
 
 
 def delivery_for(svix_id: str, body: bytes, envelope: Envelope) -> Delivery:
@@ -55,6 +58,7 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
         envelope = parse_envelope(body)
     except Refusal as refusal:
         log.info("delivery.refused", code=refusal.code, status=refusal.status)
+        DELIVERIES.labels("refused", refusal.code).inc()
         return JSONResponse(
             {"error": refusal.code, "message": refusal.message}, status_code=refusal.status
         )
@@ -69,6 +73,7 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
     except Exception as exc:
         # Not durable, so not acknowledged: Svix retries on 5xx.
         bound.error("delivery.not_durable", error=describe(exc))
+        DELIVERIES.labels("unavailable", "database").inc()
         return JSONResponse(
             {"error": "unavailable", "message": "could not store the event; retry later"},
             status_code=503,
@@ -76,9 +81,11 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
 
     if not is_new:
         bound.info("delivery.duplicate")
+        DELIVERIES.labels("duplicate", "").inc()
         return JSONResponse({"status": "duplicate"})
     if not replicated:
         bound.info("delivery.ignored")
+        DELIVERIES.labels("ignored", "").inc()
         return JSONResponse({"status": "ignored"})
     try:
         await ingest.enqueuer.enqueue_apply(svix_id)
@@ -86,4 +93,5 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
         # The event is durable; the worker's sweep queues it once Redis is back.
         bound.warning("delivery.enqueue_failed", error=describe(exc))
     bound.info("delivery.accepted")
+    DELIVERIES.labels("accepted", "").inc()
     return JSONResponse({"status": "accepted"})

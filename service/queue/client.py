@@ -51,6 +51,9 @@ class Enqueuer:
         )
         return job is not None
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def close(self) -> None:
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()

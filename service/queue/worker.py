@@ -10,6 +10,7 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 
 from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
@@ -78,6 +79,8 @@ async def _startup(ctx: WorkerContext) -> None:
     ctx["engine"] = create_engine(settings)
     ctx["options"] = RowOptions(store_private_metadata=settings.store_private_metadata)
     ctx["enqueuer"] = Enqueuer(ctx["redis"], settings)
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port)
 
 
 async def _shutdown(ctx: WorkerContext) -> None:

@@ -16,6 +16,7 @@ from service.apply.payloads import PayloadError
 from service.apply.rows import Row, RowOptions
 from service.config import Settings
 from service.logs import get_logger
+from service.metrics import RECONCILE_OBJECTS
 from service.reconcile import checkpoints
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError, ClerkError
 from service.reconcile.lock import LeaseLock
@@ -155,6 +156,8 @@ async def _passes(
             pass_report.status, pass_report.error = "failed", str(exc)
             log.error("reconcile.pass_failed", resource=name, error=str(exc))
         finally:
+            for change in ("created", "updated", "tombstoned"):
+                RECONCILE_OBJECTS.labels(name, change).inc(getattr(pass_report, change))
             pass_report.requests += api.stats.requests - before[0]
             pass_report.throttled += api.stats.throttled - before[1]
             pass_report.seconds += round(time.monotonic() - started, 3)

@@ -1,0 +1,5 @@
+"""`python -m service` is `clerk-replica`."""
+
+from service.cli import main
+
+main()

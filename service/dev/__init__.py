@@ -1,0 +1,1 @@
+"""Local development: the one-command embedded stack and test events."""

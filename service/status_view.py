@@ -1,0 +1,52 @@
+"""`clerk-replica status` for humans: a few small tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_status(report: dict[str, Any]) -> None:
+    console = Console()
+    replica = Table(title="replica")
+    for column in ("table", "live", "tombstoned"):
+        replica.add_column(column, justify="left" if column == "table" else "right")
+    for name, counts in report["replica"].items():
+        replica.add_row(name, str(counts["live"]), str(counts["tombstoned"]))
+    console.print(replica)
+
+    inbox = report["inbox"]
+    age = inbox["oldest_pending_age_seconds"]
+    queue = report["queue"]
+    depth = queue["depth"] if queue["depth"] is not None else f"unknown ({queue['error']})"
+    console.print(
+        f"inbox: {inbox['backlog']} pending"
+        + (f" (oldest {age:.0f}s)" if age is not None else "")
+        + ", "
+        + ", ".join(f"{n} {s}" for s, n in inbox["by_status"].items() if s != "pending")
+        + f"; queue depth: {depth}",
+        highlight=False,
+    )
+    if inbox["failed"]:
+        failed = Table(title="failed events (newest first)")
+        for column in ("svix_id", "type", "object", "received", "error"):
+            failed.add_column(column)
+        for f in inbox["failed"]:
+            failed.add_row(
+                f["svix_id"], f["event_type"], f["object_id"] or "", f["received_at"], f["error"]
+            )
+        console.print(failed)
+
+    run = report["last_reconcile"]
+    if run is None:
+        console.print("last reconcile: never", highlight=False)
+    else:
+        totals = ", ".join(f"{k} {v}" for k, v in run["totals"].items())
+        console.print(
+            f"last reconcile: run {run['id']} ({run['trigger']}) {run['status']}, "
+            f"started {run['started_at']}: {totals}"
+            + (f"; error: {run['error']}" if run["error"] else ""),
+            highlight=False,
+        )

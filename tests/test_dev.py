@@ -1,0 +1,147 @@
+"""`clerk-replica dev`, driven as a user would: start it, send test events, read them back
+with `status --json`, stop it with SIGINT, and check nothing it started is left running."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.servers import free_port
+from tests.signing import SECRET
+from tests.test_cli import CLI, env
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [CLI, "dev", "--port", str(port)],
+        cwd=tmp_path,
+        env=env(),  # no DATABASE_URL, REDIS_URL or secrets: the embedded defaults
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "dev did not become ready"
+        time.sleep(0.2)
+    try:
+        yield proc, port, tmp_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def wait_for(predicate: object, cwd: Path, timeout: float = 30) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cli("status", "--json", cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        if predicate(report):  # type: ignore[operator]
+            return report  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, report
+        time.sleep(0.3)
+
+
+def test_dev_runs_everything_and_stops_cleanly(
+    dev: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    proc, port, cwd = dev
+    started = psutil.Process(proc.pid).children(recursive=True)
+    assert len(started) >= 3  # web, worker, embedded Redis
+
+    listed = cli("send-test-event", "--list", cwd=cwd)
+    assert "user.created" in listed.stdout and "organizationMembership.created" in listed.stdout
+    for event_type in (
+        "user.created",
+        "organization.created",
+        "organizationMembership.created",
+        "session.created",
+    ):
+        sent = cli("send-test-event", event_type, cwd=cwd)  # finds the running dev by itself
+        assert sent.returncode == 0 and sent.stdout.startswith("200"), sent.stdout + sent.stderr
+
+    report = wait_for(lambda r: r["inbox"]["by_status"]["applied"] == 3, cwd)
+    assert report["replica"]["clerk_users"] == {"live": 1, "tombstoned": 0}
+    assert report["replica"]["clerk_organization_memberships"]["live"] == 1
+    assert report["inbox"]["by_status"]["ignored"] == 1 and report["inbox"]["backlog"] == 0
+    # Reachable; not necessarily 0: the sweep's cron job may sit in the queue for a moment.
+    assert report["queue"]["error"] is None and isinstance(report["queue"]["depth"], int)
+
+    sent = cli("send-test-event", "user.deleted", cwd=cwd)
+    assert sent.returncode == 0
+    wait_for(lambda r: r["replica"]["clerk_users"] == {"live": 0, "tombstoned": 1}, cwd)
+
+    secret_file = cwd / ".clerk-replica" / "signing-secret"
+    assert secret_file.read_text().startswith("whsec_")
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'clerk_replica_deliveries_total{outcome="accepted",reason=""} 4.0' in metrics
+    assert 'clerk_replica_inbox_events{status="applied"} 4.0' in metrics
+
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "webhook URL     http://127.0.0.1:" in out and "signing secret  generated" in out
+    assert "clerk-replica dev: stopped" in out
+    time.sleep(0.5)
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert not (cwd / ".clerk-replica" / "dev.json").exists()
+    assert secret_file.read_text().strip() not in out  # the banner says where, not what
+
+
+def test_dev_secret_persists_and_env_wins(tmp_path: Path) -> None:
+    from service.dev.secret import load_or_create
+
+    first, path = load_or_create(tmp_path)
+    again, _ = load_or_create(tmp_path)
+    assert first == again and path == tmp_path / "signing-secret"
+
+
+def test_status_reports_an_unreachable_queue(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/r.db"
+    assert (
+        subprocess.run([CLI, "migrate"], env=env(database_url=db), capture_output=True).returncode
+        == 0
+    )
+    result = subprocess.run(
+        [CLI, "status", "--json"],
+        cwd=tmp_path,
+        env=env(
+            database_url=db,
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",
+            redis_timeout_seconds="0.5",
+            clerk_webhook_signing_secret=SECRET,
+            clerk_secret_key="sk_live_do_not_print_me",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["queue"]["depth"] is None and "Connect" in report["queue"]["error"]
+    assert SECRET not in result.stdout + result.stderr
+    assert "sk_live_do_not_print_me" not in result.stdout + result.stderr
