@@ -7,14 +7,28 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-_ROOT = Path(__file__).resolve().parent.parent
+from service.config import ConfigError
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """The directory holding `migrations/`: the source tree (editable install), or the working
+    directory (the Docker image installs the package and copies migrations/ to /app)."""
+    for candidate in (_SOURCE_ROOT, Path.cwd()):
+        if (candidate / "migrations" / "env.py").exists():
+            return candidate
+    raise ConfigError(
+        "migrations/ not found: run from the project directory (or /app in the image)"
+    )
 
 
 def alembic_config(database_url: str | None = None) -> Config:
-    pyproject = _ROOT / "pyproject.toml"
+    root = project_root()
+    pyproject = root / "pyproject.toml"
     config = Config(toml_file=str(pyproject)) if pyproject.exists() else Config()
     # Absolute, so `clerk-replica migrate` works from any directory.
-    config.set_main_option("script_location", str(_ROOT / "migrations"))
+    config.set_main_option("script_location", str(root / "migrations"))
     if database_url is not None:
         config.attributes["database_url"] = database_url
     return config

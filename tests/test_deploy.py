@@ -1,0 +1,151 @@
+"""Docker cannot run here, so test what can be: fly.toml and the Dockerfile name commands and
+routes that exist, and the image's commands work from a plain (non-editable) venv laid out
+like the image's /app."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from service.app import create_app
+from service.cli import cli
+from tests.conftest import make_settings
+from tests.servers import free_port, wait_for_port
+from tests.test_cli import env
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.registered_commands}
+
+
+def fly() -> dict:  # type: ignore[type-arg]
+    return tomllib.loads((ROOT / "fly.toml").read_text())
+
+
+def dockerfile() -> list[str]:
+    return [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+
+
+def subcommand(command: str) -> str:
+    argv = shlex.split(command)
+    assert argv[0] == "clerk-replica", command
+    return argv[1]
+
+
+def test_fly_processes_and_release_command_exist() -> None:
+    config = fly()
+    assert set(config["processes"]) == {"web", "worker"}
+    for command in [*config["processes"].values(), config["deploy"]["release_command"]]:
+        assert subcommand(command) in COMMANDS
+    assert subcommand(config["deploy"]["release_command"]) == "migrate"
+    assert subcommand(config["processes"]["web"]) == "serve"
+    assert subcommand(config["processes"]["worker"]) == "worker"
+
+
+def test_fly_http_service_is_the_web_group_only() -> None:
+    config = fly()
+    service = config["http_service"]
+    assert service["processes"] == ["web"]
+    assert service["internal_port"] == int(config["env"]["PORT"])
+    assert service["concurrency"]["hard_limit"] >= service["concurrency"]["soft_limit"]
+    routes = {
+        r.path: r.methods
+        # Building the app connects to nothing: the URLs are never used.
+        for r in create_app(make_settings("sqlite:///unused.db", "redis://unused")).routes
+        if isinstance(r, Route)
+    }
+    for check in service["checks"]:
+        assert check["method"] in (routes[check["path"]] or set())
+    metrics = {tuple(m["processes"]): m for m in config["metrics"]}
+    assert metrics[("web",)]["port"] == service["internal_port"]
+    assert metrics[("worker",)]["port"] == int(config["env"]["WORKER_METRICS_PORT"])
+    assert "/metrics" in routes
+
+
+def test_dockerfile_is_multistage_non_root_and_runs_a_command() -> None:
+    lines = dockerfile()
+    assert sum(line.startswith("FROM ") for line in lines) == 2
+    user = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert user and user[-1] not in ("root", "0")
+    cmd = next(line for line in lines if line.startswith("CMD "))
+    argv = [part.strip('" ') for part in cmd[4:].strip("[]").split(",")]
+    assert argv[0] == "clerk-replica" and argv[1] in COMMANDS
+    assert "COPY --chown=app:app migrations ./migrations" in lines
+    port = next(p for line in lines for p in line.split() if p.startswith("PORT="))
+    assert port == f"PORT={fly()['http_service']['internal_port']}"
+
+
+@pytest.mark.slow
+def test_image_commands_work_from_a_plain_venv(tmp_path: Path, redis_url: str) -> None:
+    """Mirror the Dockerfile: `pip install .` into a fresh venv (no editable source tree),
+    /app holding only pyproject.toml and migrations/, then release, web and worker commands."""
+    venv, app = tmp_path / "venv", tmp_path / "app"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "service", source / "service", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    install = subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    app.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", app / "pyproject.toml")
+    shutil.copytree(
+        ROOT / "migrations", app / "migrations", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    binary = str(venv / "bin" / "clerk-replica")
+    database = f"sqlite:///{tmp_path}/replica.db"
+    values = {"database_url": database, "redis_url": redis_url, "log_format": "json"}
+
+    release = subprocess.run(
+        [binary, "migrate"], cwd=app, env=env(**values), capture_output=True, text=True, timeout=120
+    )
+    assert release.returncode == 0, release.stderr
+
+    port = free_port()
+    web = subprocess.Popen(
+        [binary, "serve"],
+        cwd=app,
+        env=env(
+            **values,
+            host="127.0.0.1",
+            port=str(port),
+            clerk_webhook_signing_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
+    finally:
+        web.terminate()
+        web.wait(20)
+    worker = subprocess.run(
+        [binary, "worker", "--burst"],
+        cwd=app,
+        env=env(**values, queue_prefix=f"deploy-{port}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == 0, worker.stderr[-2000:]

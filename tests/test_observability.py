@@ -1,0 +1,94 @@
+"""/readyz names what is down; /metrics reports by type and outcome, optionally behind a
+token, and never carries ids, emails or names."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+from tests import clerk_payloads as cp
+from tests.conftest import make_settings
+from tests.replica_helpers import deliver
+from tests.servers import free_port
+from tests.signing import SECRET, signed
+
+ClientFor = Callable[[Settings], Any]
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[ClientFor]:
+    opened: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def make(settings: Settings) -> httpx.AsyncClient:
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        opened.append((lifespan, client))
+        return client
+
+    yield make
+    for lifespan, client in reversed(opened):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def test_readyz_when_both_answer(client_for: ClientFor, settings: Settings) -> None:
+    response = await (await client_for(settings)).get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "database": "ok", "redis": "ok"}
+
+
+async def test_readyz_names_redis_when_it_is_down(client_for: ClientFor, db_url: str) -> None:
+    down = make_settings(db_url, f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.5)
+    response = await (await client_for(down)).get("/readyz")
+    body = response.json()
+    assert response.status_code == 503 and body["database"] == "ok"
+    assert body["ready"] is False and "Connect" in body["redis"]
+
+
+async def test_readyz_names_the_database_when_it_is_down(
+    client_for: ClientFor, redis_url: str
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    response = await (
+        await client_for(make_settings(dead, redis_url, db_connect_timeout_seconds=1))
+    ).get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["redis"] == "ok" and response.json()["database"] != "ok"
+
+
+async def test_metrics_count_by_outcome_without_personal_data(
+    client_for: ClientFor, settings: Settings, engine: Any
+) -> None:
+    client = await client_for(settings)
+    body, headers = signed(cp.envelope("user.created", cp.user()))
+    assert (await client.post("/webhooks/clerk", content=body, headers=headers)).status_code == 200
+    headers["svix-signature"] = "v1,AAAA"
+    assert (await client.post("/webhooks/clerk", content=body, headers=headers)).status_code == 401
+    await deliver(engine, cp.envelope("user.updated", cp.user(updated_at=cp.T0 + 1)))
+
+    text = (await client.get("/metrics")).text
+    assert 'clerk_replica_deliveries_total{outcome="refused",reason="bad_signature"}' in text
+    assert 'clerk_replica_events_total{event_type="user.updated",outcome="applied"}' in text
+    assert (
+        "clerk_replica_apply_seconds_bucket" in text and "clerk_replica_event_lag_seconds" in text
+    )
+    assert 'clerk_replica_inbox_events{status="pending"} 1.0' in text
+    assert "clerk_replica_inbox_oldest_pending_age_seconds" in text
+    for private in ("example@example.org", "Example", cp.user()["id"], SECRET):
+        assert private not in text
+
+
+async def test_metrics_token(client_for: ClientFor, db_url: str, redis_url: str) -> None:
+    client = await client_for(make_settings(db_url, redis_url, metrics_token="scrape-me"))
+    assert (await client.get("/metrics")).status_code == 401
+    wrong = await client.get("/metrics", headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    right = await client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
+    assert right.status_code == 200 and "clerk_replica_inbox_events" in right.text
