@@ -237,7 +237,7 @@ def reconcile(
     from service.ops import run_reconcile
     from service.reconcile.clerk_api import ClerkAuthError
     from service.reconcile.console import print_summary, progress_display
-    from service.reconcile.lock import AlreadyRunning
+    from service.reconcile.lock import AlreadyRunning, LeaseLost
     from service.reconcile.resources import RESOURCES
     from service.reconcile.run import ReconcileOptions
 
@@ -258,7 +258,7 @@ def reconcile(
     try:
         with progress_display() as on_progress:
             report = asyncio.run(run_reconcile(settings, options, on_progress))
-    except (ClerkAuthError, AlreadyRunning) as exc:
+    except (ClerkAuthError, AlreadyRunning, LeaseLost) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     print_summary(report)

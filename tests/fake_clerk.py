@@ -126,7 +126,7 @@ class FakeClerk:
             Route("/v1/organizations/{id}", self._get("organizations")),
             Route("/v1/organizations/{org}/memberships", self._org_memberships),
             Route("/v1/organizations/{org}/invitations/{id}", self._get("invitations")),
-            Route("/v1/organizations/{org}/domains/{id}", self._get("domains")),
+            Route("/v1/organizations/{org}/domains", self._org_domains),
             Route("/v1/organization_memberships", self._list("memberships")),
             Route("/v1/organization_invitations", self._list("invitations")),
             Route("/v1/organization_domains", self._list("domains")),
@@ -300,6 +300,19 @@ class FakeClerk:
                 if m["organization"]["id"] == org
                 and (not user_ids or m["public_user_data"]["user_id"] in user_ids)
             ]
+        return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
+
+    async def _org_domains(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return self._record(request, refused)
+        org = request.path_params["org"]
+        with self.lock:
+            if not any(o["id"] == org for o in self.organizations):
+                return self._record(
+                    request, error(404, "resource_not_found", "No organization was found")
+                )
+            found = [d for d in self.domains if d["organization_id"] == org]
         return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
 
     # -- helpers for tests -----------------------------------------------------------------

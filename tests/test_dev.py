@@ -145,3 +145,46 @@ def test_status_reports_an_unreachable_queue(tmp_path: Path) -> None:
     assert report["queue"]["depth"] is None and "Connect" in report["queue"]["error"]
     assert SECRET not in result.stdout + result.stderr
     assert "sk_live_do_not_print_me" not in result.stdout + result.stderr
+
+
+def _redis_children_of(state_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "redis-server" in cmdline and str(state_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+    dead = f"postgresql://app:S3cretPassw0rd@127.0.0.1:{free_port()}/app"
+    result = subprocess.run(
+        [CLI, "dev", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env(database_url=dead, db_connect_timeout_seconds="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    assert "S3cretPassw0rd" not in result.stdout + result.stderr
+    assert _redis_children_of(tmp_path / ".clerk-replica") == []
+
+
+def test_closing_the_terminal_stops_everything(
+    dev: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    proc, _port, _cwd = dev
+    started = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=60)
+    time.sleep(0.5)
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_the_banner_never_shows_a_password() -> None:
+    from service.dev.stack import _without_password
+
+    shown = _without_password("postgresql://app:S3cretPassw0rd@db.internal/app")
+    assert "S3cretPassw0rd" not in shown and "db.internal" in shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError
-from service.reconcile.lock import AlreadyRunning, LeaseLock
+from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
 from service.reconcile.run import LOCK_NAME, ReconcileOptions, RunReport, reconcile
-from service.reconcile.tables import progress, runs, seen
+from service.reconcile.tables import locks, progress, runs, seen
 from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
@@ -366,3 +367,118 @@ async def test_client_side_throttle_stays_under_the_limit(
     busiest = max(sum(1 for u in times if s <= u < s + 10) for s in times)
     assert busiest <= 30
     assert times[-1] - times[0] >= 10  # 33 requests at 30 per 10 s cannot finish sooner
+
+
+async def test_resume_keeps_paging_by_offset_when_the_cursor_is_ignored(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    populate(fake, users=300, orgs=1, members_per_org=1)
+    fake.supports_cursor = False
+    reached = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def stall(name: str, params: dict[str, str]) -> None:
+        if name == "users" and params.get("offset") == "150" and not reached.is_set():
+            loop.call_soon_threadsafe(reached.set)
+            time.sleep(1.0)
+
+    fake.on_list = stall
+    task = asyncio.create_task(run(engine, api, rsettings, resources=("users",)))
+    await asyncio.wait_for(reached.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.2)
+    fake.on_list = None
+    before = len(fake.requests_to("users"))
+    report = await run(engine, api, rsettings, resources=("users",), confirm_deletions=False)
+    assert report.ok and report.resumed
+    resumed = [
+        (r.params.get("starting_after"), r.params.get("offset"))
+        for r in fake.requests_to("users")[before:]
+    ]
+    assert resumed[0] == (None, "150")  # no cursor sent again: it was known to be ignored
+    assert by_type(report)["users"].listed == 300
+    assert len(await live(engine, t.users)) == 300
+
+
+async def test_a_vanished_cursor_user_falls_back_to_offsets(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    def cursor_gone(name: str, params: dict[str, str]) -> Any:
+        if name == "users" and "starting_after" in params:
+            return error(404, "resource_not_found", "No user was found")
+        return None
+
+    fake.on_list = cursor_gone
+    report = await run(engine, api, rsettings, resources=("users",))
+    assert report.ok and by_type(report)["users"].created == 120
+
+
+async def test_a_refused_pass_lists_again_next_time(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings, resources=("users",))
+    kept = fake.users[:60]
+    fake.users = kept
+    refused = await run(engine, api, rsettings, resources=("users",))
+    assert by_type(refused)["users"].status == "refused"
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(seen))).all() == []  # no stale listing kept
+    fake.users = kept + [
+        cp.user(f"user_{i:05d}", created_at=cp.T0 + i, updated_at=cp.T0 + i) for i in range(60, 120)
+    ]
+    before = len(fake.requests_to("users"))
+    again = await run(engine, api, rsettings, resources=("users",))  # resumes the failed run
+    assert again.resumed and again.ok
+    assert len(fake.requests_to("users")) - before == 3  # it listed again
+    assert by_type(again)["users"].tombstoned == 0
+    assert len(await live(engine, t.users)) == 120
+
+
+async def test_a_deleted_domain_is_confirmed_through_its_organization(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    both = ("organizations", "domains")
+    await run(engine, api, rsettings, resources=both)
+    fake.delete("domains", "orgdmn_0003")
+    report = await run(engine, api, rsettings, resources=both)
+    assert report.ok and by_type(report)["domains"].tombstoned == 1
+    assert [r.params.get("limit") for r in fake.requests_to("organizations/org_0003/domains")] == [
+        "500"
+    ]
+    assert (await one(engine, t.organization_domains, "orgdmn_0003"))["deleted_at"] is not None
+
+
+async def test_dry_runs_and_resumes_do_not_inflate_the_metrics(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings
+) -> None:
+    from service.metrics import RECONCILE_OBJECTS
+
+    counter = RECONCILE_OBJECTS.labels("users", "created")
+    start = counter._value.get()
+    await run(engine, api, rsettings, resources=("users",), dry_run=True)
+    assert counter._value.get() == start
+    await run(engine, api, rsettings, resources=("users",))
+    assert counter._value.get() == start + 120
+
+
+async def test_a_lost_lease_stops_the_run(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    short = rsettings.model_copy(update={"reconcile_lock_ttl_seconds": 10})
+
+    def steal_then_stall(name: str, params: dict[str, str]) -> None:
+        if name == "users" and "starting_after" in params:
+            time.sleep(2.5)  # the renewal (every 3.3 s) finds the lease taken meanwhile
+
+    async def steal() -> None:
+        await asyncio.sleep(0.5)
+        async with engine.begin() as conn:
+            await conn.execute(locks.update().values(holder="someone-else"))
+
+    fake.on_list = steal_then_stall
+    thief = asyncio.create_task(steal())
+    with pytest.raises(LeaseLost):
+        await run(engine, api, short, resources=("users",))
+    await thief

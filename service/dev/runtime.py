@@ -12,7 +12,12 @@ RUNTIME_FILE = "dev.json"
 
 def write(state_dir: Path, **values: Any) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / RUNTIME_FILE).write_text(json.dumps({"pid": os.getpid(), **values}))
+    path = state_dir / RUNTIME_FILE
+    path.unlink(missing_ok=True)
+    # 0600: REDIS_URL may carry a password.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps({"pid": os.getpid(), **values}))
 
 
 def remove(state_dir: Path) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.engine import make_url
+
 from service.config import ConfigError, Settings
 from service.dev import runtime
 from service.dev.secret import load_or_create
@@ -35,6 +37,16 @@ class Stack:
     webhook_url: str = ""
 
     def run(self) -> int:
+        # Handlers first: a Ctrl-C (or a closed terminal) during start-up still stops
+        # whatever was already started.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        try:
+            return self._run()
+        finally:
+            self.stop()
+
+    def _run(self) -> int:
         env = dict(os.environ)
         redis_url, redis_note = self._redis()
         secret, secret_note = self._secret()
@@ -47,6 +59,8 @@ class Stack:
             }
         )
         upgrade(self.settings.database_url)
+        if self.stopping:
+            return 0
         command = [sys.executable, "-m", "service"]
         self._spawn("web", [*command, "serve", "--host", self.host, "--port", str(self.port)], env)
         self._spawn("worker", [*command, "worker"], env)
@@ -54,16 +68,12 @@ class Stack:
         self.webhook_url = f"http://{shown_host}:{self.port}/webhooks/clerk"
         runtime.write(self.state_dir, webhook_url=self.webhook_url, redis_url=redis_url)
         self._banner(redis_note, secret_note)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
         while not self.stopping:
             for name, child in self.children.items():
                 if child.poll() is not None:
                     print(f"clerk-replica dev: {name} exited ({child.returncode}); stopping")
-                    self.stop()
                     return 1
             time.sleep(0.2)
-        self.stop()
         return 0
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
@@ -114,7 +124,10 @@ class Stack:
         self.children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
 
     def stop(self) -> None:
-        """SIGTERM every child (web and worker first, Redis last), then SIGKILL stragglers."""
+        """SIGTERM every child (web and worker first, Redis last), then SIGKILL stragglers.
+        Idempotent: safe from both the normal exit and an error during start-up."""
+        if not self.children:
+            return
         order = [n for n in ("web", "worker") if n in self.children] + [
             n for n in self.children if n not in ("web", "worker")
         ]
@@ -127,6 +140,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        self.children.clear()
         runtime.remove(self.state_dir)
         print("clerk-replica dev: stopped", flush=True)
 
@@ -142,7 +156,7 @@ class Stack:
                     f"  signing secret  {secret_note}",
                     "                  (for Clerk's real deliveries, set",
                     "                   CLERK_WEBHOOK_SIGNING_SECRET to the endpoint's secret)",
-                    f"  database        {self.settings.database_url}",
+                    f"  database        {_without_password(self.settings.database_url)}",
                     f"  redis           {redis_note}",
                     "  try it          clerk-replica send-test-event user.created",
                     "                  clerk-replica status",
@@ -169,3 +183,10 @@ def _wait_for_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise ConfigError(f"the embedded Redis did not listen on port {port} within {timeout:.0f}s")
+
+
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(DATABASE_URL)"

@@ -21,7 +21,7 @@ from service.inbox import store
 from service.logs import get_logger
 from service.ops import run_reconcile
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
-from service.reconcile.lock import AlreadyRunning
+from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.run import ReconcileOptions
 
 log = get_logger(__name__)
@@ -71,6 +71,9 @@ async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
     except AlreadyRunning:
         log.info("reconcile.skipped", reason="another reconcile holds the lock")
         return {"skipped": True}
+    except LeaseLost:
+        log.error("reconcile.stopped", reason="the lock was lost to another process")
+        return {"lost_lock": True}
     return {"run_id": report.run_id, "ok": report.ok}
 
 

@@ -14,8 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.reconcile.tables import RunStatus, progress, runs, seen
 
-# A failed or crashed run older than this starts over: its listing is too stale to trust.
-RESUME_WINDOW = timedelta(hours=24)
+# A crashed run (still marked running; we hold the lock, so its process died) resumes within
+# a day. A run that failed (API errors, a refused deletion) resumes only soon after, when an
+# operator fixes the cause and reruns; the next nightly run starts over, so it lists everything.
+RESUME_CRASHED = timedelta(hours=24)
+RESUME_FAILED = timedelta(hours=1)
 
 
 @dataclass
@@ -45,16 +48,26 @@ async def open_run(
                 .limit(1)
             )
         ).first()
+        window = {RunStatus.RUNNING: RESUME_CRASHED, RunStatus.FAILED: RESUME_FAILED}
         if (
             row is not None
-            and row.status in (RunStatus.RUNNING, RunStatus.FAILED)
+            and row.status in window
             and sorted(row.resources) == sorted(resources)
-            and row.started_at > now - RESUME_WINDOW
+            and row.started_at > now - window[RunStatus(row.status)]
         ):
             await conn.execute(
                 update(runs).where(runs.c.id == row.id).values(status=RunStatus.RUNNING, error=None)
             )
             return int(row.id), True
+    # Runs that will never resume keep no seen ids (a crashed run left them behind).
+    await conn.execute(delete(seen))
+    await conn.execute(
+        update(runs)
+        .where(runs.c.status == RunStatus.RUNNING)
+        .values(
+            status=RunStatus.FAILED, error="abandoned: the process died and the run was not resumed"
+        )
+    )
     run_id = (
         await conn.execute(
             insert(runs)
@@ -119,6 +132,10 @@ async def add_seen(conn: AsyncConnection, run_id: int, resource: str, ids: Seque
         .values([{"run_id": run_id, "resource": resource, "object_id": i} for i in set(ids)])
         .on_conflict_do_nothing()
     )
+
+
+async def clear_seen(conn: AsyncConnection, run_id: int, resource: str) -> None:
+    await conn.execute(delete(seen).where(seen.c.run_id == run_id, seen.c.resource == resource))
 
 
 async def finish_run(

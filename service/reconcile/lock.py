@@ -23,6 +23,10 @@ class AlreadyRunning(RuntimeError):
     """Another process holds the lease."""
 
 
+class LeaseLost(RuntimeError):
+    """The lease expired while we held it (a stall longer than its TTL): stop at once."""
+
+
 class LeaseLock:
     def __init__(self, engine: AsyncEngine, name: str, ttl_seconds: int) -> None:
         self._engine = engine
@@ -65,15 +69,31 @@ class LeaseLock:
         if not await self.acquire():
             raise AlreadyRunning(f"another process holds the {self._name!r} lock")
 
+        owner = asyncio.current_task()
+        lost = False
+
         async def keep_alive() -> None:
+            nonlocal lost
             while True:
                 await asyncio.sleep(self._ttl.total_seconds() / 3)
-                with suppress(Exception):  # a blip is fine: the lease outlives two misses
-                    await self.renew()
+                try:
+                    renewed = await self.renew()
+                except Exception:
+                    continue  # a blip is fine: the lease outlives two missed renewals
+                if not renewed:
+                    lost = True
+                    if owner is not None:
+                        owner.cancel()
+                    return
 
         renewer = asyncio.create_task(keep_alive())
         try:
             yield
+        except asyncio.CancelledError:
+            if lost and owner is not None:
+                owner.uncancel()
+                raise LeaseLost(f"lost the {self._name!r} lock to another process") from None
+            raise
         finally:
             renewer.cancel()
             with suppress(asyncio.CancelledError):

@@ -60,6 +60,17 @@ async def _lookup_membership(api: ClerkAPI, row: dict[str, Any]) -> dict[str, An
     return None
 
 
+async def _lookup_domain(api: ClerkAPI, row: dict[str, Any]) -> dict[str, Any] | None:
+    # Clerk has no GET for one domain: list the organization's domains and look for the id.
+    if not row.get("organization_id"):
+        return None
+    found = await api.get_or_none(f"organizations/{row['organization_id']}/domains", {"limit": 500})
+    for item in found.get("data", []) if isinstance(found, dict) else []:
+        if isinstance(item, dict) and item.get("id") == row["id"]:
+            return item
+    return None
+
+
 # Parents first, so children see their parents' tombstones.
 RESOURCES: dict[str, Resource] = {
     r.name: r
@@ -116,9 +127,7 @@ RESOURCES: dict[str, Resource] = {
                 conn, t.organization_domains, built
             ),
             end=lambda conn, items: writes.tombstone(conn, t.organization_domains, items),
-            lookup=lambda api, row: _lookup_path(
-                api, f"organizations/{row['organization_id']}/domains/{row['id']}"
-            ),
+            lookup=_lookup_domain,
         ),
     )
 }
@@ -126,11 +135,19 @@ RESOURCES: dict[str, Resource] = {
 
 @dataclass
 class Position:
-    """Where a pass stands: items listed so far, and the last id (the users' cursor)."""
+    """Where a pass stands: items listed so far, and the users' cursor (the last id listed).
+
+    `cursor` is None once a pass has fallen back to offsets, so a resumed pass keeps paging
+    by offset instead of sending a cursor the API ignores.
+    """
 
     offset: int = 0
     cursor: str | None = None
     use_cursor: bool = True
+
+    @classmethod
+    def restore(cls, offset: int, cursor: str | None) -> Position:
+        return cls(offset=offset, cursor=cursor, use_cursor=cursor is not None or offset == 0)
 
 
 async def pages(
@@ -150,9 +167,11 @@ async def pages(
             params["offset"] = position.offset
         try:
             body = await api.get(resource.path, params)
-        except ClerkRequestError as exc:
-            if cursor_mode and exc.status in (400, 422):
-                position.use_cursor = False
+        except ClerkRequestError:
+            # Rejected (422), or the cursor's user is gone (404 and the like): use offsets.
+            # Auth errors and 429s never get here as ClerkRequestError.
+            if cursor_mode:
+                position.use_cursor, position.cursor = False, None
                 continue
             raise
         items = (
@@ -162,10 +181,15 @@ async def pages(
             raise ClerkRequestError(f"unexpected list shape from {resource.path}", 200)
         items = [i for i in items if isinstance(i, dict)]
         if cursor_mode and any(i.get("id") == position.cursor for i in items):
-            position.use_cursor = False  # the API ignored starting_after: use offsets
+            position.use_cursor, position.cursor = False, None  # starting_after was ignored
             continue
         position.offset += len(items)
-        if items and isinstance(items[-1].get("id"), str):
+        if (
+            resource.cursor
+            and position.use_cursor
+            and items
+            and isinstance(items[-1].get("id"), str)
+        ):
             position.cursor = items[-1]["id"]
         yield items
         if len(items) < page_size:

@@ -156,8 +156,10 @@ async def _passes(
             pass_report.status, pass_report.error = "failed", str(exc)
             log.error("reconcile.pass_failed", resource=name, error=str(exc))
         finally:
-            for change in ("created", "updated", "tombstoned"):
-                RECONCILE_OBJECTS.labels(name, change).inc(getattr(pass_report, change))
+            if not options.dry_run:  # only what this process wrote, not what a resume restored
+                for change in ("created", "updated", "tombstoned"):
+                    done = getattr(pass_report, change) - runner.restored.get(change, 0)
+                    RECONCILE_OBJECTS.labels(name, change).inc(max(0, done))
             pass_report.requests += api.stats.requests - before[0]
             pass_report.throttled += api.stats.throttled - before[1]
             pass_report.seconds += round(time.monotonic() - started, 3)
@@ -184,6 +186,8 @@ class _Pass:
         self.listed = False
         self.started_at = datetime.now(UTC)
         self.seen_in_memory: set[str] = set()
+        self.restored: dict[str, Any] = {}
+        self.relist = False  # a refused pass checkpoints as "nothing listed yet"
 
     @property
     def dry(self) -> bool:
@@ -214,11 +218,12 @@ class _Pass:
 
     def _restore(self, saved: checkpoints.Progress) -> None:
         self.started_at = saved.pass_started_at
-        self.position = Position(offset=saved.offset, cursor=saved.cursor)
+        self.position = Position.restore(saved.offset, saved.cursor)
         self.listed = saved.listed
         for key in _RESTORED_COUNTS:
             if isinstance(saved.counts.get(key), int | float):
                 setattr(self.report, key, saved.counts[key])
+        self.restored = {key: getattr(self.report, key) for key in _RESTORED_COUNTS}
 
     async def save(self, *, done: bool) -> None:
         if self.dry:
@@ -234,7 +239,7 @@ class _Pass:
             self.resource.name,
             offset=self.position.offset,
             cursor=self.position.cursor,
-            counts=self.report.counts(),
+            counts={} if self.relist else self.report.counts(),
             listed=self.listed,
             done=done,
         )
@@ -324,6 +329,14 @@ class _Pass:
                 f"than the safety limit of {allowed}: nothing was tombstoned; rerun with --force "
                 "if that is right"
             )
+            # The next run lists again: a refusal must never be settled on a stale listing.
+            self.listed = False
+            self.position = Position()
+            self.relist = True
+            if not self.dry:
+                assert self.run_id is not None
+                async with self.engine.begin() as conn:
+                    await checkpoints.clear_seen(conn, self.run_id, self.resource.name)
             return
         now = datetime.now(UTC)
         # Keyset by id: rows tombstoned meanwhile drop out, the scan still moves forward.

@@ -1,0 +1,200 @@
+"""Generated Clerk histories for convergence tests: what Clerk did (in order), the webhook
+events it sent, and the state its Backend API lists at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tests import clerk_payloads as cp
+
+USERS = ("user_a", "user_b", "user_c")
+ORGS = ("org_x", "org_y")
+
+
+@dataclass
+class History:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # live, final snapshots
+    orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memberships: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invitations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ever: set[str] = field(default_factory=set)  # every id that ever existed
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    h = History()
+    now = cp.T0
+    seq = 0
+
+    def tick() -> int:
+        nonlocal now
+        # Sometimes 0: two snapshots of one object may share an updated_at (a tie).
+        now += draw(st.sampled_from([0, 1, 7, 400, 1500]))
+        return now
+
+    def stamp(deleted: bool = False) -> int:
+        # Deletions are sometimes stamped in seconds, as Clerk's published examples are.
+        if deleted and draw(st.booleans()):
+            return now // 1000  # read back as the end of the current second
+        return now
+
+    steps = draw(st.integers(min_value=3, max_value=28))
+    for _ in range(steps):
+        seq += 1
+        action = draw(
+            st.sampled_from(
+                ["user", "user", "org", "member", "member", "member_end", "invite", "delete"]
+            )
+        )
+        if action == "user":
+            uid = draw(st.sampled_from(USERS))
+            if uid not in h.users and uid in h.ever:
+                continue  # deleted users never come back
+            tick()
+            kind = "user.updated" if uid in h.users else "user.created"
+            created = h.users[uid]["created_at"] if uid in h.users else now
+            emails = [cp.email(f"idn_{uid}_{seq}", f"{uid}.{seq}@example.org")]
+            if draw(st.booleans()) and uid in h.users:
+                emails += h.users[uid]["email_addresses"][:1]
+            snap = cp.user(
+                uid, created_at=created, updated_at=now, emails=emails, first_name=f"n{seq}"
+            )
+            if kind == "user.updated" and h.users[uid]["updated_at"] == now:
+                snap = h.users[uid]  # a tie carries the same state
+            h.users[uid] = snap
+            h.ever.add(uid)
+            h.events.append(cp.envelope(kind, snap, now))
+        elif action == "org":
+            oid = draw(st.sampled_from(ORGS))
+            if oid not in h.orgs and oid in h.ever:
+                continue
+            tick()
+            kind = "organization.updated" if oid in h.orgs else "organization.created"
+            created = h.orgs[oid]["created_at"] if oid in h.orgs else now
+            snap = cp.organization(oid, created_at=created, updated_at=now, name=f"org {seq}")
+            if oid in h.orgs and h.orgs[oid]["updated_at"] == now:
+                snap = h.orgs[oid]  # a tie carries the same state
+            h.orgs[oid] = snap
+            h.ever.add(oid)
+            h.events.append(cp.envelope(kind, snap, now))
+        elif action == "member":
+            uid, oid = draw(st.sampled_from(USERS)), draw(st.sampled_from(ORGS))
+            if uid not in h.users or oid not in h.orgs:
+                continue
+            tick()
+            current = next(
+                (
+                    m
+                    for m in h.memberships.values()
+                    if m["public_user_data"]["user_id"] == uid and m["organization"]["id"] == oid
+                ),
+                None,
+            )
+            role = draw(st.sampled_from(["org:member", "org:admin"]))
+            if current is None:
+                mid = f"orgmem_{seq:03d}"  # ids sort by creation, as Clerk's do
+                snap = cp.membership(
+                    mid, org_id=oid, user_id=uid, role=role, created_at=now, updated_at=now
+                )
+                kind = "organizationMembership.created"
+            else:
+                mid = current["id"]
+                snap = cp.membership(
+                    mid,
+                    org_id=oid,
+                    user_id=uid,
+                    role=role,
+                    created_at=current["created_at"],
+                    updated_at=now,
+                )
+                if current["updated_at"] == now:
+                    snap = current
+                kind = "organizationMembership.updated"
+            h.memberships[mid] = snap
+            h.ever.add(mid)
+            h.events.append(cp.envelope(kind, snap, now))
+        elif action == "member_end":
+            if not h.memberships:
+                continue
+            mid = draw(st.sampled_from(sorted(h.memberships)))
+            tick()
+            h.events.append(
+                cp.envelope("organizationMembership.deleted", h.memberships.pop(mid), stamp(True))
+            )
+        elif action == "invite":
+            oid = draw(st.sampled_from(ORGS))
+            if oid not in h.orgs:
+                continue
+            tick()
+            pending = [
+                i
+                for i in h.invitations.values()
+                if i["organization_id"] == oid and i["status"] == "pending"
+            ]
+            settle_one = draw(st.booleans())
+            if pending and settle_one:
+                old = pending[0]
+                status = draw(st.sampled_from(["accepted", "revoked"]))
+                snap = cp.invitation(
+                    old["id"],
+                    org_id=oid,
+                    status=status,
+                    created_at=old["created_at"],
+                    updated_at=now,
+                )
+                if old["updated_at"] == now:
+                    snap, status = old, old["status"]
+                kind = f"organizationInvitation.{'created' if status == 'pending' else status}"
+            else:
+                snap = cp.invitation(
+                    f"orginv_{seq:03d}", org_id=oid, created_at=now, updated_at=now
+                )
+                kind = "organizationInvitation.created"
+            h.invitations[snap["id"]] = snap
+            h.events.append(cp.envelope(kind, snap, now))
+        elif action == "delete":
+            target = draw(st.sampled_from(sorted([*h.users, *h.orgs]) or ["none"]))
+            if target == "none":
+                continue
+            tick()
+            is_user = target.startswith("user_")
+            (h.users if is_user else h.orgs).pop(target)
+            kind = "user.deleted" if is_user else "organization.deleted"
+            h.events.append(
+                cp.envelope(
+                    kind, cp.deleted("user" if is_user else "organization", target), stamp(True)
+                )
+            )
+            # Clerk removes what hangs off the deleted object; whether it sends an event for
+            # each membership is unconfirmed, so sometimes it does and sometimes not.
+            for mid, m in sorted(h.memberships.items()):
+                owner = m["public_user_data"]["user_id"] if is_user else m["organization"]["id"]
+                if owner == target:
+                    del h.memberships[mid]
+                    if draw(st.booleans()):
+                        h.events.append(
+                            cp.envelope("organizationMembership.deleted", m, stamp(True))
+                        )
+            if not is_user:
+                h.invitations = {
+                    i: v for i, v in h.invitations.items() if v["organization_id"] != target
+                }
+    return h
+
+
+@st.composite
+def deliveries(draw: st.DrawFn, history: History) -> tuple[list[dict[str, Any]], int]:
+    """Any permutation, with duplicates, and some events dropped (reconcile must recover them).
+    Returns the deliveries and how many distinct events were dropped."""
+    events = list(history.events)
+    if draw(st.booleans()):  # half the examples lose some events (~25% of them)
+        kept = [e for e in events if not draw(st.booleans()) or draw(st.booleans())]
+    else:
+        kept = events
+    dupes = draw(st.lists(st.sampled_from(kept), max_size=5)) if kept else []
+    order = draw(st.permutations(kept + dupes))
+    return list(order), len(events) - len(kept)
