@@ -72,9 +72,9 @@ def worker(
 
     Example: REDIS_URL=redis://localhost:6379/0 clerk-replica worker
     """
-    from service.queue.worker import build_worker
+    from service.queue.worker import run_forever
 
-    build_worker(_settings(), burst=burst).run()
+    run_forever(_settings(), burst=burst)
 
 
 @cli.command()

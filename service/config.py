@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=10, ge=1)
     worker_max_tries: int = Field(default=8, ge=1)
     worker_poll_delay_seconds: float = Field(default=0.05, gt=0)
+    # Also how long a job abandoned by a killed worker waits before another worker takes it.
+    worker_job_timeout_seconds: int = Field(default=60, ge=1)
     sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)
     sweep_grace_seconds: int = Field(default=30, ge=0)
     sweep_batch_size: int = Field(default=1000, ge=1)

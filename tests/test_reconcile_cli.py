@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -117,7 +118,10 @@ async def test_nightly_job_records_its_run(
     nightly = crons[f"{settings.queue_prefix}:reconcile"]
     assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
 
-    result = await reconcile_job({"settings": settings})
+    ctx: dict[str, Any] = {"settings": settings}
+    assert await reconcile_job(ctx) == {"started": True}
+    assert (await reconcile_job(ctx))["started"] is False  # one at a time in a worker
+    result = await ctx["reconcile_task"]
     assert result["ok"] is True
     async with engine.connect() as conn:
         (run,) = (await conn.execute(select(runs))).all()

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from arq import Retry
+from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -153,3 +154,14 @@ async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEn
     await run_burst_worker(settings)
     assert (await inbox_row(engine, good))["status"] == Status.APPLIED
     assert len(await rows(engine, t.users)) == 1
+
+
+async def test_an_abandoned_job_is_retaken_after_the_apply_timeout(settings: Settings) -> None:
+    # arq sizes one in-progress timeout from the longest job: the nightly reconcile must not
+    # stretch it, or a job held by a killed worker would wait hours.
+    with_key = settings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_x")})
+    worker = build_worker(with_key)
+    try:
+        assert worker.in_progress_timeout_s == with_key.worker_job_timeout_seconds + 10
+    finally:
+        await worker.close()

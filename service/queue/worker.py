@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +14,9 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
-from service.apply.errors import TransientError
+from service.apply.errors import TransientError, describe
 from service.apply.rows import RowOptions
 from service.apply.runner import apply_stored
 from service.config import Settings
@@ -65,15 +69,31 @@ async def sweep(ctx: WorkerContext) -> int:
 
 
 async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
-    """The nightly reconcile; the lease lock makes it unique across workers and CLI runs."""
+    """Start the nightly reconcile in the background and return at once.
+
+    arq sizes one in-progress timeout for all of a worker's jobs from the longest function
+    timeout; a job that may run for hours would make an apply job abandoned by a killed worker
+    wait that long before another worker takes it. The lease lock keeps the run unique.
+    """
+    running = ctx.get("reconcile_task")
+    if running is not None and not running.done():
+        return {"started": False, "reason": "a reconcile is already running in this worker"}
+    ctx["reconcile_task"] = asyncio.create_task(_reconcile_nightly(ctx["settings"]))
+    return {"started": True}
+
+
+async def _reconcile_nightly(settings: Settings) -> dict[str, Any]:
     try:
-        report = await run_reconcile(ctx["settings"], ReconcileOptions(trigger="cron"))
+        report = await run_reconcile(settings, ReconcileOptions(trigger="cron"))
     except AlreadyRunning:
         log.info("reconcile.skipped", reason="another reconcile holds the lock")
         return {"skipped": True}
     except LeaseLost:
         log.error("reconcile.stopped", reason="the lock was lost to another process")
         return {"lost_lock": True}
+    except Exception as exc:
+        log.error("reconcile.failed", error=describe(exc))
+        return {"error": describe(exc)}
     return {"run_id": report.run_id, "ok": report.ok}
 
 
@@ -87,6 +107,11 @@ async def _startup(ctx: WorkerContext) -> None:
 
 
 async def _shutdown(ctx: WorkerContext) -> None:
+    running = ctx.get("reconcile_task")
+    if running is not None and not running.done():
+        running.cancel()  # the run is checkpointed: the next one resumes it
+        with suppress(asyncio.CancelledError):
+            await running
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
@@ -119,7 +144,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 minute=settings.reconcile_cron_minute,
                 second=0,
                 unique=True,
-                timeout=6 * 3600,
+                timeout=30,
             )
         )
     return jobs
@@ -134,6 +159,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
                 name=APPLY_JOB,
                 keep_result=0,
                 max_tries=settings.worker_max_tries,
+                timeout=settings.worker_job_timeout_seconds,
             )
         ],
         cron_jobs=cron_jobs(settings) if with_cron else [],
@@ -146,6 +172,26 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         max_jobs=settings.worker_concurrency,
         poll_delay=settings.worker_poll_delay_seconds,
         keep_result=0,
+        job_timeout=settings.worker_job_timeout_seconds,
         handle_signals=not burst,
         health_check_key=f"{settings.queue_prefix}:health-check",
     )
+
+
+def run_forever(settings: Settings, *, burst: bool = False) -> None:
+    """Run the worker, and keep running it through Redis outages.
+
+    arq's worker exits when Redis goes away; events stay safe in the inbox meanwhile, so the
+    right reaction is to wait and start again (the sweep then queues what arrived), not to
+    die and need an operator. A signal or a drained burst run ends it.
+    """
+    delay = 1.0
+    while True:
+        worker = build_worker(settings, burst=burst)
+        try:
+            worker.run()
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("worker.redis_unavailable", error=describe(exc), retry_in_seconds=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
