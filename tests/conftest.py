@@ -159,3 +159,13 @@ def clerk_url(fake: object) -> Iterator[str]:
     assert isinstance(fake, FakeClerk)
     with serve(fake) as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures measured by the fault, soak and memory tests, so CI output carries them."""
+    from tests.fault_stack import REPORT
+
+    if REPORT:
+        terminalreporter.section("measured")
+        for line in REPORT:
+            terminalreporter.write_line(line)

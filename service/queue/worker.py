@@ -128,7 +128,8 @@ def _sweep_cron(settings: Settings) -> CronJob:
         name=f"{settings.queue_prefix}:sweep",
         run_at_startup=True,
         unique=True,
-        timeout=max(30, every),
+        # arq's in-progress window follows the longest job timeout: keep every job's short.
+        timeout=settings.worker_job_timeout_seconds,
         **schedule,
     )
 
@@ -144,7 +145,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 minute=settings.reconcile_cron_minute,
                 second=0,
                 unique=True,
-                timeout=30,
+                timeout=settings.worker_job_timeout_seconds,  # it only starts the run
             )
         )
     return jobs
