@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             verifier=verifier,
             enqueuer=enqueuer,
             max_body_bytes=settings.webhook_max_body_bytes,
+            read_timeout_seconds=settings.webhook_read_timeout_seconds,
             timeout_seconds=settings.db_connect_timeout_seconds,
             metrics_token=(
                 settings.metrics_token.get_secret_value() if settings.metrics_token else None

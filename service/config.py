@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=None, description="The old secret, still accepted during a rotation."
     )
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A client slower than this to send its body gets 408."
+    )
     store_private_metadata: bool = True
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)

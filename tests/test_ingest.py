@@ -222,6 +222,7 @@ async def test_oversized_streamed_body_is_refused_without_reading_it_all(
         (b'{"type": 7, "data": {}}', 422, "bad_envelope"),
         (b'{"type": "user.created", "data": "x"}', 422, "bad_envelope"),
         (b'{"type": "user.created"}', 422, "bad_envelope"),
+        (b'{"type": "user.\\u0000created", "data": {}}', 422, "bad_envelope"),
     ],
 )
 async def test_verified_body_that_is_not_an_envelope_is_refused(

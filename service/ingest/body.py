@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import ClientDisconnect, Request
 
 from service.ingest.refusals import Refusal
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, refused (413) past `limit` bytes or (408) after `seconds`: a client
+    trickling bytes must not hold a connection and its buffer forever."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise Refusal(408, "body_timeout", f"body not received within {seconds:g}s") from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

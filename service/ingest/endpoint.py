@@ -31,6 +31,7 @@ class IngestState:
     verifier: SignatureVerifier
     enqueuer: Enqueuer
     max_body_bytes: int
+    read_timeout_seconds: float = 10.0
     timeout_seconds: float = 5.0
     metrics_token: str | None = None
 
@@ -53,7 +54,7 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
     ingest: IngestState = request.app.state.ingest
     try:
         headers = delivery_headers(request.headers)
-        body = await read_limited(request, ingest.max_body_bytes)
+        body = await read_limited(request, ingest.max_body_bytes, ingest.read_timeout_seconds)
         ingest.verifier.verify(body, headers)
         envelope = parse_envelope(body)
     except Refusal as refusal:

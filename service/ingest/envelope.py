@@ -30,8 +30,15 @@ def parse_envelope(body: bytes) -> Envelope:
     if not isinstance(value, dict):
         raise Refusal(422, "bad_envelope", "body is not a JSON object")
     event_type, data = value.get("type"), value.get("data")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
-        raise Refusal(422, "bad_envelope", "`type` must be a non-empty string")
+    # Printable only: a NUL is valid JSON but PostgreSQL cannot store it in a text column, and a
+    # delivery we can never store must be refused (4xx), not failed (5xx) and retried forever.
+    if (
+        not isinstance(event_type, str)
+        or not event_type
+        or len(event_type) > 128
+        or not event_type.isprintable()
+    ):
+        raise Refusal(422, "bad_envelope", "`type` must be a short printable string")
     if not isinstance(data, dict):
         raise Refusal(422, "bad_envelope", "`data` must be an object")
     object_id = data.get("id")
@@ -39,5 +46,10 @@ def parse_envelope(body: bytes) -> Envelope:
         type=event_type,
         data=data,
         timestamp_ms=envelope_ms(value.get("timestamp")),
-        object_id=object_id if isinstance(object_id, str) and len(object_id) <= 255 else None,
+        object_id=object_id if _usable_id(object_id) else None,
     )
+
+
+def _usable_id(value: object) -> bool:
+    """Worth keeping as the inbox's object_id (an index hint; the body keeps the truth)."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()

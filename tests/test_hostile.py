@@ -1,0 +1,267 @@
+"""Hostile input: no input gets a 5xx, crashes the service or leaks memory, and other
+requests keep being served. Signatures made with the svix library where they must verify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.app import create_app
+from service.apply.rows import RowOptions
+from service.apply.runner import Outcome, apply_stored
+from service.config import Settings
+from service.db import create_engine
+from tests import clerk_payloads as cp
+from tests.conftest import make_settings
+from tests.replica_helpers import store_event
+from tests.servers import free_port, wait_for_port
+from tests.signing import SECRET, new_svix_id, signed_headers
+from tests.test_cli import CLI, env
+
+REFUSALS = {200, 400, 401, 408, 413, 422}
+latin1 = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=300)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+class App:
+    """One app (lifespan running) on one event loop, reused across Hypothesis examples."""
+
+    def __init__(self, settings_: Settings) -> None:
+        self.runner = asyncio.Runner()
+        self.app = create_app(settings_)
+        self.lifespan = self.app.router.lifespan_context(self.app)
+        self.runner.run(self.lifespan.__aenter__())
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://t"
+        )
+
+    def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        raw = {k: v.encode("latin-1") for k, v in headers.items()}  # any byte a client may send
+        return self.runner.run(self.client.post("/webhooks/clerk", content=body, headers=raw))
+
+    def close(self) -> None:
+        self.runner.run(self.client.aclose())
+        self.runner.run(self.lifespan.__aexit__(None, None, None))
+        self.runner.close()
+
+
+@pytest.fixture(scope="module")
+def app(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Any, redis_url: str
+) -> Iterator[App]:
+    import shutil
+
+    path = tmp_path_factory.mktemp("hostile") / "replica.db"
+    shutil.copy(sqlite_template, path)
+    served = App(make_settings(f"sqlite:///{path}", redis_url, webhook_max_body_bytes=65_536))
+    yield served
+    served.close()
+
+
+def assert_still_serving(app: App) -> None:
+    body = json.dumps(cp.envelope("user.created", cp.user(new_svix_id())))
+    assert app.post(body.encode(), signed_headers(body)).status_code == 200
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    svix_id=st.none() | latin1,
+    timestamp=st.none() | latin1 | st.integers(-(10**12), 10**12).map(str),
+    signatures=st.none()
+    | latin1
+    | st.lists(st.binary(max_size=40), max_size=60).map(
+        lambda sigs: " ".join("v1," + __import__("base64").b64encode(s).decode() for s in sigs)
+    ),
+    body=st.binary(max_size=2048),
+)
+def test_fuzzed_headers_and_bodies_never_get_a_5xx(
+    app: App, svix_id: str | None, timestamp: str | None, signatures: str | None, body: bytes
+) -> None:
+    headers = {
+        k: v
+        for k, v in {
+            "svix-id": svix_id,
+            "svix-timestamp": timestamp,
+            "svix-signature": signatures,
+        }.items()
+        if v is not None
+    }
+    assert app.post(body, headers).status_code in REFUSALS
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    envelope=st.dictionaries(
+        st.sampled_from(["type", "data", "timestamp", "object", "x"]), json_values
+    )
+    | json_values,
+    skew=st.integers(-400, 400),
+)
+def test_validly_signed_junk_never_gets_a_5xx(app: App, envelope: Any, skew: int) -> None:
+    body = json.dumps(envelope)
+    at = datetime.now(UTC) + timedelta(seconds=skew)  # inside and outside the 5 minute window
+    response = app.post(body.encode(), signed_headers(body, at=at))
+    assert response.status_code in REFUSALS
+    if abs(skew) > 310:
+        assert response.status_code == 401
+
+
+def test_the_service_keeps_serving_after_the_fuzz(app: App) -> None:
+    assert_still_serving(app)
+
+
+def test_no_memory_growth_across_thousands_of_hostile_requests(app: App) -> None:
+    def hostile(i: int) -> None:
+        junk = (b"\xff" * (i % 50)) + json.dumps({"type": i, "data": [i] * (i % 30)}).encode()
+        app.post(
+            junk,
+            {"svix-id": f"msg_{i}", "svix-timestamp": "1", "svix-signature": "v1,AAAA " * (i % 20)},
+        )
+        body = json.dumps(cp.envelope("session.created", {"id": f"sess_{i}"}))
+        app.post(body.encode(), signed_headers(body))  # accepted and recorded as ignored
+
+    for i in range(500):  # warm up: caches, pools, first-use allocations
+        hostile(i)
+    tracemalloc.start()
+    start, _ = tracemalloc.get_traced_memory()
+    for i in range(500, 2500):
+        hostile(i)
+    end, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    growth_kib = (end - start) / 1024
+    from tests.fault_stack import REPORT
+
+    REPORT.append(
+        f"hostile requests: 4000 after warm-up, traced memory growth {growth_kib:.0f} KiB"
+    )
+    assert growth_kib < 1024  # well under 1 KiB per request: nothing is kept per request
+    assert_still_serving(app)
+
+
+FIELDS = {
+    "user.updated": cp.user(),
+    "organization.updated": cp.organization(),
+    "organizationMembership.updated": cp.membership(),
+    "organizationInvitation.created": cp.invitation(),
+    "organizationDomain.updated": cp.domain(),
+}
+weird = json_values | st.sampled_from(
+    [10**30, -1, "\u0000", "\ud800", "x" * 5000, {"id": None}, [], "", 1.5, 2**63]
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event_type=st.sampled_from(sorted(FIELDS)), data=st.data(), value=weird)
+def test_wrong_types_in_any_field_fail_the_event_not_the_worker(
+    pg_url: str, redis_url: str, event_type: str, data: st.DataObject, value: Any
+) -> None:
+    payload = json.loads(json.dumps(FIELDS[event_type]))
+    field = data.draw(st.sampled_from(sorted(payload)), label="field")
+    payload[field] = value
+    payload.setdefault("id", "x_1")
+
+    async def run() -> Outcome:
+        engine = create_engine(make_settings(pg_url, redis_url))
+        try:
+            return await apply_stored(
+                engine, await store_event(engine, cp.envelope(event_type, payload)), RowOptions()
+            )
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) in (Outcome.APPLIED, Outcome.FAILED)
+
+
+@pytest.fixture
+def server(sqlite_db_url: str, redis_url: str) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=env(
+            database_url=sqlite_db_url,
+            redis_url=redis_url,
+            clerk_webhook_signing_secret=SECRET,
+            webhook_read_timeout_seconds="2",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def trickle(port: int, body: bytes, headers: dict[str, str], per_byte: float) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        start = f"POST /webhooks/clerk HTTP/1.1\r\nHost: x\r\n{head}"
+        sock.sendall(f"{start}Content-Length: {len(body)}\r\n\r\n".encode())
+        for i in range(len(body)):
+            try:
+                sock.sendall(body[i : i + 1])
+            except OSError:
+                break
+            time.sleep(per_byte)
+        return sock.recv(4096)
+
+
+def test_slow_clients_do_not_stop_others_and_stalled_ones_get_408(server: int) -> None:
+    body = json.dumps(cp.envelope("user.created", cp.user("user_slow"))).encode()
+    slow: dict[str, bytes] = {}
+    threads = [
+        threading.Thread(
+            target=lambda: slow.__setitem__(
+                "stalled", trickle(server, body, signed_headers(body), 0.02)
+            )
+        ),
+    ]
+    fast_body = json.dumps(cp.envelope("user.created", cp.user("user_fast"))).encode()
+    for thread in threads:
+        thread.start()
+    timings = []
+    for _ in range(30):  # meanwhile, everyone else is served promptly
+        started = time.monotonic()
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{server}/webhooks/clerk",
+                content=fast_body,
+                headers=signed_headers(fast_body),
+                timeout=10,
+            ).status_code
+            == 200
+        )
+        timings.append(time.monotonic() - started)
+    for thread in threads:
+        thread.join()
+    assert slow["stalled"].startswith(b"HTTP/1.1 408"), slow["stalled"][:100]
+    assert max(timings) < 1.0
+    quick_enough = trickle(server, body[:0] + body, signed_headers(body), 1.0 / len(body))  # ~1 s
+    assert quick_enough.startswith(b"HTTP/1.1 200"), quick_enough[:100]
