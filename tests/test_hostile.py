@@ -55,7 +55,9 @@ class App:
         )
 
     def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        raw = {k: v.encode("latin-1") for k, v in headers.items()}  # any byte a client may send
+        raw = {
+            k.encode(): v.encode("latin-1") for k, v in headers.items()
+        }  # any byte a client sends
         return self.runner.run(self.client.post("/webhooks/clerk", content=body, headers=raw))
 
     def close(self) -> None:
