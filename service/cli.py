@@ -265,6 +265,34 @@ def reconcile(
     raise SystemExit(0 if report.ok else 1)
 
 
+@cli.command("readonly-sql")
+def readonly_sql_command(
+    role: Annotated[str, typer.Argument(help="The role app readers connect as.")],
+    schema: Annotated[str, typer.Option(help="Schema holding the replica tables.")] = "public",
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Run it against DATABASE_URL (PostgreSQL).")
+    ] = False,
+) -> None:
+    """Print (or apply) SQL giving a role SELECT on the replica tables and nothing else.
+
+    Examples: clerk-replica readonly-sql app_reader | psql "$DATABASE_URL";
+    clerk-replica readonly-sql app_reader --apply
+    """
+    from service.readonly import readonly_sql
+
+    try:
+        sql = readonly_sql(role, schema=schema)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not apply:
+        typer.echo(sql, nl=False)
+        return
+    from service.ops import run_sql
+
+    asyncio.run(run_sql(_settings(), sql))
+    typer.echo(f"granted read-only access to the replica tables to {role}")
+
+
 def main() -> None:
     """Errors are one clear line; LOG_LEVEL=debug shows the traceback too."""
     try:

@@ -47,6 +47,10 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     # uvicorn's access log would print every delivery's path and client; ours is enough.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Libraries that log SQL with its parameters (payloads: emails, names) at debug or info
+    # level stay quiet whatever LOG_LEVEL says; their warnings and errors still come through.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def _drop_color_message(

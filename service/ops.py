@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service import status
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.db import create_engine
 from service.inbox import store
 from service.queue.client import Enqueuer, connect
@@ -63,4 +63,20 @@ async def run_reconcile(
         return await reconcile(engine, api, settings, options, on_progress)
     finally:
         await api.close()
+        await engine.dispose()
+
+
+async def run_sql(settings: Settings, sql: str) -> None:
+    """Run trusted, generated statements (readonly-sql) in one transaction."""
+    engine = create_engine(settings)
+    if engine.dialect.name != "postgresql":
+        await engine.dispose()
+        raise ConfigError("roles and grants need PostgreSQL; SQLite has no users")
+    try:
+        async with engine.begin() as conn:
+            for statement in (
+                line for line in sql.splitlines() if line and not line.startswith("--")
+            ):
+                await conn.exec_driver_sql(statement)
+    finally:
         await engine.dispose()

@@ -1,0 +1,180 @@
+"""Secrets and personal data never leave the service's outputs; app readers get least privilege."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests import clerk_payloads as cp
+from tests.fake_clerk import FakeClerk, populate, serve
+from tests.servers import free_port, wait_for_port
+from tests.signing import SECRET, signed
+from tests.test_cli import CLI, env
+
+API_KEY = "sk_live_thisIsTheInstanceSecretKey0123"
+EMAIL, FIRST, LAST = "zelda.quux@private.example", "Zelda", "Quuxington"
+
+
+def forbidden() -> list[str]:
+    return [SECRET, SECRET.removeprefix("whsec_"), API_KEY, EMAIL, FIRST, LAST]
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeClerk, str]]:
+    clerk = FakeClerk(key=API_KEY)
+    populate(clerk, users=5, orgs=1, members_per_org=1)
+    clerk.users[0] = cp.user(
+        "user_00000", emails=[cp.email("idn_z", EMAIL)], first_name=FIRST, last_name=LAST
+    )
+    with serve(clerk) as url:
+        yield clerk, url
+
+
+def test_no_secret_or_personal_data_in_any_output(
+    sqlite_db_url: str, redis_url: str, fake: tuple[FakeClerk, str], tmp_path: Path
+) -> None:
+    _clerk, url = fake
+    values = {
+        "database_url": sqlite_db_url,
+        "redis_url": redis_url,
+        "clerk_webhook_signing_secret": SECRET,
+        "clerk_secret_key": API_KEY,
+        "clerk_api_url": url,
+        "log_level": "debug",
+        "log_format": "json",
+        "queue_prefix": "secrets",
+        "metrics_token": "metrics-token-value",
+        "reconcile_max_requests_per_10s": "10000",
+    }
+    outputs: list[str] = []
+    port = free_port()
+    web = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=env(**values),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port)
+        person = cp.user(
+            "user_z", emails=[cp.email("idn_z", EMAIL)], first_name=FIRST, last_name=LAST
+        )
+        for envelope in (
+            cp.envelope("user.created", person),
+            cp.envelope(
+                "user.updated", {**person, "updated_at": "not a time"}
+            ),  # fails in the worker
+            cp.envelope("email.created", {"id": "ema_1", "to_email_address": EMAIL, "body": FIRST}),
+        ):
+            body, headers = signed(envelope)
+            assert (
+                httpx.post(
+                    f"http://127.0.0.1:{port}/webhooks/clerk", content=body, headers=headers
+                ).status_code
+                == 200
+            )
+        body, headers = signed(cp.envelope("user.created", person))
+        headers["svix-signature"] = "v1,AAAA"
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/clerk", content=body, headers=headers
+            ).status_code
+            == 401
+        )
+        for path in ("/readyz", "/healthz"):
+            outputs.append(httpx.get(f"http://127.0.0.1:{port}{path}").text)
+        outputs.append(
+            httpx.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"authorization": "Bearer metrics-token-value"},
+            ).text
+        )
+        outputs.append(httpx.get(f"http://127.0.0.1:{port}/metrics").text)  # the 401's body
+    finally:
+        web.terminate()
+        outputs.append(web.communicate(timeout=20)[0])
+
+    for args in (
+        ["worker", "--burst"],
+        ["replay"],  # re-queues the failed event...
+        ["worker", "--burst"],  # ...which fails again, with its error recorded once more
+        ["reconcile"],
+        ["reconcile", "--dry-run"],
+        ["status"],
+        ["status", "--json"],
+        ["send-test-event", "user.created", "--url", f"http://127.0.0.1:{free_port()}/x"],
+    ):
+        result = subprocess.run(
+            [CLI, *args], env=env(**values), capture_output=True, text=True, timeout=120
+        )
+        outputs += [result.stdout, result.stderr]
+    wrong_key = subprocess.run(
+        [CLI, "reconcile"],
+        env=env(**{**values, "clerk_secret_key": "sk_live_wrongButSecret99"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong_key.returncode == 1
+    outputs += [wrong_key.stdout, wrong_key.stderr]
+
+    status = json.loads(
+        subprocess.run(
+            [CLI, "status", "--json"], env=env(**values), capture_output=True, text=True
+        ).stdout
+    )
+    assert status["inbox"]["failed"], "the failing event must be visible"
+    everything = "\n".join(outputs) + json.dumps(status)
+    assert "user_z" in everything  # ids are there...
+    for value in [*forbidden(), "sk_live_wrongButSecret99", "metrics-token-value"]:
+        assert value not in everything, value  # ...secrets, emails and names are not
+
+
+def test_readonly_role_selects_replica_tables_and_nothing_else(pg_url: str) -> None:
+    sql = subprocess.run(
+        [CLI, "readonly-sql", "clerk_reader_test"], env=env(), capture_output=True, text=True
+    )
+    assert sql.returncode == 0 and "GRANT SELECT ON public.clerk_users" in sql.stdout
+    applied = subprocess.run(
+        [CLI, "readonly-sql", "clerk_reader_test", "--apply"],
+        env=env(database_url=pg_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert applied.returncode == 0, applied.stderr
+
+    async def check() -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("SET ROLE clerk_reader_test")
+            await conn.fetch(
+                "SELECT u.id FROM clerk_users u "
+                "JOIN clerk_organization_memberships m ON m.user_id = u.id"
+            )
+            for forbidden_sql in (
+                "SELECT * FROM clerk_replica_inbox",
+                "SELECT * FROM clerk_replica_reconcile_runs",
+                "INSERT INTO clerk_users (id) VALUES ('x')",
+                "UPDATE clerk_users SET first_name = 'x'",
+                "DELETE FROM clerk_users",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(forbidden_sql)
+        finally:
+            await conn.execute("RESET ROLE")
+            await conn.close()
+
+    asyncio.run(check())
+    refused = subprocess.run(
+        [CLI, "readonly-sql", "Robert'); DROP TABLE--"], env=env(), capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "not a plain lower-case SQL identifier" in refused.stderr
