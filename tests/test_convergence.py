@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
 from service.apply.runner import apply_stored
 from service.db import create_engine
@@ -165,3 +166,84 @@ def test_any_delivery_order_converges_to_clerk(
         assert from_webhooks == expected(history)
     # ...and a reconcile recovers whatever was dropped, without disturbing what is right.
     assert reconciled == expected(history)
+
+
+async def converge_concurrently(
+    database_url: str,
+    redis_url: str,
+    clerk_url: str,
+    events: list[dict[str, Any]],
+    *,
+    with_reconcile: bool,
+) -> dict[str, Any]:
+    """Four appliers at once (as four worker slots would), optionally beside a reconcile."""
+    settings_ = make_settings(
+        database_url,
+        redis_url,
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_page_size=2,
+        reconcile_max_requests_per_10s=100_000,
+    )
+    engine = create_engine(settings_)
+    api = ClerkAPI(settings_, backoff_max_seconds=0.05)
+    try:
+        ids: asyncio.Queue[str] = asyncio.Queue()
+        for event in events:
+            ids.put_nowait(await store_event(engine, event))
+
+        async def applier() -> None:
+            while not ids.empty():
+                svix_id = ids.get_nowait()
+                for _ in range(20):
+                    try:
+                        await apply_stored(engine, svix_id, RowOptions())
+                        break
+                    except TransientError:  # a lock or unique race with another applier
+                        await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError(f"{svix_id} never applied")
+
+        work: list[Coroutine[Any, Any, Any]] = [applier() for _ in range(4)]
+        if with_reconcile:
+            work.append(
+                reconcile(engine, api, settings_, ReconcileOptions(force=True, restart=True))
+            )
+        results = await asyncio.gather(*work)
+        if with_reconcile:
+            assert results[-1].ok, results[-1].summary()
+        failed = [r for r in await rows(engine, inbox) if r["status"] != "applied"]
+        assert [r for r in failed if r["status"] != "ignored"] == []
+        return await replica_state(engine)
+    finally:
+        await api.close()
+        await engine.dispose()
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), with_reconcile=st.booleans())
+def test_concurrent_appliers_and_a_reconcile_still_converge(
+    data: st.DataObject,
+    with_reconcile: bool,
+    pg_url: str,
+    redis_url: str,
+    fake_server: tuple[FakeClerk, str],
+) -> None:
+    history = data.draw(histories(), label="history")
+    events = data.draw(st.permutations(history.events), label="order")  # all delivered
+    fake, url = fake_server
+    with fake.lock:
+        fake.users = list(history.users.values())
+        fake.organizations = list(history.orgs.values())
+        fake.memberships = list(history.memberships.values())
+        fake.invitations = list(history.invitations.values())
+        fake.domains = []
+    _truncate_pg(pg_url)
+    state = asyncio.run(
+        converge_concurrently(pg_url, redis_url, url, list(events), with_reconcile=with_reconcile)
+    )
+    assert state == expected(history)
