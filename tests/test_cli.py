@@ -172,3 +172,36 @@ def test_real_server_refuses_a_chunked_body_over_the_limit(server: tuple[int, st
             reply += data
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert time.monotonic() - started < 10
+
+
+def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) -> None:
+    port, database_url = server
+    metrics_port = free_port()
+    worker = subprocess.Popen(
+        [CLI, "worker"],
+        env=env(
+            database_url=database_url,
+            redis_url=redis_url,
+            queue_prefix=f"cli-{port}",
+            worker_metrics_port=str(metrics_port),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(metrics_port)
+        body, headers = signed(cp.envelope("user.created", cp.user()))
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/clerk", content=body, headers=headers
+            ).status_code
+            == 200
+        )
+        line = 'clerk_replica_events_total{event_type="user.created",outcome="applied"} 1.0'
+        deadline = time.monotonic() + 30
+        while line not in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(20)
