@@ -9,6 +9,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -142,6 +143,41 @@ def make_settings(database_url: str, redis_url: str, **overrides: object) -> Set
 @pytest.fixture
 def settings(db_url: str, redis_url: str) -> Settings:
     return make_settings(db_url, redis_url)
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[Any]:
+    """Build HTTP clients for apps made from given settings, their lifespans running."""
+    import httpx
+
+    from service.app import create_app
+
+    opened: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def make(settings: Settings) -> httpx.AsyncClient:
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        opened.append((lifespan, client))
+        return client
+
+    yield make
+    for lifespan, client in reversed(opened):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Any]:
+    """A whole deployment of real processes (tests/fault_stack.py), torn down afterwards."""
+    from tests.fault_stack import Stack
+
+    running = Stack(tmp_path).up()
+    try:
+        yield running
+    finally:
+        running.down()
 
 
 @pytest.fixture

@@ -6,18 +6,14 @@ bundled redis-server binary. Both listen only on this machine.
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from service.dev.ports import free_port, wait_for_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["embedded_postgres", "free_port", "redis_server", "start_redis", "wait_for_port"]
 
 
 @contextmanager
@@ -66,14 +62,3 @@ def start_redis(executable: str, port: int, workdir: Path) -> subprocess.Popen[b
     )
     wait_for_port(port)
     return proc
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout}s")

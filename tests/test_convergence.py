@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
 from service.apply.runner import apply_stored
+from service.config import Settings
 from service.db import create_engine
 from service.inbox.table import inbox
 from service.reconcile.clerk_api import ClerkAPI
@@ -114,10 +116,11 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return fresh
 
 
-async def converge(
-    database_url: str, redis_url: str, clerk_url: str, events: list[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The live replica after the deliveries alone, and after a reconcile."""
+@asynccontextmanager
+async def replica(
+    database_url: str, redis_url: str, clerk_url: str
+) -> AsyncIterator[tuple[Settings, AsyncEngine, ClerkAPI]]:
+    """Settings, engine and Clerk client for one example; reconcile pages of 2 to page a lot."""
     settings_ = make_settings(
         database_url,
         redis_url,
@@ -129,6 +132,17 @@ async def converge(
     engine = create_engine(settings_)
     api = ClerkAPI(settings_, backoff_max_seconds=0.05)
     try:
+        yield settings_, engine, api
+    finally:
+        await api.close()
+        await engine.dispose()
+
+
+async def converge(
+    database_url: str, redis_url: str, clerk_url: str, events: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The live replica after the deliveries alone, and after a reconcile."""
+    async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
         for event in events:
             await apply_stored(engine, await store_event(engine, event), RowOptions())
         failed = [r for r in await rows(engine, inbox) if r["status"] == "failed"]
@@ -137,9 +151,6 @@ async def converge(
         report = await reconcile(engine, api, settings_, ReconcileOptions(force=True, restart=True))
         assert report.ok, report.summary()
         return from_webhooks, await replica_state(engine)
-    finally:
-        await api.close()
-        await engine.dispose()
 
 
 @settings(
@@ -177,17 +188,7 @@ async def converge_concurrently(
     with_reconcile: bool,
 ) -> dict[str, Any]:
     """Four appliers at once (as four worker slots would), optionally beside a reconcile."""
-    settings_ = make_settings(
-        database_url,
-        redis_url,
-        clerk_secret_key=KEY,
-        clerk_api_url=clerk_url,
-        reconcile_page_size=2,
-        reconcile_max_requests_per_10s=100_000,
-    )
-    engine = create_engine(settings_)
-    api = ClerkAPI(settings_, backoff_max_seconds=0.05)
-    try:
+    async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
         ids: asyncio.Queue[str] = asyncio.Queue()
         for event in events:
             ids.put_nowait(await store_event(engine, event))
@@ -215,9 +216,6 @@ async def converge_concurrently(
         failed = [r for r in await rows(engine, inbox) if r["status"] != "applied"]
         assert [r for r in failed if r["status"] != "ignored"] == []
         return await replica_state(engine)
-    finally:
-        await api.close()
-        await engine.dispose()
 
 
 @settings(

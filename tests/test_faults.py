@@ -11,8 +11,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -24,15 +22,6 @@ from tests.signing import new_svix_id, signed_headers
 from tests.test_cli import CLI
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path).up()
-    try:
-        yield stack
-    finally:
-        stack.down()
 
 
 def acked(results: dict[str, int | None]) -> set[str]:

@@ -25,25 +25,6 @@ Client = Callable[[Settings], Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[Settings], Any]]:
-    """Clients for apps built from given settings, with their lifespans running."""
-    stack: list[Any] = []
-
-    async def make(settings: Settings) -> httpx.AsyncClient:
-        app = create_app(settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        stack.append((lifespan, client))
-        return client
-
-    yield make
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-
-
-@pytest.fixture
 async def client(client_for: Any, settings: Settings) -> httpx.AsyncClient:
     return await client_for(settings)  # type: ignore[no-any-return]
 

@@ -3,13 +3,9 @@ token, and never carries ids, emails or names."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-import pytest
-
-from service.app import create_app
 from service.config import Settings
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
@@ -18,24 +14,6 @@ from tests.servers import free_port
 from tests.signing import SECRET, signed
 
 ClientFor = Callable[[Settings], Any]
-
-
-@pytest.fixture
-async def client_for() -> AsyncIterator[ClientFor]:
-    opened: list[tuple[Any, httpx.AsyncClient]] = []
-
-    async def make(settings: Settings) -> httpx.AsyncClient:
-        app = create_app(settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        opened.append((lifespan, client))
-        return client
-
-    yield make
-    for lifespan, client in reversed(opened):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def test_readyz_when_both_answer(client_for: ClientFor, settings: Settings) -> None:

