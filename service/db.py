@@ -38,10 +38,6 @@ def async_url(raw: str) -> URL:
     )
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     """One engine per process; parameters are hidden from error messages (they hold PII)."""
     target = async_url(url or settings.database_url)

@@ -25,7 +25,3 @@ def envelope_ms(value: object) -> int | None:
 
 def from_ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
