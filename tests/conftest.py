@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +26,14 @@ from tests import servers
 from tests.signing import PREVIOUS_SECRET, SECRET
 
 TEST_DB = f"clerk_replica_test_{os.getpid()}"
+
+# CI runs the same examples every time (a red run must be reproducible, not a dice roll);
+# locally Hypothesis explores new ones. HYPOTHESIS_PROFILE overrides either way.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "explore")
+)
 
 
 def _libpq_url(url: str) -> str:

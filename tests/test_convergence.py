@@ -8,6 +8,7 @@ replica must then equal the state Clerk's API lists."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from tests.conftest import _truncate_pg, make_settings
 from tests.fake_clerk import KEY, FakeClerk, serve
 from tests.replica_helpers import rows, store_event
 
-EXAMPLES = 30
+EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "30"))
 
 
 def expected(h: History) -> dict[str, Any]:
