@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.dev.ports import free_port, wait_for_port
+from service.dev.ports import free_port, start_redis, wait_for_port
 
 __all__ = ["embedded_postgres", "free_port", "redis_server", "start_redis", "wait_for_port"]
 
@@ -40,25 +40,3 @@ def redis_server(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def start_redis(executable: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            executable,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port)
-    return proc

