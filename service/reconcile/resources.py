@@ -43,32 +43,29 @@ async def _lookup_path(api: ClerkAPI, path: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-async def _lookup_membership(api: ClerkAPI, row: dict[str, Any]) -> dict[str, Any] | None:
-    # No endpoint reads a membership by id: list the organization's memberships of that user.
-    try:
-        found = await api.get(
-            f"organizations/{row['organization_id']}/memberships",
-            {"user_id": row["user_id"], "limit": 10},
-        )
-    except ClerkRequestError as exc:
-        if exc.status == 404:  # the organization itself is gone
-            return None
-        raise
+async def _find_in_list(
+    api: ClerkAPI, path: str, params: dict[str, Any], object_id: str
+) -> dict[str, Any] | None:
+    """The object with `object_id` in a list, or None (also when the list's owner is gone)."""
+    found = await api.get_or_none(path, params)
     for item in found.get("data", []) if isinstance(found, dict) else []:
-        if isinstance(item, dict) and item.get("id") == row["id"]:
+        if isinstance(item, dict) and item.get("id") == object_id:
             return item
     return None
+
+
+async def _lookup_membership(api: ClerkAPI, row: dict[str, Any]) -> dict[str, Any] | None:
+    # No endpoint reads a membership by id: list the organization's memberships of that user.
+    path = f"organizations/{row['organization_id']}/memberships"
+    return await _find_in_list(api, path, {"user_id": row["user_id"], "limit": 10}, row["id"])
 
 
 async def _lookup_domain(api: ClerkAPI, row: dict[str, Any]) -> dict[str, Any] | None:
     # Clerk has no GET for one domain: list the organization's domains and look for the id.
     if not row.get("organization_id"):
         return None
-    found = await api.get_or_none(f"organizations/{row['organization_id']}/domains", {"limit": 500})
-    for item in found.get("data", []) if isinstance(found, dict) else []:
-        if isinstance(item, dict) and item.get("id") == row["id"]:
-            return item
-    return None
+    path = f"organizations/{row['organization_id']}/domains"
+    return await _find_in_list(api, path, {"limit": 500}, row["id"])
 
 
 # Parents first, so children see their parents' tombstones.
