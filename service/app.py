@@ -17,6 +17,7 @@ from service import metrics
 from service.apply.errors import describe
 from service.config import Settings, get_settings
 from service.db import create_engine
+from service.inbox.writer import InboxWriter
 from service.ingest.endpoint import IngestState, receive_clerk_webhook
 from service.ingest.signature import SignatureVerifier
 from service.logs import configure_logging
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         enqueuer = Enqueuer(connect(settings), settings)
+        inbox = InboxWriter(engine)
         app.state.ingest = IngestState(
             engine=engine,
+            inbox=inbox,
             verifier=verifier,
             enqueuer=enqueuer,
             max_body_bytes=settings.webhook_max_body_bytes,
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await inbox.close()
             await enqueuer.close()
             await engine.dispose()
 

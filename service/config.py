@@ -43,7 +43,19 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     worker_concurrency: int = Field(default=10, ge=1)
     worker_max_tries: int = Field(default=8, ge=1)
-    worker_poll_delay_seconds: float = Field(default=0.05, gt=0)
+    worker_poll_delay_seconds: float = Field(default=0.01, gt=0)
+    worker_batch_size: int = Field(
+        default=250, ge=1, le=2000, description="Most events one apply transaction takes."
+    )
+    worker_batch_streams: int = Field(
+        default=2, ge=1, le=16, description="Batches one apply job runs at once (PostgreSQL)."
+    )
+    worker_wake_window_ms: int = Field(
+        default=20,
+        ge=1,
+        le=5000,
+        description="Deliveries within one window share one queued apply job.",
+    )
     # Also how long a job abandoned by a killed worker waits before another worker takes it.
     worker_job_timeout_seconds: int = Field(default=60, ge=1)
     sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)

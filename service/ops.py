@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +30,10 @@ async def replay_events(
     try:
         async with engine.begin() as conn:
             ids = await store.requeue(conn, svix_id=svix_id, since=since, reapply=reapply)
-        for event_id in ids:
-            try:
-                await enqueuer.enqueue_apply(event_id)
-            except Exception:
-                # Redis is down: the events are pending, the worker's sweep queues them.
-                break
+        if ids:
+            # If Redis is down the events stay pending, and the worker's sweep finds them.
+            with suppress(Exception):
+                await enqueuer.wake()
         return len(ids)
     finally:
         await enqueuer.close()

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.apply.batch import apply_batch
 from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
 from service.apply.runner import apply_stored
@@ -150,12 +151,26 @@ async def replica(
 
 
 async def converge(
-    database_url: str, redis_url: str, clerk_url: str, events: list[dict[str, Any]]
+    database_url: str,
+    redis_url: str,
+    clerk_url: str,
+    events: list[dict[str, Any]],
+    batch: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The live replica after the deliveries alone, and after a reconcile."""
+    """The live replica after the deliveries alone, and after a reconcile.
+
+    With `batch`, events are stored `batch` at a time and each lot is applied as one batch
+    (as the worker does under load); otherwise each is applied as it arrives.
+    """
     async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
-        for event in events:
-            await apply_stored(engine, await store_event(engine, event), RowOptions())
+        if batch is None:
+            for event in events:
+                await apply_stored(engine, await store_event(engine, event), RowOptions())
+        else:
+            for start in range(0, len(events), batch):
+                for event in events[start : start + batch]:
+                    await store_event(engine, event)
+                assert (await apply_batch(engine, RowOptions(), batch)).retried == 0
         failed = [r for r in await rows(engine, inbox) if r["status"] == "failed"]
         assert failed == [], [r["last_error"] for r in failed]
         from_webhooks = await replica_state(engine)
@@ -175,9 +190,12 @@ def test_any_delivery_order_converges_to_clerk(
 ) -> None:
     history = data.draw(histories(), label="history")
     events, dropped = data.draw(deliveries(history), label="deliveries")
+    batch = data.draw(st.none() | st.integers(2, 40), label="batch")
     fake, url = fake_server
     serve_history(fake, history)
-    from_webhooks, reconciled = asyncio.run(converge(fresh_database(), redis_url, url, events))
+    from_webhooks, reconciled = asyncio.run(
+        converge(fresh_database(), redis_url, url, events, batch)
+    )
     if dropped == 0:
         # Webhooks alone, in any order and with duplicates, reach Clerk's state...
         assert from_webhooks == expected(history)
@@ -193,7 +211,8 @@ async def converge_concurrently(
     *,
     with_reconcile: bool,
 ) -> dict[str, Any]:
-    """Four appliers at once (as four worker slots would), optionally beside a reconcile."""
+    """Four appliers at once, two event by event and two in batches (as worker slots would),
+    optionally beside a reconcile."""
     async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
         ids: asyncio.Queue[str] = asyncio.Queue()
         for event in events:
@@ -211,7 +230,20 @@ async def converge_concurrently(
                 else:
                     raise AssertionError(f"{svix_id} never applied")
 
-        work: list[Coroutine[Any, Any, Any]] = [applier() for _ in range(4)]
+        async def batch_applier() -> None:
+            # Claims skip rows another applier holds (SKIP LOCKED); small batches make the
+            # appliers interleave.
+            while True:
+                try:
+                    result = await apply_batch(engine, RowOptions(), 3)
+                except TransientError:
+                    result = None
+                if result is not None and result.claimed == 0 and ids.empty():
+                    return
+                await asyncio.sleep(0)
+
+        work: list[Coroutine[Any, Any, Any]] = [applier() for _ in range(2)]
+        work += [batch_applier() for _ in range(2)]
         if with_reconcile:
             work.append(
                 reconcile(engine, api, settings_, ReconcileOptions(force=True, restart=True))
@@ -219,6 +251,14 @@ async def converge_concurrently(
         results = await asyncio.gather(*work)
         if with_reconcile:
             assert results[-1].ok, results[-1].summary()
+        # An event that lost a race while in a batch backs off; its retry comes later.
+        for row in await rows(engine, inbox, status="pending"):
+            for _ in range(20):
+                try:
+                    await apply_stored(engine, row["svix_id"], RowOptions())
+                    break
+                except TransientError:
+                    await asyncio.sleep(0.01)
         failed = [r for r in await rows(engine, inbox) if r["status"] != "applied"]
         assert [r for r in failed if r["status"] != "ignored"] == []
         return await replica_state(engine)

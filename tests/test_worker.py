@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from arq import Retry
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,8 +21,8 @@ from service.config import Settings
 from service.db import create_engine
 from service.inbox.table import Status, inbox
 from service.ops import replay_events
-from service.queue.client import Enqueuer, connect
-from service.queue.worker import apply_event, build_worker, sweep
+from service.queue.client import Enqueuer, connect, queue_name
+from service.queue.worker import apply_pending, build_worker, sweep
 from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
@@ -119,26 +121,85 @@ async def test_event_acknowledged_while_redis_was_down_is_applied_after(
     assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
 
 
+def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> dict[str, Any]:
+    return {
+        "settings": settings,
+        "engine": engine,
+        "options": RowOptions(),
+        "enqueuer": enqueuer,
+        "job_try": 1,
+    }
+
+
 async def test_database_unreachable_while_applying_retries_then_succeeds(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer
 ) -> None:
     svix_id = await store_event(engine, cp.envelope("user.created", cp.user()))
     dead = create_engine(
         settings,
         url=f"postgresql://postgres@127.0.0.1:{free_port()}/x",
     )
-    ctx = {"engine": dead, "options": RowOptions(), "job_try": 3}
+    ctx = job_context(settings, dead, enqueuer) | {"job_try": 3}
     try:
         with pytest.raises(Retry) as retry:
-            await apply_event(ctx, svix_id)
+            await apply_pending(ctx, time.time())
     finally:
         await dead.dispose()
     assert retry.value.defer_score is not None and 2_000 <= retry.value.defer_score <= 4_000
     assert (await inbox_row(engine, svix_id))["status"] == Status.PENDING
-    assert (
-        await apply_event({"engine": engine, "options": RowOptions(), "job_try": 4}, svix_id)
-        == "applied"
+    totals = await apply_pending(job_context(settings, engine, enqueuer), time.time())
+    assert totals == {"applied": 1}
+    assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
+
+
+async def test_a_job_takes_events_stored_until_its_window_closes(
+    settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer
+) -> None:
+    # A delivery whose wake-up is refused because its window's job is already running must
+    # still be applied by that job: the job looks until the window has closed.
+    first = await store_event(engine, cp.envelope("user.created", cp.user()))
+    job = asyncio.create_task(
+        apply_pending(job_context(settings, engine, enqueuer), time.time() + 0.5)
     )
+    await asyncio.sleep(0.2)
+    assert (await inbox_row(engine, first))["status"] == Status.APPLIED
+    assert not job.done()
+    late = await store_event(engine, cp.envelope("organization.created", cp.organization()))
+    assert await asyncio.wait_for(job, timeout=5) == {"applied": 2}
+    assert (await inbox_row(engine, late))["status"] == Status.APPLIED
+
+
+async def test_deliveries_in_one_window_share_one_job(settings: Settings) -> None:
+    # An hour-long window (beyond what config allows) so that it cannot turn during the test.
+    wide = settings.model_copy(update={"worker_wake_window_ms": 3_600_000})
+    redis = connect(wide)
+    enqueuer = Enqueuer(redis, wide)
+    try:
+        woke = [await enqueuer.wake() for _ in range(5)]
+        # Another web process in the same window: arq refuses the job id it already holds.
+        other = Enqueuer(connect(wide), wide)
+        try:
+            assert await other.wake() is False
+        finally:
+            await other.close()
+        queued = await redis.queued_jobs(queue_name=queue_name(wide))
+    finally:
+        await enqueuer.close()
+    assert woke == [True, False, False, False, False]
+    assert len(queued) == 1
+
+
+async def test_a_failed_wake_up_is_tried_again_by_the_next_delivery(settings: Settings) -> None:
+    down = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "redis_timeout_seconds": 0.3}
+    )
+    enqueuer = Enqueuer(connect(down), down)
+    try:
+        for _ in range(2):  # not remembered as done: each delivery tries Redis again
+            with pytest.raises((OSError, RedisError, asyncio.TimeoutError)):
+                await enqueuer.wake()
+    finally:
+        await enqueuer.close()
 
 
 async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEngine) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.errors import TransientError, describe, is_transient
-from service.apply.handlers import Event, is_replicated, plan
+from service.apply.handlers import Event, is_replicated, plan, run_planned
 from service.apply.payloads import PayloadError
 from service.apply.rows import RowOptions
 from service.apply.timestamps import from_ms
@@ -22,6 +23,9 @@ from service.metrics import APPLY_SECONDS, EVENTS, LAG_SECONDS
 
 log = get_logger(__name__)
 
+_BACKOFF_BASE_SECONDS = 1.0
+_BACKOFF_CAP_SECONDS = 120.0
+
 
 class Outcome(StrEnum):
     APPLIED = "applied"
@@ -30,7 +34,8 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # not pending any more: applied before, or unknown id
 
 
-def _event(claimed: Claimed) -> Event:
+def event_of(claimed: Claimed) -> Event:
+    """The stored delivery as the planners see it; PayloadError if it cannot be one."""
     if claimed.body is None:
         raise PayloadError("the stored event has no body")
     try:
@@ -65,14 +70,14 @@ async def apply_stored(engine: AsyncEngine, svix_id: str, options: RowOptions) -
                 EVENTS.labels(event_type, Outcome.IGNORED).inc()
                 return Outcome.IGNORED
             try:
-                planned = plan(_event(claimed), options)
+                planned = plan(event_of(claimed), options)
             except PayloadError as exc:
                 await store.settle(conn, svix_id, Status.FAILED, error=str(exc))
                 bound.warning("event.failed", error=str(exc))
                 EVENTS.labels(event_type, Outcome.FAILED).inc()
                 return Outcome.FAILED
             bound = bound.bind(object_id=planned.object_id)
-            await planned.run(conn)
+            await run_planned(conn, [planned])
             await store.settle(conn, svix_id, Status.APPLIED, object_id=planned.object_id)
     except Exception as exc:
         error = describe(exc)
@@ -93,10 +98,19 @@ async def apply_stored(engine: AsyncEngine, svix_id: str, options: RowOptions) -
     return Outcome.APPLIED
 
 
+def retry_delay_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter, so retrying workers do not stampede a database
+    that just came back."""
+    ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
 async def _note_retry(engine: AsyncEngine, svix_id: str, error: str) -> None:
     try:
         async with engine.begin() as conn:
-            await store.note_retry(conn, svix_id, error)
+            attempts = await store.attempts(conn, svix_id) + 1
+            retry_after = datetime.now(UTC) + timedelta(seconds=retry_delay_seconds(attempts))
+            await store.note_retry(conn, svix_id, error, retry_after)
     except Exception:  # the database may be the thing that is down; the retry still happens
         log.debug("event.note_retry_failed", svix_id=svix_id)
 

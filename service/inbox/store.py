@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,27 +34,75 @@ class Claimed:
     body: str | None
     event_timestamp_ms: int | None
     received_at: datetime
+    object_id: str | None = None
 
 
 async def record(conn: AsyncConnection, delivery: Delivery, now: datetime) -> bool:
     """Store a delivery once; False when this svix-id was stored before (a redelivery)."""
+    return delivery.svix_id in await record_many(conn, [(delivery, now)])
+
+
+async def record_many(
+    conn: AsyncConnection, deliveries: Sequence[tuple[Delivery, datetime]]
+) -> set[str]:
+    """Store deliveries (with their arrival times) once each; returns the svix-ids that are new.
+
+    One executemany statement: SQLAlchemy sends the rows as multi-row VALUES.
+    """
+    rows: dict[str, dict[str, object]] = {}
+    for delivery, now in deliveries:
+        rows.setdefault(
+            delivery.svix_id,
+            {
+                "svix_id": delivery.svix_id,
+                "event_type": delivery.event_type,
+                "status": delivery.status.value,
+                "body": delivery.body,
+                "event_timestamp_ms": delivery.event_timestamp_ms,
+                "object_id": delivery.object_id,
+                "received_at": now,
+                "applied_at": now if delivery.status is Status.IGNORED else None,
+            },
+        )
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(inbox)
-        .values(
-            svix_id=delivery.svix_id,
-            event_type=delivery.event_type,
-            status=delivery.status.value,
-            body=delivery.body,
-            event_timestamp_ms=delivery.event_timestamp_ms,
-            object_id=delivery.object_id,
-            received_at=now,
-            applied_at=now if delivery.status is Status.IGNORED else None,
-        )
         .on_conflict_do_nothing(index_elements=[inbox.c.svix_id])
         .returning(inbox.c.svix_id)
     )
-    return (await conn.execute(stmt)).first() is not None
+    return set((await conn.execute(stmt, list(rows.values()))).scalars())
+
+
+def _claiming(now: datetime) -> Update:
+    return (
+        update(inbox)
+        .values(
+            status=Status.APPLIED.value,
+            applied_at=now,
+            attempts=inbox.c.attempts + 1,
+            last_error=None,
+            retry_after=None,
+        )
+        .returning(
+            inbox.c.svix_id,
+            inbox.c.event_type,
+            inbox.c.body,
+            inbox.c.event_timestamp_ms,
+            inbox.c.received_at,
+            inbox.c.object_id,
+        )
+    )
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(
+        row.svix_id,
+        row.event_type,
+        row.body,
+        row.event_timestamp_ms,
+        row.received_at,
+        row.object_id,
+    )
 
 
 async def claim(conn: AsyncConnection, svix_id: str, now: datetime) -> Claimed | None:
@@ -61,23 +111,30 @@ async def claim(conn: AsyncConnection, svix_id: str, now: datetime) -> Claimed |
     The UPDATE takes the row lock before anything is read: a second worker with the same id
     waits, then finds it no longer pending. If the transaction rolls back, it stays pending.
     """
-    stmt = (
-        update(inbox)
-        .where(inbox.c.svix_id == svix_id, inbox.c.status == Status.PENDING.value)
-        .values(
-            status=Status.APPLIED.value,
-            applied_at=now,
-            attempts=inbox.c.attempts + 1,
-            last_error=None,
-        )
-        .returning(
-            inbox.c.event_type, inbox.c.body, inbox.c.event_timestamp_ms, inbox.c.received_at
-        )
-    )
+    stmt = _claiming(now).where(inbox.c.svix_id == svix_id, inbox.c.status == Status.PENDING.value)
     row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return Claimed(svix_id, row.event_type, row.body, row.event_timestamp_ms, row.received_at)
+    return None if row is None else _claimed(row)
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        inbox.c.status == Status.PENDING.value,
+        or_(inbox.c.retry_after.is_(None), inbox.c.retry_after <= now),
+    )
+
+
+async def claim_batch(conn: AsyncConnection, limit: int, now: datetime) -> list[Claimed]:
+    """Take up to `limit` due pending events, oldest first, inside the caller's transaction.
+
+    On PostgreSQL, FOR UPDATE SKIP LOCKED lets concurrent workers take disjoint batches without
+    waiting on each other; SQLite serialises writers, so the plain subquery is already safe.
+    Like `claim`, a rollback leaves every event pending.
+    """
+    oldest = select(inbox.c.svix_id).where(_due(now)).order_by(inbox.c.received_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    stmt = _claiming(now).where(inbox.c.svix_id.in_(oldest.scalar_subquery()))
+    return [_claimed(row) for row in await conn.execute(stmt)]
 
 
 async def settle(
@@ -96,20 +153,70 @@ async def settle(
     await conn.execute(update(inbox).where(inbox.c.svix_id == svix_id).values(**values))
 
 
-async def note_retry(conn: AsyncConnection, svix_id: str, error: str) -> None:
-    """Count a failed attempt that rolled back; the event stays pending."""
-    await conn.execute(
+async def settle_many(
+    conn: AsyncConnection, status: Status, items: Sequence[tuple[str, str | None]]
+) -> None:
+    """Settle several claimed events at once: (svix_id, error or None) pairs."""
+    if not items:
+        return
+    stmt = (
         update(inbox)
-        .where(inbox.c.svix_id == svix_id, inbox.c.status == Status.PENDING.value)
-        .values(attempts=inbox.c.attempts + 1, last_error=error[:MAX_ERROR_LENGTH])
+        .where(inbox.c.svix_id == bindparam("b_id"))
+        .values(status=status.value, last_error=bindparam("b_error"))
+    )
+    await conn.execute(
+        stmt,
+        [{"b_id": i, "b_error": None if e is None else e[:MAX_ERROR_LENGTH]} for i, e in items],
     )
 
 
-async def pending_ids(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[str]:
-    """Pending events old enough that their first enqueue has surely run (or was lost)."""
+async def set_object_ids(conn: AsyncConnection, items: Sequence[tuple[str, str]]) -> None:
+    """Record the object an applied event touched, where ingest could not tell it."""
+    if items:
+        stmt = (
+            update(inbox)
+            .where(inbox.c.svix_id == bindparam("b_id"))
+            .values(object_id=bindparam("b_object"))
+        )
+        await conn.execute(stmt, [{"b_id": i, "b_object": o} for i, o in items])
+
+
+async def next_retry_at(conn: AsyncConnection) -> datetime | None:
+    """When the soonest backing-off pending event is due again."""
+    stmt = select(func.min(inbox.c.retry_after)).where(
+        inbox.c.status == Status.PENDING.value, inbox.c.retry_after.is_not(None)
+    )
+    value: datetime | None = (await conn.execute(stmt)).scalar()
+    return value
+
+
+async def note_retry(
+    conn: AsyncConnection, svix_id: str, error: str, retry_after: datetime | None = None
+) -> None:
+    """Count a failed attempt that rolled back; the event stays pending until `retry_after`."""
+    await conn.execute(
+        update(inbox)
+        .where(inbox.c.svix_id == svix_id, inbox.c.status == Status.PENDING.value)
+        .values(
+            attempts=inbox.c.attempts + 1,
+            last_error=error[:MAX_ERROR_LENGTH],
+            retry_after=retry_after,
+        )
+    )
+
+
+async def attempts(conn: AsyncConnection, svix_id: str) -> int:
+    stmt = select(inbox.c.attempts).where(inbox.c.svix_id == svix_id)
+    return int((await conn.execute(stmt)).scalar() or 0)
+
+
+async def pending_ids(
+    conn: AsyncConnection, *, received_before: datetime, now: datetime, limit: int
+) -> list[str]:
+    """Due pending events old enough that their first wake-up has surely run (or was lost)."""
     stmt = (
         select(inbox.c.svix_id)
-        .where(inbox.c.status == Status.PENDING.value, inbox.c.received_at < received_before)
+        .where(_due(now), inbox.c.received_at < received_before)
         .order_by(inbox.c.received_at)
         .limit(limit)
     )
@@ -133,7 +240,7 @@ async def requeue(
         stmt = stmt.where(inbox.c.svix_id == svix_id)
     if since is not None:
         stmt = stmt.where(inbox.c.received_at >= since)
-    stmt = stmt.values(status=Status.PENDING.value).returning(inbox.c.svix_id)
+    stmt = stmt.values(status=Status.PENDING.value, retry_after=None).returning(inbox.c.svix_id)
     return list((await conn.execute(stmt)).scalars())
 
 

@@ -31,5 +31,7 @@ inbox = Table(
     Column("applied_at", UTCDateTime),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
+    # After a transient failure: batch claims leave the event alone until then (backoff).
+    Column("retry_after", UTCDateTime),
 )
 Index("ix_clerk_replica_inbox_status_received_at", inbox.c.status, inbox.c.received_at)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -11,9 +10,9 @@ from starlette.responses import JSONResponse
 
 from service.apply.errors import describe
 from service.apply.handlers import is_replicated
-from service.inbox import store
 from service.inbox.store import Delivery
 from service.inbox.table import Status
+from service.inbox.writer import InboxWriter
 from service.ingest.body import read_limited
 from service.ingest.envelope import Envelope, parse_envelope
 from service.ingest.refusals import Refusal
@@ -28,6 +27,7 @@ log = get_logger(__name__)
 @dataclass
 class IngestState:
     engine: AsyncEngine
+    inbox: InboxWriter
     verifier: SignatureVerifier
     enqueuer: Enqueuer
     max_body_bytes: int
@@ -69,8 +69,7 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
     replicated = delivery.status is Status.PENDING
     bound = log.bind(svix_id=svix_id, event_type=envelope.type, object_id=envelope.object_id)
     try:
-        async with ingest.engine.begin() as conn:
-            is_new = await store.record(conn, delivery, datetime.now(UTC))
+        is_new = await ingest.inbox.record(delivery)
     except Exception as exc:
         # Not durable, so not acknowledged: Svix retries on 5xx.
         bound.error("delivery.not_durable", error=describe(exc))
@@ -89,7 +88,7 @@ async def receive_clerk_webhook(request: Request) -> JSONResponse:
         DELIVERIES.labels("ignored", "").inc()
         return JSONResponse({"status": "ignored"})
     try:
-        await ingest.enqueuer.enqueue_apply(svix_id)
+        await ingest.enqueuer.wake()
     except Exception as exc:
         # The event is durable; the worker's sweep queues it once Redis is back.
         bound.warning("delivery.enqueue_failed", error=describe(exc))

@@ -1,22 +1,30 @@
-"""Enqueue side: jobs carry only the inbox id, under a job id that deduplicates them."""
+"""Enqueue side: wake-up jobs that tell a worker to drain the inbox.
+
+Jobs carry no event: the inbox is the queue of record, and a job applies whatever is pending
+in batches. Deliveries in one short window share one job (its id names the window, and arq
+refuses a second job with a live id), so a busy web process talks to Redis a few dozen times a
+second, not once per delivery. A job keeps draining until its window has closed, so a delivery
+whose wake-up was refused because the window's job was already running is still taken.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from service.config import Settings
 
-APPLY_JOB = "apply_event"
+APPLY_JOB = "apply_pending"
 
 
-def job_id(settings: Settings, svix_id: str) -> str:
-    # While a job with this id is queued or retrying, arq refuses a second one; apply jobs keep
-    # no result, so once it finished the sweep can queue the id again. arq's job keys are global
-    # to the Redis database, hence the prefix.
-    return f"{settings.queue_prefix}:apply:{svix_id}"
+def job_id(settings: Settings, window: int) -> str:
+    # arq's job keys are global to the Redis database, hence the prefix. Apply jobs keep no
+    # result, so an id is free again as soon as its job has finished.
+    return f"{settings.queue_prefix}:apply:{window}"
 
 
 def queue_name(settings: Settings) -> str:
@@ -40,15 +48,36 @@ class Enqueuer:
         self._settings = settings
         self._queue = queue_name(settings)
         self._timeout = settings.redis_timeout_seconds
+        self._window_ms = settings.worker_wake_window_ms
+        self._woken: int | None = None  # the last window this process queued a job for
 
-    async def enqueue_apply(self, svix_id: str) -> bool:
-        """True when queued now, False when a job for this id is already queued or running."""
-        job = await asyncio.wait_for(
-            self._redis.enqueue_job(
-                APPLY_JOB, svix_id, _job_id=job_id(self._settings, svix_id), _queue_name=self._queue
-            ),
-            timeout=self._timeout,
-        )
+    async def wake(self, at: datetime | None = None) -> bool:
+        """Make sure a worker drains the inbox after the events stored so far (or at `at`).
+
+        Call it after the event is committed. True when a job was queued now; False when this
+        process (or arq, by job id) already holds one for the current window.
+        """
+        moment = time.time() if at is None else at.timestamp()
+        window = int(moment * 1000) // self._window_ms
+        if at is None and window == self._woken:
+            return False
+        until = (window + 1) * self._window_ms / 1000
+        self._woken = window if at is None else self._woken
+        try:
+            job = await asyncio.wait_for(
+                self._redis.enqueue_job(
+                    APPLY_JOB,
+                    until,
+                    _job_id=job_id(self._settings, window),
+                    _queue_name=self._queue,
+                    _defer_until=None if at is None else at.astimezone(UTC),
+                ),
+                timeout=self._timeout,
+            )
+        except BaseException:
+            if self._woken == window and at is None:
+                self._woken = None  # not queued: the next delivery tries again
+            raise
         return job is not None
 
     async def ping(self) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
+from collections import Counter
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +16,10 @@ from arq.worker import Worker, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
+from service.apply.batch import apply_batch
 from service.apply.errors import TransientError, describe
 from service.apply.rows import RowOptions
-from service.apply.runner import apply_stored
+from service.apply.runner import retry_delay_seconds
 from service.config import Settings
 from service.db import create_engine
 from service.inbox import store
@@ -30,8 +31,11 @@ from service.reconcile.run import ReconcileOptions
 
 log = get_logger(__name__)
 
-_BACKOFF_BASE_SECONDS = 1.0
-_BACKOFF_CAP_SECONDS = 120.0
+# A job keeps looking this long past its window's end: a web process whose clock runs a little
+# ahead of this worker's may still commit an event it counts in that window.
+_CLOCK_MARGIN_SECONDS = 0.02
+# While its window is open, an idle job looks again this often.
+_IDLE_POLL_SECONDS = 0.01
 
 
 # arq hands every task a plain dict: settings, engine, options, enqueuer, redis, job_try.
@@ -39,33 +43,74 @@ WorkerContext = dict[str, Any]
 
 
 def backoff_seconds(job_try: int) -> float:
-    """Exponential backoff with full jitter, so retrying workers do not stampede a database
-    that just came back."""
-    ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** max(0, job_try - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    return retry_delay_seconds(job_try)
 
 
-async def apply_event(ctx: WorkerContext, svix_id: str) -> str:
+async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
+    """Drain the inbox in batches until it is empty and the job's window has closed.
+
+    Several batch streams run at once on PostgreSQL (claims skip each other's rows), so the
+    database works on one batch while Python prepares the next. The job hands a long backlog
+    over to a fresh job rather than run into arq's timeout.
+    """
+    settings: Settings = ctx["settings"]
+    ctx["latest_until"] = max(ctx.get("latest_until", 0.0), until)
+    stop_by = time.monotonic() + settings.worker_job_timeout_seconds / 2
+    totals: Counter[str] = Counter()
+    streams = settings.worker_batch_streams if ctx["engine"].dialect.name == "postgresql" else 1
+
+    down: list[TransientError] = []  # set by the first stream that finds the database down
+
+    async def stream() -> None:
+        while time.monotonic() < stop_by and not down:
+            try:
+                result = await apply_batch(
+                    ctx["engine"], ctx["options"], settings.worker_batch_size
+                )
+            except TransientError as exc:
+                down.append(exc)
+                return
+            totals.update({o.value: n for o, n in result.outcomes.items() if n})
+            if result.retry_at is not None:
+                await _wake_quietly(ctx, result.retry_at)
+            if result.claimed:
+                continue
+            remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
+            # A running job with a later window will look after this one's events too.
+            if remaining <= 0 or ctx["latest_until"] > until:
+                return
+            await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
+        if not down:
+            await _wake_quietly(ctx, None)  # time is up with work left: a fresh job goes on
+
+    await asyncio.gather(*(stream() for _ in range(streams)))
+    if down:
+        log.warning("apply.retry", error=str(down[0]))
+        raise Retry(defer=backoff_seconds(ctx.get("job_try", 1)))
+    return dict(totals)
+
+
+async def _wake_quietly(ctx: WorkerContext, at: datetime | None) -> None:
     try:
-        outcome = await apply_stored(ctx["engine"], svix_id, ctx["options"])
-    except TransientError:
-        raise Retry(defer=backoff_seconds(ctx.get("job_try", 1))) from None
-    return outcome.value
+        await ctx["enqueuer"].wake(at)
+    except Exception as exc:  # Redis is down: the sweep wakes a worker later
+        log.warning("apply.wake_failed", error=describe(exc))
 
 
 async def sweep(ctx: WorkerContext) -> int:
-    """Queue pending events older than the grace period: their enqueue failed, their job was
-    lost with Redis, or it ran out of tries while the database was down."""
+    """Wake a worker for due pending events older than the grace period: their wake-up was
+    lost with Redis, or ran out of tries while the database was down. Returns how many."""
     settings = ctx["settings"]
-    cutoff = store.grace_cutoff(datetime.now(UTC), settings.sweep_grace_seconds)
+    now = datetime.now(UTC)
+    cutoff = store.grace_cutoff(now, settings.sweep_grace_seconds)
     async with ctx["engine"].connect() as conn:
-        ids = await store.pending_ids(conn, received_before=cutoff, limit=settings.sweep_batch_size)
-    queued = 0
-    for svix_id in ids:
-        queued += await ctx["enqueuer"].enqueue_apply(svix_id)
+        ids = await store.pending_ids(
+            conn, received_before=cutoff, now=now, limit=settings.sweep_batch_size
+        )
     if ids:
-        log.info("sweep.queued", pending=len(ids), queued=queued)
-    return queued
+        await ctx["enqueuer"].wake()
+        log.info("sweep.woke", pending=len(ids))
+    return len(ids)
 
 
 async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
@@ -156,7 +201,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
     return Worker(
         functions=[
             func(
-                apply_event,
+                apply_pending,
                 name=APPLY_JOB,
                 keep_result=0,
                 max_tries=settings.worker_max_tries,

@@ -1,9 +1,17 @@
-"""Apply throughput into PostgreSQL against a same-run baseline.
+"""Apply throughput into PostgreSQL against a same-run baseline, and how it scales.
 
-Baseline: raw asyncpg, one single-row upsert per transaction (the floor any per-event design
-pays). Subject: the real apply path (claim, validate, order-safe writes, settle) on a mix of
-user.updated with emails, organization and membership events, one worker slot and ten (arq's
-default max_jobs). Prints events/s and the ratio to the baseline.
+Baseline: raw asyncpg, one single-row upsert per transaction on one connection (the floor any
+per-event design pays). Subject: real `clerk-replica worker` processes draining a backlog of
+stored events (a mix of user.updated with two emails, organization and membership events)
+while wake-ups keep arriving every window, as they do when deliveries flow. Figures:
+
+- one worker, then two worker processes (scale-out);
+- one worker with the replica pre-filled with 10k users, then 1M users (index effects: the
+  cost per event must not grow with the table);
+- for reference, the old design: one event per transaction (`apply_stored`), ten slots.
+
+Prints events/s and the ratio to the baseline. Set BENCH_PROFILE=1 to print a pyinstrument
+profile of an in-process drain instead of the table's worker runs.
 """
 
 from __future__ import annotations
@@ -11,9 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +33,54 @@ import asyncpg
 
 from service.apply.rows import RowOptions
 from service.apply.runner import apply_stored
+from service.config import Settings
 from service.db import create_engine
+from service.inbox.table import inbox
 from service.logs import configure_logging
 from service.migrate import upgrade
+from service.queue.client import Enqueuer, connect
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
 from tests.replica_helpers import store_event
-from tests.servers import embedded_postgres
+from tests.servers import embedded_postgres, redis_server
 
-EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
+EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
+SMALL, LARGE = (int(n) for n in os.environ.get("BENCH_REPLICA_SIZES", "10000,1000000").split(","))
+REPLICA_TABLES = (
+    "clerk_users, clerk_email_addresses, clerk_phone_numbers, clerk_external_accounts, "
+    "clerk_organizations, clerk_organization_memberships, clerk_organization_invitations, "
+    "clerk_organization_domains, clerk_replica_inbox"
+)
 
 
-def mixed_events(n: int) -> list[dict[str, Any]]:
+def mixed_events(n: int, users: int, seed: int = 7) -> list[dict[str, Any]]:
+    """60% user.updated (two emails), 10% organization.updated, 30% membership.created, over
+    `users` existing users; every snapshot is newer than what the replica holds."""
+    rng = random.Random(seed)
     events = []
     for i in range(n):
         kind = i % 10
+        u = rng.randrange(users)
         if kind < 6:
             user = cp.user(
-                f"user_{i % 500:05d}",
-                updated_at=cp.T0 + i,
+                f"user_{u:08d}",
+                updated_at=cp.T0 + 1_000 + i,
                 emails=[
-                    cp.email(f"idn_{i}", f"u{i}@example.org"),
-                    cp.email(f"idn_b{i}", f"b{i}@example.org"),
+                    cp.email(f"idn_{u:08d}", f"u{u}@example.org"),
+                    cp.email(f"idn_b{u:08d}", f"b{u}@example.org"),
                 ],
             )
             events.append(cp.envelope("user.updated", user))
         elif kind == 6:
-            events.append(
-                cp.envelope(
-                    "organization.updated",
-                    cp.organization(f"org_{i % 50:03d}", updated_at=cp.T0 + i),
-                )
-            )
+            org = cp.organization(f"org_{u % 1000:04d}", updated_at=cp.T0 + 1_000 + i)
+            events.append(cp.envelope("organization.updated", org))
         else:
             member = cp.membership(
-                f"orgmem_{i}",
-                org_id=f"org_{i % 50:03d}",
-                user_id=f"user_{i % 500:05d}",
-                created_at=cp.T0 + i,
-                updated_at=cp.T0 + i,
+                f"orgmem_{i:08d}",
+                org_id=f"org_{u % 1000:04d}",
+                user_id=f"user_{u:08d}",
+                created_at=cp.T0 + 1_000 + i,
+                updated_at=cp.T0 + 1_000 + i,
             )
             events.append(cp.envelope("organizationMembership.created", member))
     return events
@@ -85,19 +106,108 @@ async def baseline(url: str, n: int) -> float:
                 )
         return n / (time.perf_counter() - started)
     finally:
+        await conn.execute("DROP TABLE IF EXISTS bench_baseline")
         await conn.close()
 
 
-async def subject(url: str, n: int, slots: int) -> float:
-    settings = make_settings(url, "redis://unused", db_pool_size=slots)
+async def prefill(url: str, users: int) -> None:
+    """A replica that already holds `users` users with one email each (set-based SQL)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {REPLICA_TABLES}")
+        await conn.execute(
+            "INSERT INTO clerk_users (id, first_name, primary_email_address, created_at, "
+            "updated_at, raw) SELECT 'user_' || lpad(g::text, 8, '0'), 'Example', "
+            "'u' || g || '@example.org', to_timestamp($2), to_timestamp($2), "
+            '\'{"object": "user"}\'::jsonb FROM generate_series(0, $1 - 1) AS g',
+            users,
+            cp.T0 / 1000,
+        )
+        await conn.execute(
+            "INSERT INTO clerk_email_addresses (id, user_id, email_address, is_primary) "
+            "SELECT 'idn_' || lpad(g::text, 8, '0'), 'user_' || lpad(g::text, 8, '0'), "
+            "'u' || g || '@example.org', true FROM generate_series(0, $1 - 1) AS g",
+            users,
+        )
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def store_all(settings: Settings, events: list[dict[str, Any]]) -> None:
     engine = create_engine(settings)
     try:
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(
-                "TRUNCATE clerk_users, clerk_email_addresses, clerk_organizations, "
-                "clerk_organization_memberships, clerk_replica_inbox"
+        for event in events:
+            await store_event(engine, event)
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def workers(settings: Settings, count: int) -> Iterator[None]:
+    env = os.environ | {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "QUEUE_PREFIX": settings.queue_prefix,
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "service", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        time.sleep(3)  # imports and arq start-up, outside the timed part
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+async def drain(settings: Settings, n: int) -> float:
+    """Wake the workers every window, as flowing deliveries would, until nothing is pending."""
+    enqueuer = Enqueuer(connect(settings), settings)
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        started = time.perf_counter()
+        while True:
+            await enqueuer.wake()
+            pending = await conn.fetchval(
+                f"SELECT count(*) FROM {inbox.name} WHERE status = 'pending'"
             )
-        ids = [await store_event(engine, event) for event in mixed_events(n)]
+            if pending == 0:
+                return n / (time.perf_counter() - started)
+            await asyncio.sleep(settings.worker_wake_window_ms / 1000)
+    finally:
+        await conn.close()
+        await enqueuer.close()
+
+
+def worker_run(url: str, redis_url: str, count: int, users: int) -> float:
+    settings = make_settings(url, redis_url)
+    asyncio.run(prefill(url, users))
+    asyncio.run(store_all(settings, mixed_events(EVENTS, users)))
+    with workers(settings, count):
+        return asyncio.run(drain(settings, EVENTS))
+
+
+async def per_event(url: str, n: int, slots: int) -> float:
+    settings = make_settings(url, "redis://unused", db_pool_size=slots)
+    await prefill(url, SMALL)
+    await store_all(settings, mixed_events(n, SMALL))
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            ids = [
+                r[0] for r in await conn.execute(inbox.select().with_only_columns(inbox.c.svix_id))
+            ]
         queue: asyncio.Queue[str] = asyncio.Queue()
         for svix_id in ids:
             queue.put_nowait(svix_id)
@@ -119,34 +229,68 @@ async def subject(url: str, n: int, slots: int) -> float:
         await engine.dispose()
 
 
+async def profile(url: str) -> None:
+    from pyinstrument import Profiler
+
+    from service.apply.batch import apply_batch
+
+    settings = make_settings(url, "redis://unused")
+    await prefill(url, SMALL)
+    await store_all(settings, mixed_events(EVENTS, SMALL))
+    engine = create_engine(settings)
+    profiler = Profiler(async_mode="enabled")
+    try:
+        profiler.start()
+        while (await apply_batch(engine, RowOptions(), settings.worker_batch_size)).claimed:
+            pass
+        profiler.stop()
+    finally:
+        await engine.dispose()
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+@contextmanager
+def servers(tmp: Path) -> Iterator[tuple[str, str]]:
+    with ExitStack() as stack:
+        pg = os.environ.get("TEST_POSTGRES_URL") or stack.enter_context(
+            embedded_postgres(tmp / "pg")
+        )
+        redis = (
+            os.environ.get("TEST_REDIS_URL") or stack.enter_context(redis_server(tmp / "redis"))[0]
+        )
+        yield pg, redis
+
+
 def main() -> None:
-    # Production logs one line per event at info; measure the work, not a terminal's speed.
     configure_logging(make_settings("sqlite:///unused", "redis://unused", log_level="warning"))
-    with tempfile.TemporaryDirectory() as tmp:
-        given = os.environ.get("TEST_POSTGRES_URL")
-        servers = None if given else embedded_postgres(Path(tmp) / "pg")
-        admin = given or servers.__enter__()  # type: ignore[union-attr]
-        try:
-            url = admin
-            upgrade(url)
-            base = asyncio.run(baseline(url, EVENTS))
-            one = asyncio.run(subject(url, EVENTS, 1))
-            ten = asyncio.run(subject(url, EVENTS, 10))
-        finally:
-            if servers is not None:
-                servers.__exit__(None, None, None)
-    rows = [
-        ("baseline: asyncpg single-row upsert per transaction", base, 1.0),
-        ("apply, 1 slot (events/s)", one, one / base),
-        ("apply, 10 slots (events/s)", ten, ten / base),
-    ]
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (url, redis_url):
+        upgrade(url)
+        if os.environ.get("BENCH_PROFILE"):
+            asyncio.run(profile(url))
+            return
+        base = asyncio.run(baseline(url, 5000))
+        results = [
+            ("apply, 1 worker (events/s)", worker_run(url, redis_url, 1, SMALL)),
+            ("apply, 2 workers (events/s)", worker_run(url, redis_url, 2, SMALL)),
+            (f"apply, 1 worker, replica of {LARGE:,} users", worker_run(url, redis_url, 1, LARGE)),
+            (
+                "old design: 1 event per transaction, 10 slots",
+                asyncio.run(per_event(url, min(EVENTS, 2000), 10)),
+            ),
+        ]
     print(
-        f"\napply benchmark, {EVENTS} mixed events, PostgreSQL, {os.cpu_count()} cores",
+        f"\napply benchmark: {EVENTS} mixed events, PostgreSQL, {os.cpu_count()} cores; "
+        f"replica of {SMALL:,} users unless stated",
         file=sys.stderr,
     )
-    print(f"{'figure':<56}{'per second':>12}{'ratio':>8}")
-    for name, value, ratio in rows:
-        print(f"{name:<56}{value:>12.0f}{ratio:>8.2f}")
+    print(f"{'figure':<58}{'per second':>12}{'ratio':>8}")
+    print(f"{'baseline: asyncpg single-row upsert per transaction':<58}{base:>12.0f}{1.0:>8.2f}")
+    for name, value in results:
+        print(f"{name:<58}{value:>12.0f}{value / base:>8.2f}")
+    one, two, large = results[0][1], results[1][1], results[2][1]
+    print(f"{'2 workers / 1 worker':<58}{'':>12}{two / one:>8.2f}")
+    label = f"cost per event, {LARGE:,} users / {SMALL:,} users"
+    print(f"{label:<58}{'':>12}{one / large:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""Batched apply on PostgreSQL and SQLite: many events per transaction, same result as one by one,
+and one bad event never holds its batch back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.apply.batch import apply_batch
+from service.apply.rows import RowOptions
+from service.apply.runner import Outcome
+from service.inbox import store
+from service.inbox.table import Status, inbox
+from service.replica import tables as t
+from tests import clerk_payloads as cp
+from tests.replica_helpers import inbox_row, one, rows, store_event
+
+U = "user_29w83sxmDNGwOuEthce5gg56FcC"
+ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"
+
+
+def ms(dt: datetime | None) -> int | None:
+    return None if dt is None else int(dt.timestamp() * 1000)
+
+
+async def test_a_mixed_batch_applies_in_one_go(engine: AsyncEngine) -> None:
+    events = [
+        cp.envelope("user.created", cp.user(emails=[cp.email("idn_a", "a@example.org")])),
+        # Newer snapshot of the same user in the same batch: its identifiers win.
+        cp.envelope(
+            "user.updated",
+            cp.user(updated_at=cp.T0 + 5, emails=[cp.email("idn_b", "b@example.org")]),
+        ),
+        cp.envelope("organization.created", cp.organization()),
+        cp.envelope("organizationMembership.created", cp.membership()),
+        cp.envelope("user.updated", {"id": U, "updated_at": "yesterday"}),  # payload error
+    ]
+    ids = [await store_event(engine, e) for e in events]
+    result = await apply_batch(engine, RowOptions(), 100)
+    assert result.claimed == 5
+    assert result.outcomes == {Outcome.APPLIED: 4, Outcome.FAILED: 1}
+    assert [r["id"] for r in await rows(engine, t.email_addresses)] == ["idn_b"]
+    assert (await one(engine, t.users, U))["updated_at"] == datetime.fromtimestamp(
+        (cp.T0 + 5) / 1000, tz=UTC
+    )
+    assert len(await rows(engine, t.organization_memberships, deleted_at=None)) == 1
+    statuses = [(await inbox_row(engine, i))["status"] for i in ids]
+    assert statuses == [Status.APPLIED] * 4 + [Status.FAILED]
+    assert "updated_at" in (await inbox_row(engine, ids[4]))["last_error"]
+    assert (await apply_batch(engine, RowOptions(), 100)).claimed == 0
+
+
+async def test_batches_take_the_oldest_first_and_respect_the_limit(engine: AsyncEngine) -> None:
+    ids = [
+        await store_event(engine, cp.envelope("organization.created", cp.organization(f"org_{i}")))
+        for i in range(5)
+    ]
+    first = await apply_batch(engine, RowOptions(), 2)
+    assert first.claimed == 2
+    assert [(await inbox_row(engine, i))["status"] for i in ids[:3]] == [
+        Status.APPLIED,
+        Status.APPLIED,
+        Status.PENDING,
+    ]
+    assert (await apply_batch(engine, RowOptions(), 10)).claimed == 3
+
+
+async def test_a_value_the_database_refuses_fails_alone(engine: AsyncEngine) -> None:
+    # An id longer than the column allows: PostgreSQL refuses the whole batch statement; the
+    # batch falls back to one event per transaction, so only the bad event fails.
+    good = [
+        await store_event(engine, cp.envelope("organization.created", cp.organization(f"org_{i}")))
+        for i in range(3)
+    ]
+    bad = await store_event(
+        engine, cp.envelope("organization.created", cp.organization("org_" + "x" * 300))
+    )
+    result = await apply_batch(engine, RowOptions(), 100)
+    assert result.claimed == 4
+    for svix_id in good:
+        assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
+    if engine.dialect.name == "postgresql":
+        assert result.outcomes == {Outcome.APPLIED: 3, Outcome.FAILED: 1}
+        row = await inbox_row(engine, bad)
+        assert row["status"] == Status.FAILED and "x" * 20 not in row["last_error"]
+    else:  # SQLite does not enforce lengths
+        assert result.outcomes == {Outcome.APPLIED: 4}
+
+
+async def test_an_event_backing_off_is_left_until_its_retry_time(engine: AsyncEngine) -> None:
+    waiting = await store_event(engine, cp.envelope("user.created", cp.user()))
+    soon = datetime.now(UTC) + timedelta(seconds=60)
+    async with engine.begin() as conn:
+        await store.note_retry(conn, waiting, "OSError: gone", soon)
+        assert await store.next_retry_at(conn) is not None
+    assert (await apply_batch(engine, RowOptions(), 10)).claimed == 0
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(inbox)
+            .where(inbox.c.svix_id == waiting)
+            .values(retry_after=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 1}
+    row = await inbox_row(engine, waiting)
+    assert (row["status"], row["retry_after"], row["attempts"]) == (Status.APPLIED, None, 2)
+
+
+async def test_a_row_ended_twice_in_one_batch_keeps_the_earlier_end(engine: AsyncEngine) -> None:
+    gone = {"id": ORG, "object": "organization", "deleted": True}
+    await store_event(engine, cp.envelope("organization.deleted", gone, cp.T0 + 9))
+    await store_event(engine, cp.envelope("organization.deleted", gone, cp.T0 + 3))
+    await store_event(engine, cp.envelope("organization.created", cp.organization()))
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 3}
+    assert ms((await one(engine, t.organizations, ORG))["deleted_at"]) == cp.T0 + 3
+
+
+async def test_a_membership_and_its_parents_deletion_in_one_batch(engine: AsyncEngine) -> None:
+    gone = {"id": U, "object": "user", "deleted": True}
+    await store_event(engine, cp.envelope("user.deleted", gone, cp.T0 + 50))
+    await store_event(engine, cp.envelope("organizationMembership.created", cp.membership()))
+    await store_event(engine, cp.envelope("user.created", cp.user()))
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 3}
+    [membership] = await rows(engine, t.organization_memberships)
+    assert ms(membership["deleted_at"]) == cp.T0 + 50
+    assert ms((await one(engine, t.users, U))["deleted_at"]) == cp.T0 + 50

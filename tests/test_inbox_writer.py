@@ -1,0 +1,54 @@
+"""Group commit: concurrent deliveries share commits, and each still learns its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.db import create_engine
+from service.inbox.store import Delivery
+from service.inbox.table import Status, inbox
+from service.inbox.writer import InboxWriter
+from tests.servers import free_port
+
+
+def delivery(svix_id: str) -> Delivery:
+    return Delivery(svix_id, "user.created", "{}", 1, "user_1", Status.PENDING)
+
+
+async def stored(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(inbox))).scalar() or 0)
+
+
+async def test_concurrent_deliveries_are_each_stored_once(engine: AsyncEngine) -> None:
+    writer = InboxWriter(engine, max_batch=16)
+    ids = [f"msg_{i}" for i in range(60)] + [f"msg_{i}" for i in range(0, 60, 6)]
+    try:
+        outcomes = await asyncio.gather(*(writer.record(delivery(i)) for i in ids))
+        # A redelivery arriving later is still known as one.
+        assert await writer.record(delivery("msg_3")) is False
+    finally:
+        await writer.close()
+    assert await stored(engine) == 60
+    new_per_id: dict[str, int] = {}
+    for svix_id, is_new in zip(ids, outcomes, strict=True):
+        new_per_id[svix_id] = new_per_id.get(svix_id, 0) + is_new
+    assert set(new_per_id.values()) == {1}
+
+
+async def test_a_failed_commit_fails_every_delivery_in_it(settings: Settings) -> None:
+    dead = create_engine(settings, url=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    writer = InboxWriter(dead)
+    try:
+        results = await asyncio.gather(
+            *(writer.record(delivery(f"msg_{i}")) for i in range(5)), return_exceptions=True
+        )
+    finally:
+        await writer.close()
+        await dead.dispose()
+    # Each caller gets the database's error (ingest answers 503 and Svix retries).
+    assert [type(r) for r in results if not isinstance(r, Exception)] == []
