@@ -197,6 +197,14 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+async def pg_engine(pg_db_url: str, redis_url: str) -> AsyncIterator[AsyncEngine]:
+    """PostgreSQL only, for behaviour SQLite does not have (row locks, sessions)."""
+    engine = create_engine(make_settings(pg_db_url, redis_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 def clerk_url(fake: object) -> Iterator[str]:
     """The module's `fake` Clerk API, served over real HTTP on loopback."""
     from tests.fake_clerk import FakeClerk, serve

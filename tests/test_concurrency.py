@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
 from service.apply.runner import Outcome, apply_stored
-from service.db import create_engine
 from service.replica import tables as t
 from tests import clerk_payloads as cp
-from tests.conftest import make_settings
 from tests.replica_helpers import inbox_row, rows, store_event
-
-
-@pytest.fixture
-async def pg_engine(pg_db_url: str, redis_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(pg_db_url, redis_url))
-    yield engine
-    await engine.dispose()
 
 
 async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -52,3 +52,21 @@ async def test_a_failed_commit_fails_every_delivery_in_it(settings: Settings) ->
         await dead.dispose()
     # Each caller gets the database's error (ingest answers 503 and Svix retries).
     assert [type(r) for r in results if not isinstance(r, Exception)] == []
+
+
+async def test_a_kept_connection_lost_to_a_restart_is_replaced(pg_engine: AsyncEngine) -> None:
+    writer = InboxWriter(pg_engine, flushers=1)
+    try:
+        assert await writer.record(delivery("msg_before")) is True
+        # As a database restart would: every other session of this database is ended.
+        async with pg_engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert await writer.record(delivery("msg_after")) is True
+    finally:
+        await writer.close()
+    assert await stored(pg_engine) == 2

@@ -60,6 +60,19 @@ def by_type(report: RunReport) -> dict[str, Any]:
     return {p.resource: p for p in report.passes}
 
 
+async def checkpoint_reaches(engine: AsyncEngine, offset: int) -> None:
+    """Wait until the run's checkpoint stands at `offset`: the next page is fetched while
+    the current one is written, so a page in flight does not mean the one before is saved."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            saved = (await conn.execute(select(progress.c.offset))).scalar()
+        if saved is not None and saved >= offset:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the checkpoint never reached {offset}")
+
+
 async def live(engine: AsyncEngine, table: Any) -> list[str]:
     return [r["id"] for r in await rows(engine, table) if r["deleted_at"] is None]
 
@@ -172,6 +185,7 @@ async def test_resumes_where_a_crashed_run_stopped(
     fake.on_list = stall_on_fourth_users_page
     task = asyncio.create_task(run(engine, api, rsettings, resources=("users",)))
     await asyncio.wait_for(reached.wait(), 10)
+    await checkpoint_reaches(engine, 150)  # page 4 is fetched while page 3 is written
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -385,6 +399,7 @@ async def test_resume_keeps_paging_by_offset_when_the_cursor_is_ignored(
     fake.on_list = stall
     task = asyncio.create_task(run(engine, api, rsettings, resources=("users",)))
     await asyncio.wait_for(reached.wait(), 10)
+    await checkpoint_reaches(engine, 150)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,17 @@ def test_a_killed_reconcile_resumes_after_its_lease_expires(
         stderr=subprocess.DEVNULL,
     )
     assert stalled.wait(30)
+    # Page 3 is fetched while page 2 is written: kill once page 2 is committed.
+    database = migrated_sqlite.removeprefix("sqlite:///")
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(database)) as db:
+            (saved,) = db.execute(
+                'SELECT max("offset") FROM clerk_replica_reconcile_progress'
+            ).fetchone()
+        if saved is not None and saved >= 200:
+            break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)  # no cleanup at all: the lease and the run stay behind
     proc.wait(10)
 

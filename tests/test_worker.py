@@ -226,3 +226,17 @@ async def test_an_abandoned_job_is_retaken_after_the_apply_timeout(settings: Set
         assert worker.in_progress_timeout_s == with_key.worker_job_timeout_seconds + 10
     finally:
         await worker.close()
+
+
+async def test_a_backlog_is_drained_by_several_streams(
+    settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer
+) -> None:
+    small = settings.model_copy(update={"worker_batch_size": 4, "worker_batch_streams": 3})
+    ids = [
+        await store_event(engine, cp.envelope("organization.created", cp.organization(f"org_{i}")))
+        for i in range(30)
+    ]
+    totals = await apply_pending(job_context(small, engine, enqueuer), time.time())
+    assert totals == {"applied": 30}
+    assert {(await inbox_row(engine, i))["status"] for i in ids} == {Status.APPLIED}
+    assert len(await rows(engine, t.organizations)) == 30

@@ -100,7 +100,6 @@ def _observe(claimed: Claimed, outcome: Outcome, seconds: float) -> None:
     EVENTS.labels(claimed.event_type, outcome).inc()
     APPLY_SECONDS.labels(claimed.event_type).observe(seconds)
     LAG_SECONDS.observe(max(0.0, (datetime.now(UTC) - claimed.received_at).total_seconds()))
-    log.debug("event.applied", svix_id=claimed.svix_id, event_type=claimed.event_type)
 
 
 async def _one_by_one(ids: list[str], engine: AsyncEngine, options: RowOptions) -> BatchResult:

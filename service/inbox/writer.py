@@ -1,18 +1,24 @@
 """Group commit for ingest: deliveries that arrive together share one INSERT and one commit.
 
 Each request still waits for its own row to be durable before it is acknowledged; it just
-shares the round trip with the requests that arrived while the previous commit was in flight.
+shares the round trip with the requests that arrived while the previous write was in flight.
 An idle service writes each delivery at once (a batch of one); under load, batches grow by
 themselves, and the per-delivery cost falls from a statement and a commit to a share of one.
+
+Two flushers each keep one connection, in autocommit: a batch costs one INSERT round trip,
+not a pool checkout, a liveness ping, BEGIN and COMMIT; and one batch's commit overlaps the
+next batch's insert.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.inbox import store
 from service.inbox.store import Delivery
@@ -29,48 +35,82 @@ class InboxWriter:
     def __init__(self, engine: AsyncEngine, max_batch: int = 500, flushers: int = 2) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._max_flushers = flushers
+        self._flusher_count = flushers
         self._waiting: list[_Waiting] = []
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._ready = asyncio.Event()
+        self._flushers: list[asyncio.Task[None]] = []
 
     async def record(self, delivery: Delivery) -> bool:
         """Store the delivery durably; False when its svix-id was stored before.
 
-        Raises what the database raised when the commit failed: nothing was stored then.
+        Raises what the database raised when the write failed: nothing was stored then.
         """
+        if not self._flushers:
+            self._flushers = [
+                asyncio.create_task(self._flush()) for _ in range(self._flusher_count)
+            ]
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(delivery, datetime.now(UTC), done))
-        if len(self._flushers) < self._max_flushers:
-            # A second flusher overlaps one batch's commit with the next batch's insert.
-            task = asyncio.create_task(self._flush())
-            self._flushers.add(task)
-            task.add_done_callback(self._flushers.discard)
-        # Shielded: a client that hangs up must not cancel the commit its neighbours share.
+        self._ready.set()
+        # Shielded: a client that hangs up must not cancel the write its neighbours share.
         return await asyncio.shield(done)
 
     async def _flush(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
+        conn: AsyncConnection | None = None
+        try:
+            while True:
+                await self._ready.wait()
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                if not self._waiting:
+                    self._ready.clear()
+                if batch:
+                    conn = await self._write(conn, batch)
+        finally:
+            for w in self._waiting:
+                if not w.done.done():
+                    w.done.set_exception(RuntimeError("the web process is shutting down"))
+            if conn is not None:
+                with suppress(Exception):
+                    await conn.close()
+
+    async def _write(
+        self, conn: AsyncConnection | None, batch: list[_Waiting]
+    ) -> AsyncConnection | None:
+        """Write one batch and settle its waiters; returns the connection to keep using."""
+        rows = [(w.delivery, w.received_at) for w in batch]
+        for attempt in range(2):
             try:
-                # One INSERT, committed on its own: no BEGIN/COMMIT round trips. Each row is
-                # independent, so the statement's own atomicity is all that is needed.
-                async with self._engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    stored = await store.record_many(
-                        conn, [(w.delivery, w.received_at) for w in batch]
-                    )
+                if conn is None:
+                    conn = await self._engine.connect()
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                stored = await store.record_many(conn, rows)
+                break
             except Exception as exc:
+                if conn is not None:
+                    with suppress(Exception):
+                        await conn.close()
+                    conn = None
+                # A kept connection may have died with a database restart: one more try on
+                # a fresh one. The insert is idempotent, so a write that did land before the
+                # connection broke just reports its deliveries as already stored.
+                stale = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+                if attempt == 0 and stale:
+                    continue
                 for w in batch:
                     if not w.done.done():
                         w.done.set_exception(exc)
-                continue
-            for w in batch:
-                # The first of several deliveries with one svix-id in a batch stores it.
-                is_new = w.delivery.svix_id in stored
-                stored.discard(w.delivery.svix_id)
-                if not w.done.done():
-                    w.done.set_result(is_new)
+                return None
+        for w in batch:
+            # The first of several deliveries with one svix-id in a batch stores it.
+            is_new = w.delivery.svix_id in stored
+            stored.discard(w.delivery.svix_id)
+            if not w.done.done():
+                w.done.set_result(is_new)
+        return conn
 
     async def close(self) -> None:
+        for task in self._flushers:
+            task.cancel()
         await asyncio.gather(*self._flushers, return_exceptions=True)
+        self._flushers = []

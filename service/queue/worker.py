@@ -49,41 +49,52 @@ def backoff_seconds(job_try: int) -> float:
 async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
     """Drain the inbox in batches until it is empty and the job's window has closed.
 
-    Several batch streams run at once on PostgreSQL (claims skip each other's rows), so the
-    database works on one batch while Python prepares the next. The job hands a long backlog
-    over to a fresh job rather than run into arq's timeout.
+    When a batch comes back full there is a backlog: helper streams join (PostgreSQL only;
+    claims skip each other's rows), so the database works on one batch while Python prepares
+    the next. They stop at the first empty claim; only the job's own stream waits out its
+    window. A long backlog is handed to a fresh job rather than run into arq's timeout.
     """
     settings: Settings = ctx["settings"]
     ctx["latest_until"] = max(ctx.get("latest_until", 0.0), until)
     stop_by = time.monotonic() + settings.worker_job_timeout_seconds / 2
     totals: Counter[str] = Counter()
-    streams = settings.worker_batch_streams if ctx["engine"].dialect.name == "postgresql" else 1
-
+    helpers = settings.worker_batch_streams - 1 if ctx["engine"].dialect.name == "postgresql" else 0
+    running: list[asyncio.Task[None]] = []
     down: list[TransientError] = []  # set by the first stream that finds the database down
 
-    async def stream() -> None:
-        while time.monotonic() < stop_by and not down:
-            try:
-                result = await apply_batch(
-                    ctx["engine"], ctx["options"], settings.worker_batch_size
-                )
-            except TransientError as exc:
-                down.append(exc)
-                return
-            totals.update({o.value: n for o, n in result.outcomes.items() if n})
-            if result.retry_at is not None:
-                await _wake_quietly(ctx, result.retry_at)
-            if result.claimed:
-                continue
-            remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
-            # A running job with a later window will look after this one's events too.
-            if remaining <= 0 or ctx["latest_until"] > until:
-                return
-            await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
+    async def batch() -> int | None:
+        """Apply one batch; how many events it claimed, or None when the database is down."""
+        try:
+            result = await apply_batch(ctx["engine"], ctx["options"], settings.worker_batch_size)
+        except TransientError as exc:
+            down.append(exc)
+            return None
+        totals.update({o.value: n for o, n in result.outcomes.items() if n})
+        if result.retry_at is not None:
+            await _wake_quietly(ctx, result.retry_at)
+        return result.claimed
+
+    async def helper() -> None:
+        while time.monotonic() < stop_by and not down and await batch():
+            pass
+
+    while time.monotonic() < stop_by and not down:
+        claimed = await batch()
+        if claimed is None:
+            break
+        if claimed >= settings.worker_batch_size and not running:
+            running = [asyncio.create_task(helper()) for _ in range(helpers)]
+        if claimed:
+            continue
+        remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
+        # A running job with a later window will look after this one's events too.
+        if remaining <= 0 or ctx["latest_until"] > until:
+            break
+        await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
+    else:
         if not down:
             await _wake_quietly(ctx, None)  # time is up with work left: a fresh job goes on
-
-    await asyncio.gather(*(stream() for _ in range(streams)))
+    await asyncio.gather(*running)
     if down:
         log.warning("apply.retry", error=str(down[0]))
         raise Retry(defer=backoff_seconds(ctx.get("job_try", 1)))
@@ -224,6 +235,15 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
     )
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (not on Windows): less event-loop overhead per job."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run_forever(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker, and keep running it through Redis outages.
 
@@ -233,6 +253,7 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
     """
     delay = 1.0
     while True:
+        asyncio.set_event_loop(_new_loop())  # arq's Worker runs on the current loop
         worker = build_worker(settings, burst=burst)
         try:
             worker.run()

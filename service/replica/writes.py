@@ -14,9 +14,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, case, delete, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,6 +77,14 @@ def _earliest_per_id(items: Iterable[tuple[str, datetime]]) -> list[tuple[str, d
     return sorted(earliest.items())
 
 
+def _among(conn: AsyncConnection, column: Any, values: Sequence[str]) -> Any:
+    """`column IN values`. On PostgreSQL as `= ANY(array)`: one parameter and one cached
+    statement, where an IN list renders (and asyncpg encodes) 500 parameters every call."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(cast(literal(list(values), ARRAY(Text)), ARRAY(Text)))
+
+
 async def upsert_versioned(
     conn: AsyncConnection, table: Table, rows: Sequence[Row]
 ) -> dict[str, datetime | None]:
@@ -77,17 +102,23 @@ async def upsert_versioned(
 
 
 def _upsert_versioned_statement(conn: AsyncConnection, table: Table) -> Any:
+    return _versioned_upsert(conn.dialect.name, table)
+
+
+@cache
+def _versioned_upsert(dialect: str, table: Table) -> Any:
     # Rows go as executemany parameters, not .values(rows): SQLAlchemy then compiles the
     # statement once and caches it, and batches the rows into multi-row VALUES itself
     # ("insertmanyvalues"); inlining 500 rows re-compiled ~15k bind parameters every call.
-    stmt = _insert(conn, table)
+    # Built once per table too: constructing it cost more than running it for small batches.
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     new, old = stmt.excluded, table.c
     lifts = new.created_at > old.deleted_at
     guard = and_(
         or_(old.updated_at.is_(None), new.updated_at >= old.updated_at),
         or_(old.deleted_at.is_(None), lifts, new.updated_at <= old.deleted_at),
     )
-    columns = {c.name: new[c.name] for c in table.columns if c.name != "id"}
+    columns: dict[str, Any] = {c.name: new[c.name] for c in table.columns if c.name != "id"}
     columns["deleted_at"] = case(
         (old.deleted_at.is_(None), new.deleted_at),
         (lifts, new.deleted_at),
@@ -99,6 +130,9 @@ def _upsert_versioned_statement(conn: AsyncConnection, table: Table) -> Any:
     ).returning(table.c.id, table.c.deleted_at)
 
 
+_LOCKS_KEY = "clerk_replica_parent_locks"
+
+
 async def lock_parents(conn: AsyncConnection, ids: Iterable[str]) -> None:
     """Serialise writers of the same users/organizations on PostgreSQL.
 
@@ -106,9 +140,19 @@ async def lock_parents(conn: AsyncConnection, ids: Iterable[str]) -> None:
     the parent's deletion ended its siblings, and stay live. Transaction-scoped advisory
     locks, taken in one statement in a fixed order; SQLite already serialises writers.
     """
-    keys = sorted(set(ids))
-    if not keys or conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql":
         return
+    # Locks already taken in this transaction are not asked for again (a batch takes all of
+    # its events' locks up front; the writes it then calls ask for theirs).
+    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    held_by, held = conn.info.get(_LOCKS_KEY, (None, set()))
+    if held_by is not transaction:
+        held = set()
+        conn.info[_LOCKS_KEY] = (transaction, held)
+    keys = sorted(set(ids) - held)
+    if not keys:
+        return
+    held.update(keys)
     await conn.execute(
         text(
             "SELECT pg_advisory_xact_lock(hashtextextended('clerk-replica:' || k, 0)) "
@@ -130,7 +174,7 @@ async def tombstone(
         index_elements=[table.c.id],
         set_={"deleted_at": stmt.excluded.deleted_at},
         where=or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
-    )
+    ).returning(table.c.id)  # multi-row VALUES on asyncpg too (see _replacing_upsert)
     for chunk in _chunks(_earliest_per_id(items)):
         await conn.execute(stmt, [{"id": i, "deleted_at": at} for i, at in chunk])
 
@@ -165,7 +209,7 @@ async def _ended_parents(
     for chunk in _chunks(wanted):
         result = await conn.execute(
             select(table.c.id, table.c.deleted_at).where(
-                table.c.id.in_(chunk), table.c.deleted_at.is_not(None)
+                _among(conn, table.c.id, chunk), table.c.deleted_at.is_not(None)
             )
         )
         ended.update({row.id: row.deleted_at for row in result})
@@ -211,14 +255,21 @@ async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRo
         by_id = {row["id"]: row for s in snapshots for row in getattr(s, attr)}
         rows = [by_id[key] for key in sorted(by_id)]
         for chunk in _chunks(user_ids):
-            await conn.execute(delete(table).where(table.c.user_id.in_(chunk)))
-        stmt = _insert(conn, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
-        )
+            await conn.execute(delete(table).where(_among(conn, table.c.user_id, chunk)))
+        stmt = _replacing_upsert(conn.dialect.name, table)
         for chunk in _chunks(rows):
             await conn.execute(stmt, list(chunk))
+
+
+@cache
+def _replacing_upsert(dialect: str, table: Table) -> Any:
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    # RETURNING makes SQLAlchemy send the rows as multi-row VALUES on asyncpg too; without
+    # it that dialect falls back to one statement per row.
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+    ).returning(table.c.id)
 
 
 async def delete_users(conn: AsyncConnection, items: Sequence[tuple[str, datetime]]) -> None:
@@ -299,10 +350,16 @@ async def _settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
         candidates[(r["organization_id"], r["user_id"])].append((r["created_at"], r["id"]))
 
     winners = {pair: max(c) for pair, c in candidates.items()}
+    losers = []
     for mid, org_id, user_id, _created, deleted in stored:
         win_created, win_id = winners[(org_id, user_id)]
         if win_id != mid and (deleted is None or deleted > win_created):
-            await conn.execute(update(m).where(m.c.id == mid).values(deleted_at=win_created))
+            losers.append({"b_id": mid, "b_ended": win_created})
+    if losers:
+        await conn.execute(
+            update(m).where(m.c.id == bindparam("b_id")).values(deleted_at=bindparam("b_ended")),
+            losers,
+        )
     for r in rows:
         win_created, win_id = winners[(r["organization_id"], r["user_id"])]
         if win_id != r["id"] and (r["deleted_at"] is None or r["deleted_at"] > win_created):

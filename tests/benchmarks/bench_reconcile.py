@@ -1,0 +1,252 @@
+"""Reconcile throughput into PostgreSQL against a same-run baseline.
+
+The fake Clerk Backend API runs in its own process (real uvicorn, no latency, no rate limit),
+its objects made and JSON-encoded before anything is timed, so serving a page costs a join and
+never takes CPU from the process measured. Baseline: the same client fetching the same pages
+without writing. Subject: the real reconcile (service.ops.run_reconcile, what `clerk-replica
+reconcile` runs) in its own process, so its peak RSS (VmHWM) is its own; then a "nightly" run
+over the unchanged instance, which should write nothing but checkpoints.
+
+    .venv/bin/python -m tests.benchmarks.bench_reconcile
+
+Sizes: BENCH_RECONCILE_USERS (100000), BENCH_RECONCILE_ORGS (10000),
+BENCH_RECONCILE_MEMBERSHIPS (100000). TEST_POSTGRES_URL: use that server (a database named
+bench_rec_<pid> is made and dropped), else a throwaway embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+from service.logs import configure_logging
+
+# Children import only what they use (pytest, alembic, uvicorn stay out of the measured
+# process), so the heavier imports are made where they are needed.
+USERS = int(os.environ.get("BENCH_RECONCILE_USERS", "100000"))
+ORGS = int(os.environ.get("BENCH_RECONCILE_ORGS", "10000"))
+MEMBERSHIPS = int(os.environ.get("BENCH_RECONCILE_MEMBERSHIPS", "100000"))
+RESOURCES = ("organizations", "users", "memberships", "invitations", "domains")
+FLOOR_PER_1000 = 2.0  # 500 objects per page
+KEY = "sk_test_fake_replica_key"  # tests.fake_clerk.KEY, without importing the fake
+
+
+def _settings(database_url: str, clerk_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url="redis://unused",
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_max_requests_per_10s=1_000_000,  # the fake has no limit: neither do we
+        log_level="warning",
+    )
+
+
+def _peak_rss_mib() -> float:
+    """This process image's peak RSS; ru_maxrss would carry a forking parent's peak."""
+    status = Path("/proc/self/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+)", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+# -- child processes ---------------------------------------------------------------------------
+
+
+def serve_fake() -> None:
+    """Child: build and encode the instance, print the URL, serve until stdin closes."""
+    from tests.fake_clerk import FakeClerk, serve, synthetic_instance
+
+    users, orgs, memberships = synthetic_instance(USERS, ORGS, MEMBERSHIPS)
+    fake = FakeClerk(users=users.encode(), organizations=orgs.encode())  # type: ignore[arg-type]
+    fake.memberships = memberships.encode()  # type: ignore[assignment]
+    with serve(fake) as url:
+        print(url, flush=True)
+        sys.stdin.read()
+
+
+async def _fetch_only(settings: Settings) -> dict[str, Any]:
+    from service.reconcile.clerk_api import ClerkAPI
+    from service.reconcile.resources import RESOURCES as ALL
+    from service.reconcile.resources import Position, pages
+
+    api = ClerkAPI(settings)
+    passes: dict[str, dict[str, Any]] = {}
+    try:
+        for name in RESOURCES:
+            resource, started, listed = ALL[name], time.perf_counter(), 0
+            # The same requests a pass makes: its total first, then every page.
+            if resource.bare_array:
+                await api.get(f"{resource.path}/count")
+            else:
+                await api.get(resource.path, {**resource.params, "limit": 1})
+            async for items in pages(api, resource, settings.reconcile_page_size, Position()):
+                listed += len(items)
+            passes[name] = {"listed": listed, "seconds": time.perf_counter() - started}
+    finally:
+        await api.close()
+    return {"passes": passes, "requests": api.stats.requests}
+
+
+async def _reconcile(settings: Settings) -> dict[str, Any]:
+    from service.ops import run_reconcile
+    from service.reconcile.run import ReconcileOptions
+
+    report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
+    if not report.ok:
+        raise SystemExit(f"reconcile failed: {report.summary()}")
+    return {
+        "passes": {p.resource: p.counts() for p in report.passes},
+        "requests": sum(p.requests for p in report.passes),
+    }
+
+
+def measure(mode: str, database_url: str, clerk_url: str) -> None:
+    """Child: one fetch-only or reconcile run; prints its figures as JSON on the last line."""
+    settings = _settings(database_url, clerk_url)
+    configure_logging(settings)
+    started = time.perf_counter()
+    result = asyncio.run(_fetch_only(settings) if mode == "fetch" else _reconcile(settings))
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mib"] = _peak_rss_mib()
+    print(json.dumps(result), flush=True)
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+
+def _child(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.benchmarks.bench_reconcile", *args]
+
+
+@contextmanager
+def fake_process() -> Iterator[str]:
+    proc = subprocess.Popen(
+        _child("serve"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("the fake Clerk API process did not start")
+        yield url
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    from tests.conftest import fresh_pg_database
+    from tests.servers import embedded_postgres
+
+    given = os.environ.get("TEST_POSTGRES_URL")
+    if given:
+        with fresh_pg_database(given, f"bench_rec_{os.getpid()}") as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp, embedded_postgres(Path(tmp) / "pg") as url:
+        yield url
+
+
+def run_child(mode: str, database_url: str, clerk_url: str) -> dict[str, Any]:
+    done = subprocess.run(
+        _child(mode, database_url, clerk_url), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} run failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _rate(result: dict[str, Any], name: str | None = None) -> float:
+    passes = result["passes"]
+    if name is not None:
+        return float(passes[name]["listed"] / passes[name]["seconds"])
+    return float(sum(p["listed"] for p in passes.values()) / result["seconds"])
+
+
+def _per_1000(result: dict[str, Any]) -> float:
+    listed = sum(p["listed"] for p in result["passes"].values())
+    return float(result["requests"] * 1000 / max(listed, 1))
+
+
+def main() -> None:
+    from service.migrate import upgrade
+
+    made = time.perf_counter()
+    with fake_process() as clerk_url, database() as url:
+        print(f"fake Clerk ready in {time.perf_counter() - made:.1f} s", file=sys.stderr)
+        upgrade(url)
+        base = run_child("fetch", url, clerk_url)
+        first = run_child("reconcile", url, clerk_url)
+        nightly = run_child("reconcile", url, clerk_url)
+
+    def written(run: dict[str, Any]) -> int:
+        return sum(p["created"] + p["updated"] + p["tombstoned"] for p in run["passes"].values())
+
+    rows: list[tuple[str, str, str]] = [
+        ("baseline: fetch only, objects/s", f"{_rate(base):,.0f}", "1.00"),
+        ("baseline: fetch only, users/s", f"{_rate(base, 'users'):,.0f}", "1.00"),
+    ]
+    for label, run in (("first run", first), ("nightly, unchanged", nightly)):
+        rows.append(
+            (
+                f"reconcile {label}: objects/s",
+                f"{_rate(run):,.0f}",
+                f"{_rate(run) / _rate(base):.2f}",
+            )
+        )
+        for name in ("users", "organizations", "memberships"):
+            rate = _rate(run, name)
+            rows.append(
+                (f"reconcile {label}: {name}/s", f"{rate:,.0f}", f"{rate / _rate(base, name):.2f}")
+            )
+    rows += [
+        (
+            f"API requests per 1,000 objects (floor {FLOOR_PER_1000:.0f})",
+            f"{_per_1000(first):.2f}",
+            f"{_per_1000(first) / _per_1000(base):.2f}",
+        ),
+        (
+            "peak RSS of the reconcile process, MiB",
+            f"{first['peak_rss_mib']:.0f}",
+            f"{first['peak_rss_mib'] / base['peak_rss_mib']:.2f}",
+        ),
+        (
+            "peak RSS, nightly run, MiB",
+            f"{nightly['peak_rss_mib']:.0f}",
+            f"{nightly['peak_rss_mib'] / base['peak_rss_mib']:.2f}",
+        ),
+    ]
+    sys.stderr.flush()
+    print(
+        f"\nreconcile benchmark: {USERS:,} users, {ORGS:,} organizations, {MEMBERSHIPS:,} "
+        f"memberships; PostgreSQL; {os.cpu_count()} cores; objects written: first run "
+        f"{written(first):,}, nightly {written(nightly):,}; fetch-only peak RSS "
+        f"{base['peak_rss_mib']:.0f} MiB",
+        file=sys.stderr,
+        flush=True,
+    )
+    print(f"{'figure':<52}{'value':>12}{'ratio':>8}")
+    for name, value, ratio in rows:
+        print(f"{name:<52}{value:>12}{ratio:>8}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve_fake()
+    elif sys.argv[1:2] in (["fetch"], ["reconcile"]):
+        measure(sys.argv[1], sys.argv[2], sys.argv[3])
+    else:
+        main()
