@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from service import jsoncodec
 from service.config import ConfigError, Settings
 
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
@@ -38,10 +39,21 @@ def async_url(raw: str) -> URL:
     )
 
 
-def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
-    """One engine per process; parameters are hidden from error messages (they hold PII)."""
+def create_engine(
+    settings: Settings, *, url: str | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """One engine per process; parameters are hidden from error messages (they hold PII).
+
+    `pre_ping` checks a pooled connection before use (a round trip): worth it where a dead
+    connection would fail a request, not where the failure is retried anyway (the worker).
+    """
     target = async_url(url or settings.database_url)
-    kwargs: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {
+        "hide_parameters": True,
+        "pool_pre_ping": pre_ping,
+        "json_serializer": jsoncodec.dumps,
+        "json_deserializer": jsoncodec.loads,
+    }
     if target.drivername.startswith("sqlite"):
         database = target.database or ""
         if database and database != ":memory:":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.errors import TransientError, describe
+from service.apply.errors import TransientError, describe, is_transient
 from service.apply.handlers import Planned, is_replicated, plan, run_planned
 from service.apply.payloads import PayloadError
 from service.apply.rows import RowOptions
@@ -46,30 +46,40 @@ async def apply_batch(engine: AsyncEngine, options: RowOptions, limit: int) -> B
 
     Raises TransientError when the database looks unavailable (the events stay pending).
     """
-    started = time.perf_counter()
-    now = datetime.now(UTC)
-    result = BatchResult()
-    try:
-        async with engine.begin() as conn:
-            claimed = await store.claim_batch(conn, limit, now)
-            result.claimed = len(claimed)
-            planned, settled = _plan_all(claimed, options)
-            await run_planned(conn, [p for _, p in planned])
-            for status, items in settled.items():
-                await store.settle_many(conn, status, items)
-            await store.set_object_ids(
-                conn, [(c.svix_id, p.object_id) for c, p in planned if p.object_id != c.object_id]
-            )
-    except Exception as exc:
-        if result.claimed == 0:
-            raise TransientError(describe(exc)) from exc
-        log.warning("batch.fallback", events=result.claimed, error=describe(exc))
-        return await _one_by_one([c.svix_id for c in claimed], engine, options)
+    for attempt in (1, 2):
+        started = time.perf_counter()
+        result = BatchResult()
+        try:
+            async with engine.begin() as conn:
+                claimed = await store.claim_batch(conn, limit, datetime.now(UTC))
+                result.claimed = len(claimed)
+                planned, settled = _plan_all(claimed, options)
+                await run_planned(conn, [p for _, p in planned])
+                for status, items in settled.items():
+                    await store.settle_many(conn, status, items)
+                await store.set_object_ids(
+                    conn,
+                    [(c.svix_id, p.object_id) for c, p in planned if p.object_id != c.object_id],
+                )
+        except Exception as exc:
+            if result.claimed == 0:
+                raise TransientError(describe(exc)) from exc
+            if attempt == 1 and is_transient(exc):
+                # A deadlock or lock timeout against a concurrent writer rolled the whole
+                # batch back: take it again before paying for one event at a time.
+                log.info("batch.retry", events=result.claimed, error=describe(exc))
+                continue
+            log.warning("batch.fallback", events=result.claimed, error=describe(exc))
+            return await _one_by_one([c.svix_id for c in claimed], engine, options)
+        break
     elapsed = time.perf_counter() - started
     for c, _ in planned:
         _observe(c, Outcome.APPLIED, elapsed / len(claimed))
     result.outcomes[Outcome.APPLIED] += len(planned)
+    by_id = {c.svix_id: c.event_type for c in claimed}
     for status, items in settled.items():
+        for svix_id, _error in items:
+            EVENTS.labels(by_id[svix_id], status.value).inc()
         if items:
             result.outcomes[Outcome(status.value)] += len(items)
     if claimed:
@@ -85,14 +95,12 @@ def _plan_all(
     for c in claimed:
         if not is_replicated(c.event_type):
             settled[Status.IGNORED].append((c.svix_id, None))
-            EVENTS.labels(c.event_type, Outcome.IGNORED).inc()
             continue
         try:
             planned.append((c, plan(event_of(c), options)))
         except PayloadError as exc:
             settled[Status.FAILED].append((c.svix_id, str(exc)))
             log.warning("event.failed", svix_id=c.svix_id, event_type=c.event_type, error=str(exc))
-            EVENTS.labels(c.event_type, Outcome.FAILED).inc()
     return planned, settled
 
 

@@ -46,7 +46,9 @@ class Planned:
     """Validated write for one event, ready to run; building it does no I/O.
 
     `locks` names the users/organizations whose writers must not interleave with this one
-    (see writes.lock_parents): a batch takes all of them up front, in one sorted statement.
+    (see writes.lock_parents). A batch takes all of them up front, in one sorted statement,
+    before any row lock: two batches touching the same objects then queue in one order
+    instead of deadlocking.
     """
 
     object_id: str
@@ -60,7 +62,7 @@ Planner = Callable[[Event, RowOptions], Planned]
 
 def _user_upsert(event: Event, options: RowOptions) -> Planned:
     snap = rows.user_rows(event.data, options)
-    return Planned(snap.user["id"], Write.UPSERT_USERS, snap)
+    return Planned(snap.user["id"], Write.UPSERT_USERS, snap, (snap.user["id"],))
 
 
 def _user_delete(event: Event, _options: RowOptions) -> Planned:
@@ -70,7 +72,7 @@ def _user_delete(event: Event, _options: RowOptions) -> Planned:
 
 def _org_upsert(event: Event, options: RowOptions) -> Planned:
     row = rows.organization_row(event.data, options)
-    return Planned(row["id"], Write.UPSERT_ORGANIZATIONS, row)
+    return Planned(row["id"], Write.UPSERT_ORGANIZATIONS, row, (row["id"],))
 
 
 def _org_delete(event: Event, _options: RowOptions) -> Planned:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,6 +9,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import jsoncodec
 from service.apply.errors import TransientError, describe, is_transient
 from service.apply.handlers import Event, is_replicated, plan, run_planned
 from service.apply.payloads import PayloadError
@@ -39,7 +39,7 @@ def event_of(claimed: Claimed) -> Event:
     if claimed.body is None:
         raise PayloadError("the stored event has no body")
     try:
-        envelope = json.loads(claimed.body)
+        envelope = jsoncodec.loads(claimed.body)
         data = envelope["data"]
     except (ValueError, KeyError, TypeError):
         raise PayloadError("the stored body is not a Clerk envelope") from None

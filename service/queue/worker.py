@@ -49,10 +49,12 @@ def backoff_seconds(job_try: int) -> float:
 async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
     """Drain the inbox in batches until it is empty and the job's window has closed.
 
-    When a batch comes back full there is a backlog: helper streams join (PostgreSQL only;
-    claims skip each other's rows), so the database works on one batch while Python prepares
-    the next. They stop at the first empty claim; only the job's own stream waits out its
-    window. A long backlog is handed to a fresh job rather than run into arq's timeout.
+    One job per worker process drains at a time: a job for a later window waits for the
+    current one, which then stops at its next empty claim (the later job covers its window
+    too). When a batch comes back full there is a backlog: helper streams join (PostgreSQL
+    only; claims skip each other's rows), so the database works on one batch while Python
+    prepares the next; they stop at their first empty claim. A long backlog is handed to a
+    fresh job rather than run into arq's timeout.
     """
     settings: Settings = ctx["settings"]
     ctx["latest_until"] = max(ctx.get("latest_until", 0.0), until)
@@ -78,23 +80,23 @@ async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
         while time.monotonic() < stop_by and not down and await batch():
             pass
 
-    while time.monotonic() < stop_by and not down:
-        claimed = await batch()
-        if claimed is None:
-            break
-        if claimed >= settings.worker_batch_size and not running:
-            running = [asyncio.create_task(helper()) for _ in range(helpers)]
-        if claimed:
-            continue
-        remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
-        # A running job with a later window will look after this one's events too.
-        if remaining <= 0 or ctx["latest_until"] > until:
-            break
-        await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
-    else:
-        if not down:
-            await _wake_quietly(ctx, None)  # time is up with work left: a fresh job goes on
-    await asyncio.gather(*running)
+    async with ctx.setdefault("drain_lock", asyncio.Lock()):
+        while ctx["latest_until"] <= until:  # else a later job covers this window
+            if time.monotonic() >= stop_by:
+                await _wake_quietly(ctx, None)  # time is up, maybe with work left: hand over
+                break
+            claimed = await batch()
+            if claimed is None:
+                break
+            if claimed >= settings.worker_batch_size and not running:
+                running = [asyncio.create_task(helper()) for _ in range(helpers)]
+            if claimed:
+                continue
+            remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
+        await asyncio.gather(*running)
     if down:
         log.warning("apply.retry", error=str(down[0]))
         raise Retry(defer=backoff_seconds(ctx.get("job_try", 1)))
@@ -155,7 +157,8 @@ async def _reconcile_nightly(settings: Settings) -> dict[str, Any]:
 
 async def _startup(ctx: WorkerContext) -> None:
     settings = ctx["settings"]
-    ctx["engine"] = create_engine(settings)
+    # No ping per checkout: a batch on a connection that died fails as transient and retries.
+    ctx["engine"] = create_engine(settings, pre_ping=False)
     ctx["options"] = RowOptions(store_private_metadata=settings.store_private_metadata)
     ctx["enqueuer"] = Enqueuer(ctx["redis"], settings)
     if settings.worker_metrics_port is not None:

@@ -16,6 +16,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from service import jsoncodec
 from service.config import Settings
 
 _MAX_RETRY_AFTER_SECONDS = 300.0
@@ -162,7 +163,7 @@ class ClerkAPI:
         if response.status_code >= 400:
             raise ClerkRequestError(_describe(response), response.status_code)
         try:
-            return response.json()
+            return jsoncodec.loads(response.content)
         except ValueError:
             raise _Retryable(f"{response.status_code} {path}: body is not JSON") from None
 
