@@ -22,7 +22,7 @@ from service.db import create_engine
 from service.inbox.table import Status, inbox
 from service.ops import replay_events
 from service.queue.client import Enqueuer, connect, queue_name
-from service.queue.worker import apply_pending, build_worker, sweep
+from service.queue.worker import DrainState, apply_pending, build_worker, sweep
 from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
@@ -240,3 +240,20 @@ async def test_a_backlog_is_drained_by_several_streams(
     assert totals == {"applied": 30}
     assert {(await inbox_row(engine, i))["status"] for i in ids} == {Status.APPLIED}
     assert len(await rows(engine, t.organizations)) == 30
+
+
+async def test_a_later_job_takes_over_from_an_earlier_one(
+    settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer
+) -> None:
+    # arq hands each job a shallow copy of the worker's context, as here: the shared state
+    # must still reach both jobs, so that only one of them keeps polling the inbox.
+    shared = job_context(settings, engine, enqueuer) | {"drain": DrainState()}
+    now = time.time()
+    earlier = asyncio.create_task(apply_pending(dict(shared), now + 2.0))
+    await asyncio.sleep(0.1)
+    later = asyncio.create_task(apply_pending(dict(shared), now + 2.5))
+    # The earlier job stops long before its own window closes: the later one covers it.
+    assert await asyncio.wait_for(earlier, timeout=1.0) == {}
+    svix_id = await store_event(engine, cp.envelope("user.created", cp.user()))
+    assert await asyncio.wait_for(later, timeout=5) == {"applied": 1}
+    assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,14 @@ def backoff_seconds(job_try: int) -> float:
     return retry_delay_seconds(job_try)
 
 
+@dataclass
+class DrainState:
+    """Shared by the apply jobs of one worker process."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    latest_until: float = 0.0  # the latest window end of any job started
+
+
 async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
     """Drain the inbox in batches until it is empty and the job's window has closed.
 
@@ -57,7 +66,10 @@ async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
     fresh job rather than run into arq's timeout.
     """
     settings: Settings = ctx["settings"]
-    ctx["latest_until"] = max(ctx.get("latest_until", 0.0), until)
+    # arq gives each job a shallow copy of the worker's context: state shared between jobs
+    # must be an object made at start-up (tests calling this directly get one here).
+    drain: DrainState = ctx.setdefault("drain", DrainState())
+    drain.latest_until = max(drain.latest_until, until)
     stop_by = time.monotonic() + settings.worker_job_timeout_seconds / 2
     totals: Counter[str] = Counter()
     helpers = settings.worker_batch_streams - 1 if ctx["engine"].dialect.name == "postgresql" else 0
@@ -80,8 +92,8 @@ async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
         while time.monotonic() < stop_by and not down and await batch():
             pass
 
-    async with ctx.setdefault("drain_lock", asyncio.Lock()):
-        while ctx["latest_until"] <= until:  # else a later job covers this window
+    async with drain.lock:
+        while drain.latest_until <= until:  # else a later job covers this window
             if time.monotonic() >= stop_by:
                 await _wake_quietly(ctx, None)  # time is up, maybe with work left: hand over
                 break
@@ -161,6 +173,7 @@ async def _startup(ctx: WorkerContext) -> None:
     ctx["engine"] = create_engine(settings, pre_ping=False)
     ctx["options"] = RowOptions(store_private_metadata=settings.store_private_metadata)
     ctx["enqueuer"] = Enqueuer(ctx["redis"], settings)
+    ctx["drain"] = DrainState()
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port)
 
