@@ -43,10 +43,6 @@ _IDLE_POLL_SECONDS = 0.01
 WorkerContext = dict[str, Any]
 
 
-def backoff_seconds(job_try: int) -> float:
-    return retry_delay_seconds(job_try)
-
-
 @dataclass
 class DrainState:
     """Shared by the apply jobs of one worker process."""
@@ -111,7 +107,7 @@ async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
         await asyncio.gather(*running)
     if down:
         log.warning("apply.retry", error=str(down[0]))
-        raise Retry(defer=backoff_seconds(ctx.get("job_try", 1)))
+        raise Retry(defer=retry_delay_seconds(ctx.get("job_try", 1)))
     return dict(totals)
 
 

@@ -45,8 +45,8 @@ from service.replica import tables as t
 _CHUNK = 500
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+def _insert(dialect: str, table: Table) -> Any:
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 T = TypeVar("T")
@@ -95,14 +95,10 @@ async def upsert_versioned(
     object created after the deletion lifts the tombstone.
     """
     applied: dict[str, datetime | None] = {}
-    stmt = _upsert_versioned_statement(conn, table)
+    stmt = _versioned_upsert(conn.dialect.name, table)
     for chunk in _chunks(_newest_per_id(rows)):
         applied.update({r.id: r.deleted_at for r in await conn.execute(stmt, list(chunk))})
     return applied
-
-
-def _upsert_versioned_statement(conn: AsyncConnection, table: Table) -> Any:
-    return _versioned_upsert(conn.dialect.name, table)
 
 
 @cache
@@ -111,7 +107,7 @@ def _versioned_upsert(dialect: str, table: Table) -> Any:
     # statement once and caches it, and batches the rows into multi-row VALUES itself
     # ("insertmanyvalues"); inlining 500 rows re-compiled ~15k bind parameters every call.
     # Built once per table too: constructing it cost more than running it for small batches.
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    stmt = _insert(dialect, table)
     new, old = stmt.excluded, table.c
     lifts = new.created_at > old.deleted_at
     guard = and_(
@@ -169,14 +165,19 @@ async def tombstone(
 
     Only for tables whose columns other than id are nullable (users, organizations, domains).
     """
-    stmt = _insert(conn, table)
-    stmt = stmt.on_conflict_do_update(
+    stmt = _tombstone_upsert(conn.dialect.name, table)
+    for chunk in _chunks(_earliest_per_id(items)):
+        await conn.execute(stmt, [{"id": i, "deleted_at": at} for i, at in chunk])
+
+
+@cache
+def _tombstone_upsert(dialect: str, table: Table) -> Any:
+    stmt = _insert(dialect, table)
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.id],
         set_={"deleted_at": stmt.excluded.deleted_at},
         where=or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
     ).returning(table.c.id)  # multi-row VALUES on asyncpg too (see _replacing_upsert)
-    for chunk in _chunks(_earliest_per_id(items)):
-        await conn.execute(stmt, [{"id": i, "deleted_at": at} for i, at in chunk])
 
 
 async def end_children(
@@ -263,7 +264,7 @@ async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRo
 
 @cache
 def _replacing_upsert(dialect: str, table: Table) -> Any:
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    stmt = _insert(dialect, table)
     # RETURNING makes SQLAlchemy send the rows as multi-row VALUES on asyncpg too; without
     # it that dialect falls back to one statement per row.
     return stmt.on_conflict_do_update(
