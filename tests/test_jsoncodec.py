@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from service import jsoncodec
 
 
@@ -20,3 +24,20 @@ def test_integers_beyond_64_bits_survive_both_ways() -> None:
 
 def test_what_orjson_refuses_still_parses() -> None:
     assert jsoncodec.loads('{"x": NaN}')["x"] != 0  # NaN != anything, but it parsed
+
+
+def test_a_long_digit_run_outside_a_number_is_only_a_false_alarm() -> None:
+    assert jsoncodec.loads(b'{"phone": "12345678901234567890", "n": 1}') == {
+        "phone": "12345678901234567890",
+        "n": 1,
+    }
+    # 19 digits exactly: still a 64-bit integer, parsed without loss either way.
+    assert jsoncodec.loads(b'{"n": 9223372036854775807}') == {"n": 9223372036854775807}
+
+
+def test_bytes_are_utf8_only() -> None:
+    # Valid UTF-8 with NULs, which json.loads(bytes) would read as UTF-16 and accept as {}.
+    with pytest.raises(json.JSONDecodeError):
+        jsoncodec.loads(b"{\x00}\x00")
+    with pytest.raises(UnicodeDecodeError):
+        jsoncodec.loads(b'{"a": "\xff"}')

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,13 +41,27 @@ async def record(conn: AsyncConnection, delivery: Delivery, now: datetime) -> bo
     return delivery.svix_id in await record_many(conn, [(delivery, now)])
 
 
-async def record_many(
-    conn: AsyncConnection, deliveries: Sequence[tuple[Delivery, datetime]]
-) -> set[str]:
-    """Store deliveries (with their arrival times) once each; returns the svix-ids that are new.
+_UNNEST_COLUMNS = (
+    "svix_id",
+    "event_type",
+    "status",
+    "body",
+    "event_timestamp_ms",
+    "object_id",
+    "received_at",
+    "applied_at",
+)
+_UNNEST_TYPES = ("text", "text", "text", "text", "int8", "text", "timestamptz", "timestamptz")
+_UNNEST_INSERT = (
+    f"INSERT INTO {inbox.name} ({', '.join(_UNNEST_COLUMNS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_UNNEST_TYPES, start=1))
+    + ") ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id"
+)
 
-    One executemany statement: SQLAlchemy sends the rows as multi-row VALUES.
-    """
+
+def _inbox_rows(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[dict[str, object]]:
+    """One row per svix-id (the first delivery of it wins), with its arrival time."""
     rows: dict[str, dict[str, object]] = {}
     for delivery, now in deliveries:
         rows.setdefault(
@@ -64,13 +77,41 @@ async def record_many(
                 "applied_at": now if delivery.status is Status.IGNORED else None,
             },
         )
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return list(rows.values())
+
+
+async def record_many(
+    conn: AsyncConnection, deliveries: Sequence[tuple[Delivery, datetime]]
+) -> set[str]:
+    """Store deliveries (with their arrival times) once each; returns the svix-ids that are new.
+
+    One statement per batch: on PostgreSQL through asyncpg (record_many_asyncpg), elsewhere
+    an executemany.
+    """
+    if conn.dialect.name == "postgresql":
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None  # asyncpg's connection, checked out with `conn`
+        return await record_many_asyncpg(driver, deliveries)
     stmt = (
-        insert(inbox)
+        sqlite_insert(inbox)
         .on_conflict_do_nothing(index_elements=[inbox.c.svix_id])
         .returning(inbox.c.svix_id)
     )
-    return set((await conn.execute(stmt, list(rows.values()))).scalars())
+    return set((await conn.execute(stmt, _inbox_rows(deliveries))).scalars())
+
+
+async def record_many_asyncpg(
+    driver: Any, deliveries: Sequence[tuple[Delivery, datetime]]
+) -> set[str]:
+    """record_many on an asyncpg connection, the rows sent as one array per column.
+
+    Ingest's only statement skips SQLAlchemy: its per-execute work (cache key, multi-row
+    VALUES, cursor wrapping) cost more CPU than everything else the web process does for a
+    delivery. The statement is prepared once per connection (asyncpg's statement cache).
+    """
+    rows = _inbox_rows(deliveries)
+    columns = [[row[name] for row in rows] for name in _UNNEST_COLUMNS]
+    return {r[0] for r in await driver.fetch(_UNNEST_INSERT, *columns)}
 
 
 def _claiming(now: datetime) -> Update:

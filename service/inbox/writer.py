@@ -16,8 +16,8 @@ import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.inbox import store
@@ -29,6 +29,14 @@ class _Waiting:
     delivery: Delivery
     received_at: datetime
     done: asyncio.Future[bool]
+
+
+@dataclass
+class _Link:
+    """A flusher's connection; on PostgreSQL also asyncpg's own, taken out once."""
+
+    conn: AsyncConnection
+    driver: Any | None
 
 
 class InboxWriter:
@@ -56,7 +64,7 @@ class InboxWriter:
         return await asyncio.shield(done)
 
     async def _flush(self) -> None:
-        conn: AsyncConnection | None = None
+        link: _Link | None = None
         try:
             while True:
                 await self._ready.wait()
@@ -65,37 +73,52 @@ class InboxWriter:
                 if not self._waiting:
                     self._ready.clear()
                 if batch:
-                    conn = await self._write(conn, batch)
+                    link = await self._write(link, batch)
         finally:
             for w in self._waiting:
                 if not w.done.done():
                     w.done.set_exception(RuntimeError("the web process is shutting down"))
-            if conn is not None:
+            if link is not None:
                 with suppress(Exception):
-                    await conn.close()
+                    await link.conn.close()
 
-    async def _write(
-        self, conn: AsyncConnection | None, batch: list[_Waiting]
-    ) -> AsyncConnection | None:
+    async def _connect(self) -> _Link:
+        conn = await self._engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            driver = None
+            if conn.dialect.name == "postgresql":
+                driver = (await conn.get_raw_connection()).driver_connection
+            return _Link(conn, driver)
+        except BaseException:
+            await conn.close()
+            raise
+
+    async def _write(self, link: _Link | None, batch: list[_Waiting]) -> _Link | None:
         """Write one batch and settle its waiters; returns the connection to keep using."""
         rows = [(w.delivery, w.received_at) for w in batch]
         for attempt in range(2):
+            kept = link is not None
             try:
-                if conn is None:
-                    conn = await self._engine.connect()
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
-                stored = await store.record_many(conn, rows)
+                if link is None:
+                    link = await self._connect()
+                if link.driver is not None:
+                    stored = await store.record_many_asyncpg(link.driver, rows)
+                else:
+                    stored = await store.record_many(link.conn, rows)
                 break
             except Exception as exc:
-                if conn is not None:
+                if link is not None:
                     with suppress(Exception):
-                        await conn.close()
-                    conn = None
+                        await link.conn.invalidate()
+                    with suppress(Exception):
+                        await link.conn.close()
+                    link = None
                 # A kept connection may have died with a database restart: one more try on
                 # a fresh one. The insert is idempotent, so a write that did land before the
-                # connection broke just reports its deliveries as already stored.
-                stale = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-                if attempt == 0 and stale:
+                # connection broke just reports its deliveries as already stored. A fresh
+                # connection failing is the database's answer.
+                if attempt == 0 and kept:
                     continue
                 for w in batch:
                     if not w.done.done():
@@ -107,7 +130,7 @@ class InboxWriter:
             stored.discard(w.delivery.svix_id)
             if not w.done.done():
                 w.done.set_result(is_new)
-        return conn
+        return link
 
     async def close(self) -> None:
         for task in self._flushers:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from service import jsoncodec
 from service.apply.timestamps import envelope_ms
 from service.ingest.refusals import Refusal
 
@@ -21,8 +22,7 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     """JSON object with a string `type` and an object `data`, or a Refusal."""
     try:
-        # Decode explicitly: json.loads(bytes) would also guess UTF-16/32.
-        value = json.loads(body.decode("utf-8"))
+        value = jsoncodec.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise Refusal(400, "malformed_json", "body is not UTF-8 JSON") from None
     except RecursionError:

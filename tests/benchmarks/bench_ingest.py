@@ -84,6 +84,7 @@ class Open:
     acked: list[str]
     problems: list[str]
     cpu: list[tuple[str, str, str, str]]
+    fsyncs: list[float]  # the disk's fdatasync latencies during the run, in ms
 
 
 def wrk(workdir: Path, ports: list[int], slices: Path, seconds: float, *, wrap: bool) -> Closed:
@@ -144,15 +145,22 @@ def closed_loop(
 
 
 def open_loop(running: Stack, ports: list[int], rate: float, seconds: float) -> Open:
+    """A fixed-rate run, with the disk's fdatasync latency probed alongside (fsync_probe)."""
     path = running.workdir / f"fixed-{ports[0]}.tsv"
     out = running.workdir / f"fixed-{ports[0]}.out"
     ids = signed.write(path, signed.deliveries(int(rate * seconds)))
     start_at = time.monotonic() + 1.0  # the generator's start-up (imports, reading) fits in 1 s
     meter = CpuMeter(running)
+    probe = subprocess.Popen(
+        [PYTHON, "-m", "tests.benchmarks.fsync_probe", str(running.workdir), str(seconds + 1)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     subprocess.run(
         loadgen.command(path, ports, rate, LOADGEN_CONNECTIONS, start_at, out), check=True
     )
     cpu = meter.rows()
+    fsyncs = [float(line) for line in probe.communicate(timeout=60)[0].split()]
     sent = loadgen.results(out)
     acked = [r for r in sent if r.ok]
     statuses = Counter(r.status for r in sent if not r.ok)
@@ -164,6 +172,7 @@ def open_loop(running: Stack, ports: list[int], rate: float, seconds: float) -> 
         acked=[ids[r.index] for r in acked],
         problems=[f"{n} answered {s or 'nothing'}" for s, n in statuses.items()],
         cpu=cpu,
+        fsyncs=fsyncs,
     )
 
 
@@ -172,7 +181,7 @@ def profile(running: Stack, seconds: float) -> subprocess.Popen[bytes] | None:
     if not target:
         return None
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
-    argv = [py_spy, "record", "--pid", str(running.pid("web-0")), "--nonblocking"]
+    argv = [py_spy, "record", "--pid", str(running.pid("web-0")), "--nonblocking", "-r", "500"]
     argv += ["--duration", str(max(1, round(seconds))), "--format", "raw", "-o", target]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -191,11 +200,15 @@ def ms(value: float) -> str:
 def main() -> None:
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, stack(Path(tmp)) as running:
-        trivial_ports = running.start_trivial(WEB)
+        asgi_ports = running.start_trivial(WEB)
+        starlette_ports = running.start_trivial(WEB, starlette=True)
         web_ports = running.start_web(WEB)
 
-        trivial = closed_loop(running, trivial_ports, 2000, wrap=True)
-        problems += [f"trivial (wrk): {p}" for p in trivial.problems]
+        asgi = closed_loop(running, asgi_ports, 2000, wrap=True)
+        problems += [f"bare ASGI (wrk): {p}" for p in asgi.problems]
+        trivial = closed_loop(running, starlette_ports, 2000, wrap=True)
+        problems += [f"Starlette route (wrk): {p}" for p in trivial.problems]
+        running.stop("trivial-starlette-")
 
         before = inbox_count(running)
         ingest = closed_loop(running, web_ports, 0, wrap=False, spy=True)
@@ -205,7 +218,7 @@ def main() -> None:
         if stored < ingest.requests:
             problems.append(f"ingest (wrk): {ingest.requests} acknowledged, {stored} stored")
 
-        trivial_fixed = open_loop(running, trivial_ports, RATE, SECONDS)
+        trivial_fixed = open_loop(running, asgi_ports, RATE, SECONDS)
         running.stop("trivial-")
         fixed = open_loop(running, web_ports, RATE, SECONDS)
         problems += [f"trivial at {RATE:.0f}/s: {p}" for p in trivial_fixed.problems]
@@ -218,16 +231,31 @@ def main() -> None:
     tmax = max(trivial_fixed.latencies, default=float("nan"))
     f50, f99 = (percentile(fixed.latencies, p) for p in (50, 99))
     fmax = max(fixed.latencies, default=float("nan"))
+    d50, d99 = (percentile(fixed.fsyncs, p) for p in (50, 99))
+    dmax = max(fixed.fsyncs, default=float("nan"))
     closed = f"wrk -t{THREADS} -c{CONNECTIONS}"
+    at = f"at {RATE:.0f}/s"
     rows = [
-        (f"baseline: trivial 200, max ({closed}), req/s", f"{trivial.rate:.0f}", "1.00", ""),
-        ("baseline: trivial 200, max, p50 latency", ms(trivial.p50_ms), "1.00", ""),
-        ("baseline: trivial 200, max, p99 latency", ms(trivial.p99_ms), "1.00", ""),
+        (f"baseline: Starlette route, max ({closed}), req/s", f"{trivial.rate:.0f}", "1.00", ""),
+        ("baseline: Starlette route, max, p50 latency", ms(trivial.p50_ms), "1.00", ""),
+        ("baseline: Starlette route, max, p99 latency", ms(trivial.p99_ms), "1.00", ""),
+        (
+            "floor: bare ASGI 200, max, req/s (ratio: Starlette route to it)",
+            f"{asgi.rate:.0f}",
+            f"{trivial.rate / asgi.rate:.2f}",
+            "",
+        ),
         (
             "ingest, max, deliveries/s",
             f"{ingest.rate:.0f}",
             f"{ingest.rate / trivial.rate:.2f}",
             ">= 0.40",
+        ),
+        (
+            "ingest, max, deliveries/s, against the bare ASGI floor",
+            f"{ingest.rate:.0f}",
+            f"{ingest.rate / asgi.rate:.2f}",
+            "",
         ),
         (
             "ingest, max, p50 latency",
@@ -241,18 +269,21 @@ def main() -> None:
             f"{ingest.p99_ms / trivial.p99_ms:.2f}",
             "",
         ),
-        (f"baseline: trivial 200 at {RATE:.0f}/s, p50 ack", ms(t50), "1.00", ""),
-        (f"baseline: trivial 200 at {RATE:.0f}/s, p99 ack", ms(t99), "1.00", ""),
-        (f"baseline: trivial 200 at {RATE:.0f}/s, max ack", ms(tmax), "1.00", ""),
-        (f"ingest at {RATE:.0f}/s: achieved deliveries/s", f"{fixed.rate:.0f}", "", ""),
-        (f"ingest at {RATE:.0f}/s: p50 ack", ms(f50), f"{f50 / t50:.2f}", ""),
-        (f"ingest at {RATE:.0f}/s: p99 ack", ms(f99), f"{f99 / t99:.2f}", "< 50 ms"),
-        (f"ingest at {RATE:.0f}/s: max ack", ms(fmax), f"{fmax / tmax:.2f}", ""),
-        (f"ingest at {RATE:.0f}/s: loadgen send lag, max", ms(fixed.send_lag_max_ms), "", ""),
-        (f"ingest at {RATE:.0f}/s: acknowledged, not in inbox", f"{lost}", "", "0"),
+        (f"baseline: bare ASGI 200 {at}, p50 ack", ms(t50), "1.00", ""),
+        (f"baseline: bare ASGI 200 {at}, p99 ack", ms(t99), "1.00", ""),
+        (f"baseline: bare ASGI 200 {at}, max ack", ms(tmax), "1.00", ""),
+        (f"ingest {at}: achieved deliveries/s", f"{fixed.rate:.0f}", "", ""),
+        (f"ingest {at}: p50 ack", ms(f50), f"{f50 / t50:.2f}", ""),
+        (f"ingest {at}: p99 ack", ms(f99), f"{f99 / t99:.2f}", "< 50 ms"),
+        (f"ingest {at}: max ack", ms(fmax), f"{fmax / tmax:.2f}", ""),
+        (f"ingest {at}: loadgen send lag, max", ms(fixed.send_lag_max_ms), "", ""),
+        (f"ingest {at}: acknowledged, not in inbox", f"{lost}", "", "0"),
+        ("disk, same run: 8 KiB fdatasync, p50", ms(d50), f"{f50 / d50:.2f}", "ingest p50 / it"),
+        ("disk, same run: 8 KiB fdatasync, p99", ms(d99), f"{f99 / d99:.2f}", "ingest p99 / it"),
+        ("disk, same run: 8 KiB fdatasync, max", ms(dmax), f"{fmax / dmax:.2f}", "ingest max / it"),
     ]
     rows += [(f"wrk max, {n.lower()}", v, r, t) for n, v, r, t in ingest.cpu]
-    rows += [(f"at {RATE:.0f}/s, {n.lower()}", v, r, t) for n, v, r, t in fixed.cpu]
+    rows += [(f"{at}, {n.lower()}", v, r, t) for n, v, r, t in fixed.cpu]
     print_table(
         f"ingest benchmark, {os.cpu_count()} cores, {uvicorn_flavour()}, {WEB} serve "
         f"process(es), LOG_LEVEL={os.environ.get('LOG_LEVEL', 'warning')}, {SECONDS:.0f} s "

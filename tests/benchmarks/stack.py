@@ -99,11 +99,13 @@ class Stack:
             self._wait_ready(f"web-{n}", port, "/readyz")
         return ports
 
-    def start_trivial(self, count: int) -> list[int]:
+    def start_trivial(self, count: int, *, starlette: bool = False) -> list[int]:
+        """Baseline web servers (trivial_app.py): bare ASGI, or a Starlette route."""
         ports = [free_port() for _ in range(count)]
         for n, port in enumerate(ports):
             argv = [PYTHON, "-m", "tests.benchmarks.trivial_app", "--port", str(port)]
-            self._spawn(f"trivial-{n}", argv)
+            name = f"trivial-starlette-{n}" if starlette else f"trivial-{n}"
+            self._spawn(name, argv + (["--starlette"] if starlette else []))
         for port in ports:
             wait_for_port(port, timeout=30)
         return ports
