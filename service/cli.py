@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from service import process
 from service.config import ConfigError, Settings, get_settings
 from service.logs import configure_logging
 
@@ -54,6 +55,7 @@ def serve(
 
     settings = _settings()
     settings.signing_secrets()  # refuse to start without a secret, naming the variable
+    process.tune_gc()
     uvicorn.run(
         "service.app:app_factory",
         factory=True,
@@ -74,7 +76,9 @@ def worker(
     """
     from service.queue.worker import run_forever
 
-    run_forever(_settings(), burst=burst)
+    settings = _settings()
+    process.tune_gc()
+    run_forever(settings, burst=burst)
 
 
 @cli.command()
@@ -257,7 +261,7 @@ def reconcile(
     )
     try:
         with progress_display() as on_progress:
-            report = asyncio.run(run_reconcile(settings, options, on_progress))
+            report = process.run(run_reconcile(settings, options, on_progress))
     except (ClerkAuthError, AlreadyRunning, LeaseLost) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None

@@ -17,6 +17,7 @@ from arq.worker import Worker, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
+from service import process
 from service.apply.batch import apply_batch
 from service.apply.errors import TransientError, describe
 from service.apply.rows import RowOptions
@@ -247,15 +248,6 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
     )
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (not on Windows): less event-loop overhead per job."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def run_forever(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker, and keep running it through Redis outages.
 
@@ -265,7 +257,7 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
     """
     delay = 1.0
     while True:
-        asyncio.set_event_loop(_new_loop())  # arq's Worker runs on the current loop
+        asyncio.set_event_loop(process.new_loop())  # arq's Worker runs on the current loop
         worker = build_worker(settings, burst=burst)
         try:
             worker.run()

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.apply import rows
 from service.apply.rows import Row, RowOptions, UserRows
 from service.reconcile.clerk_api import ClerkAPI, ClerkRequestError
+from service.replica import bulk, writes
 from service.replica import tables as t
-from service.replica import writes
 
 Built = Any  # a Row, or UserRows for users
 
@@ -29,6 +29,10 @@ class Resource:
     upsert: Callable[[AsyncConnection, Sequence[Built]], Awaitable[set[str]]]
     end: Callable[[AsyncConnection, Sequence[tuple[str, datetime]]], Awaitable[None]]
     lookup: Callable[[ClerkAPI, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+    # Writes objects the replica has no row for, faster than `upsert`; False when it could not
+    # (then `upsert` writes them). Only for objects without parents: a child's upsert checks
+    # its parents' tombstones and settles live pairs, which a plain insert would skip.
+    create: Callable[[AsyncConnection, Sequence[Built]], Awaitable[bool]] | None = None
     bare_array: bool = False  # GET /users answers a bare array, the others {data, total_count}
     cursor: bool = False  # supports starting_after
     params: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +83,7 @@ RESOURCES: dict[str, Resource] = {
             params={"include_members_count": "true"},
             build=rows.organization_row,
             upsert=writes.upsert_organizations,
+            create=lambda conn, built: bulk.insert_new(conn, t.organizations, built),
             end=writes.delete_organizations,
             lookup=lambda api, row: _lookup_path(api, f"organizations/{row['id']}"),
         ),
@@ -90,6 +95,7 @@ RESOURCES: dict[str, Resource] = {
             cursor=True,
             build=rows.user_rows,
             upsert=writes.upsert_users,
+            create=bulk.insert_new_users,
             end=writes.delete_users,
             lookup=lambda api, row: _lookup_path(api, f"users/{row['id']}"),
         ),

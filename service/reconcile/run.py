@@ -340,14 +340,17 @@ class _Pass:
         if self.dry:
             self.seen_in_memory.update(page.ids)
             async with self.engine.connect() as conn:
-                _, counts = await self._classify(conn, page.built)
+                _, _, counts = await self._classify(conn, page.built)
             self._count(page, counts)
             return
         assert self.run_id is not None
         async with self.engine.begin() as conn:
-            changed, counts = await self._classify(conn, page.built)
-            if changed:
-                await self.resource.upsert(conn, changed)
+            created, updated, counts = await self._classify(conn, page.built)
+            create = self.resource.create
+            if created and (create is None or not await create(conn, created)):
+                updated = created + updated
+            if updated:
+                await self.resource.upsert(conn, updated)
             await checkpoints.add_seen(conn, self.run_id, self.resource.name, page.ids)
             if after is not None:
                 await asyncio.shield(after)  # its failure is raised by _list as well
@@ -365,9 +368,10 @@ class _Pass:
 
     async def _classify(
         self, conn: AsyncConnection, built: Sequence[Built]
-    ) -> tuple[list[Built], dict[str, int]]:
-        """Count created/updated/unchanged and keep only what the replica lacks: a nightly run
-        over an unchanged instance writes nothing but its checkpoints."""
+    ) -> tuple[list[Built], list[Built], dict[str, int]]:
+        """What the replica has no row for, what it holds older, and the counts of created,
+        updated and unchanged: a nightly run over an unchanged instance writes nothing but
+        its checkpoints, and a first run can copy what is new (bulk.py)."""
         table = self.resource.table
         stored: dict[str, Any] = {}
         ids = [main_row(b)["id"] for b in built]
@@ -380,20 +384,21 @@ class _Pass:
                 where = table.c.id.in_(chunk)
             result = await conn.execute(select(*columns).where(where))
             stored.update({r.id: r for r in result})
-        changed: list[Built] = []
+        created: list[Built] = []
+        updated: list[Built] = []
         counts = {"created": 0, "updated": 0, "unchanged": 0}
         for b in built:
             row = main_row(b)
             held = stored.get(row["id"])
             if held is None:
                 counts["created"] += 1
-                changed.append(b)
+                created.append(b)
             elif _moves_forward(held, row):
                 counts["updated"] += 1
-                changed.append(b)
+                updated.append(b)
             else:
                 counts["unchanged"] += 1
-        return changed, counts
+        return created, updated, counts
 
     async def _detect_deletions(self) -> None:
         """Tombstone live rows Clerk no longer lists, after a complete listing only."""

@@ -16,7 +16,6 @@ bench_rec_<pid> is made and dropped), else a throwaway embedded PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from service import process
 from service.config import Settings
 from service.logs import configure_logging
 
@@ -116,7 +116,8 @@ def measure(mode: str, database_url: str, clerk_url: str) -> None:
     settings = _settings(database_url, clerk_url)
     configure_logging(settings)
     started = time.perf_counter()
-    result = asyncio.run(_fetch_only(settings) if mode == "fetch" else _reconcile(settings))
+    # As `clerk-replica reconcile` runs it: uvloop, the collector tuned (service/process.py).
+    result = process.run(_fetch_only(settings) if mode == "fetch" else _reconcile(settings))
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mib"] = _peak_rss_mib()
     print(json.dumps(result), flush=True)

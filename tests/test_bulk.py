@@ -1,0 +1,129 @@
+"""The COPY path for new objects writes exactly what the upserts would, and steps aside
+(writing nothing) whenever it cannot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Table, Text, cast, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.apply import rows
+from service.apply.rows import RowOptions, UserRows
+from service.replica import bulk, writes
+from service.replica import tables as t
+from tests import clerk_payloads as cp
+
+USER_TABLES = (t.users, *t.IDENTIFIER_TABLES)
+
+
+def snapshots(options: RowOptions) -> list[UserRows]:
+    """Users with every kind of identifier, nulls, JSON nulls and nested metadata."""
+    made = []
+    for n in range(5):
+        data = cp.user(
+            f"user_{n}",
+            emails=[cp.email(f"idn_{n}a", f"a{n}@example.org"), cp.email(f"idn_{n}b", "b@x.y")],
+            phone_numbers=[cp.phone(f"idn_{n}p", f"+1555000{n}")] if n % 2 else [],
+            primary_phone_number_id=f"idn_{n}p" if n % 2 else None,
+            external_accounts=[cp.external_account(f"eac_{n}")] if n != 3 else [],
+            public_metadata={"plan": "pro", "seats": n, "nested": {"a": [1, None, "x"]}},
+            unsafe_metadata=None,
+            username=None if n % 2 else f"name{n}",
+            last_sign_in_at=None if n == 2 else cp.T0 + n,
+        )
+        made.append(rows.user_rows(data, options))
+    return made
+
+
+async def table_rows(engine: AsyncEngine, table: Table) -> list[dict[str, Any]]:
+    """Every column; JSON ones as text, where JSON null ('null') and SQL NULL differ."""
+    columns = [
+        cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in table.columns
+    ]
+    async with engine.connect() as conn:
+        result = await conn.execute(select(*columns).order_by(table.c.id))
+        return [dict(r._mapping) for r in result]
+
+
+async def clear(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for table in (*USER_TABLES, t.organizations):
+            await conn.execute(delete(table))
+
+
+async def test_copied_rows_equal_upserted_rows(pg_engine: AsyncEngine) -> None:
+    for options in (RowOptions(), RowOptions(store_private_metadata=False)):
+        users = snapshots(options)
+        orgs = [
+            rows.organization_row(cp.organization(f"org_{n}", members_count=None), options)
+            for n in range(3)
+        ]
+        async with pg_engine.begin() as conn:
+            await writes.upsert_users(conn, users)
+            await writes.upsert_organizations(conn, orgs)
+        upserted = {
+            tb.name: await table_rows(pg_engine, tb) for tb in (*USER_TABLES, t.organizations)
+        }
+        await clear(pg_engine)
+
+        async with pg_engine.begin() as conn:
+            assert await bulk.insert_new_users(conn, users) is True
+            assert await bulk.insert_new(conn, t.organizations, orgs) is True
+        copied = {
+            tb.name: await table_rows(pg_engine, tb) for tb in (*USER_TABLES, t.organizations)
+        }
+        await clear(pg_engine)
+
+        assert all(copied[name] for name in copied)  # every table got rows
+        assert copied == upserted
+
+
+async def test_an_id_already_stored_rolls_the_copy_back_and_keeps_the_transaction(
+    pg_engine: AsyncEngine,
+) -> None:
+    users = snapshots(RowOptions())
+    async with pg_engine.begin() as conn:
+        await writes.upsert_users(conn, users[2:3])  # a webhook got there first
+    async with pg_engine.begin() as conn:
+        assert await bulk.insert_new_users(conn, users) is False
+        assert [r["id"] for r in await table_rows(pg_engine, t.users)] == ["user_2"]
+        # The transaction is still usable: the upserts take over, as reconcile does.
+        await writes.upsert_users(conn, users)
+    assert [r["id"] for r in await table_rows(pg_engine, t.users)] == [s.user["id"] for s in users]
+    emails = await table_rows(pg_engine, t.email_addresses)
+    assert len(emails) == 2 * len(users)
+
+
+async def test_an_identifier_held_by_another_user_rolls_the_copy_back(
+    pg_engine: AsyncEngine,
+) -> None:
+    users = snapshots(RowOptions())
+    moved = rows.user_rows(
+        cp.user("user_old", emails=[cp.email("idn_0a", "a0@example.org")]), RowOptions()
+    )
+    async with pg_engine.begin() as conn:
+        await writes.upsert_users(conn, [moved])
+    async with pg_engine.begin() as conn:
+        assert await bulk.insert_new_users(conn, users) is False
+    assert [r["id"] for r in await table_rows(pg_engine, t.users)] == ["user_old"]
+
+
+async def test_one_id_twice_is_left_to_the_upserts(pg_engine: AsyncEngine) -> None:
+    users = snapshots(RowOptions())
+    async with pg_engine.begin() as conn:
+        assert await bulk.insert_new_users(conn, [users[0], users[0]]) is False
+    assert await table_rows(pg_engine, t.users) == []
+
+
+async def test_sqlite_has_no_copy(sqlite_db_url: str, redis_url: str) -> None:
+    from service.db import create_engine
+    from tests.conftest import make_settings
+
+    engine = create_engine(make_settings(sqlite_db_url, redis_url))
+    try:
+        async with engine.begin() as conn:
+            assert await bulk.insert_new_users(conn, snapshots(RowOptions())) is False
+        assert await table_rows(engine, t.users) == []
+    finally:
+        await engine.dispose()
