@@ -70,3 +70,21 @@ async def test_a_kept_connection_lost_to_a_restart_is_replaced(pg_engine: AsyncE
     finally:
         await writer.close()
     assert await stored(pg_engine) == 2
+
+
+async def test_a_cancelled_request_does_not_cancel_the_write_it_shares(
+    engine: AsyncEngine,
+) -> None:
+    writer = InboxWriter(engine, flushers=1)
+    try:
+        tasks = [asyncio.create_task(writer.record(delivery(f"msg_{i}"))) for i in range(5)]
+        await asyncio.sleep(0)  # all five are waiting for the same batch
+        tasks[2].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[2], asyncio.CancelledError)
+        assert [r for n, r in enumerate(results) if n != 2] == [True] * 4
+        # A later delivery is written as usual: the flusher survived the cancelled waiter.
+        assert await writer.record(delivery("msg_later")) is True
+    finally:
+        await writer.close()
+    assert await stored(engine) == 6  # the cancelled request's row too: it was in the batch

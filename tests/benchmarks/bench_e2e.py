@@ -38,7 +38,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.benchmarks import loadgen, signed
+from tests.benchmarks import fsync_probe, loadgen, signed
 from tests.benchmarks.stack import (
     CpuMeter,
     Stack,
@@ -71,6 +71,7 @@ class Run:
     visible: dict[str, float]  # svix-id -> monotonic time of the first poll that saw it applied
     poll_rtts: list[float] = field(default_factory=list)
     cpu: list[tuple[str, str, str, str]] = field(default_factory=list)
+    fsyncs: list[float] = field(default_factory=list)  # the disk's, during the run (ms)
 
 
 async def watch(
@@ -115,6 +116,7 @@ def run(running: Stack, ports: list[int], seconds: float, name: str) -> Run:
     start_at = time.monotonic() + 1.0  # the generator's start-up (imports, reading) fits in 1 s
     argv = loadgen.command(path, ports, RATE, LOADGEN_CONNECTIONS, start_at, out)
     meter = CpuMeter(running)
+    probe = fsync_probe.start(running.workdir, seconds + 1)
     sender = subprocess.Popen(argv)
     try:
         visible, rtts = asyncio.run(watch(running.pg_url, ids, start_at, RATE, sender))
@@ -123,7 +125,7 @@ def run(running: Stack, ports: list[int], seconds: float, name: str) -> Run:
         if sender.poll() is None:
             sender.kill()
             sender.wait()
-    return Run(loadgen.results(out), ids, visible, rtts, meter.rows())
+    return Run(loadgen.results(out), ids, visible, rtts, meter.rows(), fsync_probe.collect(probe))
 
 
 def ms(value: float) -> str:
@@ -170,6 +172,8 @@ def main() -> None:
         ("poll period + round trip p50 (error bound)", ms(POLL * 1000 + rtt50), "", ""),
         (f"acknowledged, not applied within {DRAIN_SECONDS:.0f} s", f"{missing}", "", "0"),
     ]
+    # Each delivery waits for two commits (inbox, then apply): a disk stall shows in the tail.
+    rows += fsync_probe.rows(measured.fsyncs, "visible", e99, emax)
     rows += measured.cpu
     print_table(
         f"end-to-end benchmark, {os.cpu_count()} cores, {uvicorn_flavour()}, {WEB} serve + "

@@ -17,7 +17,7 @@ load comes from other processes:
 
 Knobs (env): BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_RATE (1000), BENCH_WEB_WORKERS
 (serve processes, one port each; 1), BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (16),
-BENCH_LOADGEN_CONNECTIONS (16), BENCH_MAX_RATE (4000: sizes the unique deliveries wrk gets),
+BENCH_LOADGEN_CONNECTIONS (16), BENCH_MAX_RATE (15000: sizes the unique deliveries wrk gets),
 BENCH_PYSPY (a path: py-spy records the web process during the wrk run, raw collapsed stacks),
 plus the service's own variables (LOG_LEVEL defaults to warning, DB_POOL_SIZE, ...).
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import loadgen, signed
+from tests.benchmarks import fsync_probe, loadgen, signed
 from tests.benchmarks.stack import (
     PYTHON,
     CpuMeter,
@@ -58,7 +58,7 @@ WEB = env_int("BENCH_WEB_WORKERS", 1)
 THREADS = env_int("BENCH_WRK_THREADS", 2)
 CONNECTIONS = env_int("BENCH_WRK_CONNECTIONS", 16)
 LOADGEN_CONNECTIONS = env_int("BENCH_LOADGEN_CONNECTIONS", 16)
-MAX_RATE = env_int("BENCH_MAX_RATE", 4000)
+MAX_RATE = env_int("BENCH_MAX_RATE", 15000)
 LUA = Path(__file__).with_name("deliveries.lua")
 
 
@@ -151,16 +151,12 @@ def open_loop(running: Stack, ports: list[int], rate: float, seconds: float) -> 
     ids = signed.write(path, signed.deliveries(int(rate * seconds)))
     start_at = time.monotonic() + 1.0  # the generator's start-up (imports, reading) fits in 1 s
     meter = CpuMeter(running)
-    probe = subprocess.Popen(
-        [PYTHON, "-m", "tests.benchmarks.fsync_probe", str(running.workdir), str(seconds + 1)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    probe = fsync_probe.start(running.workdir, seconds + 1)
     subprocess.run(
         loadgen.command(path, ports, rate, LOADGEN_CONNECTIONS, start_at, out), check=True
     )
     cpu = meter.rows()
-    fsyncs = [float(line) for line in probe.communicate(timeout=60)[0].split()]
+    fsyncs = fsync_probe.collect(probe)
     sent = loadgen.results(out)
     acked = [r for r in sent if r.ok]
     statuses = Counter(r.status for r in sent if not r.ok)
@@ -231,8 +227,6 @@ def main() -> None:
     tmax = max(trivial_fixed.latencies, default=float("nan"))
     f50, f99 = (percentile(fixed.latencies, p) for p in (50, 99))
     fmax = max(fixed.latencies, default=float("nan"))
-    d50, d99 = (percentile(fixed.fsyncs, p) for p in (50, 99))
-    dmax = max(fixed.fsyncs, default=float("nan"))
     closed = f"wrk -t{THREADS} -c{CONNECTIONS}"
     at = f"at {RATE:.0f}/s"
     rows = [
@@ -278,10 +272,8 @@ def main() -> None:
         (f"ingest {at}: max ack", ms(fmax), f"{fmax / tmax:.2f}", ""),
         (f"ingest {at}: loadgen send lag, max", ms(fixed.send_lag_max_ms), "", ""),
         (f"ingest {at}: acknowledged, not in inbox", f"{lost}", "", "0"),
-        ("disk, same run: 8 KiB fdatasync, p50", ms(d50), f"{f50 / d50:.2f}", "ingest p50 / it"),
-        ("disk, same run: 8 KiB fdatasync, p99", ms(d99), f"{f99 / d99:.2f}", "ingest p99 / it"),
-        ("disk, same run: 8 KiB fdatasync, max", ms(dmax), f"{fmax / dmax:.2f}", "ingest max / it"),
     ]
+    rows += fsync_probe.rows(fixed.fsyncs, "ingest", f99, fmax)
     rows += [(f"wrk max, {n.lower()}", v, r, t) for n, v, r, t in ingest.cpu]
     rows += [(f"{at}, {n.lower()}", v, r, t) for n, v, r, t in fixed.cpu]
     print_table(

@@ -11,6 +11,7 @@ PostgreSQL, and prints each flush's latency in ms, one per line.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,40 @@ def probe(directory: Path, seconds: float, rate: float) -> list[float]:
         os.close(fd)
         path.unlink()
     return latencies
+
+
+def start(directory: Path, seconds: float) -> subprocess.Popen[str]:
+    """Probe in a child process for `seconds`; collect() its latencies."""
+    argv = [sys.executable, "-m", "tests.benchmarks.fsync_probe", str(directory), str(seconds)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def collect(child: subprocess.Popen[str]) -> list[float]:
+    return [float(line) for line in child.communicate(timeout=60)[0].split()]
+
+
+def rows(
+    latencies: list[float], label: str, p99: float, worst: float
+) -> list[tuple[str, str, str, str]]:
+    """Table rows: the disk's p50, p99 and max beside what `label` measured (ratios)."""
+    from tests.benchmarks.stack import percentile
+
+    d99, dmax = percentile(latencies, 99), max(latencies, default=float("nan"))
+    return [
+        ("disk, same run: 8 KiB fdatasync, p50", f"{percentile(latencies, 50):.1f} ms", "", ""),
+        (
+            "disk, same run: 8 KiB fdatasync, p99",
+            f"{d99:.1f} ms",
+            f"{p99 / d99:.2f}",
+            f"{label} p99 / it",
+        ),
+        (
+            "disk, same run: 8 KiB fdatasync, max",
+            f"{dmax:.1f} ms",
+            f"{worst / dmax:.2f}",
+            f"{label} max / it",
+        ),
+    ]
 
 
 def main() -> None:
