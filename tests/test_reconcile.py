@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -497,3 +497,29 @@ async def test_a_lost_lease_stops_the_run(
     with pytest.raises(LeaseLost):
         await run(engine, api, short, resources=("users",))
     await thief
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # ANALYZE is PostgreSQL's
+async def test_a_backfill_leaves_full_statistics_behind(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    # Enough users for the quick ANALYZEs while the tables grow (3,000-row samples, at most
+    # 11 histogram bounds); the pass must end with a full one, which app queries rely on.
+    populate(fake, users=2500, orgs=1, members_per_org=1)
+    settings = rsettings.model_copy(update={"reconcile_page_size": 500})
+    report = await run(engine, api, settings, resources=("users",))
+    assert report.ok and by_type(report)["users"].created == 2500
+    async with engine.connect() as conn:
+        bounds: dict[str, int] = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT tablename, array_length(histogram_bounds::text::text[], 1) "
+                        "FROM pg_stats WHERE attname IN ('id', 'user_id') AND tablename IN "
+                        "('clerk_users', 'clerk_email_addresses') AND (tablename, attname) IN "
+                        "(('clerk_users', 'id'), ('clerk_email_addresses', 'user_id'))"
+                    )
+                )
+            ).all()
+        )
+    assert bounds == {"clerk_users": 101, "clerk_email_addresses": 101}

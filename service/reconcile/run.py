@@ -406,7 +406,9 @@ class _Pass:
         if not self.dry:
             # The anti-join below needs true sizes: planned on stale statistics of the
             # seen ids it took 8 s at 20k users.
-            await self.statistics.analyze((table, seen))
+            # After a backfill, every table it grew: their last ANALYZE was a quick one.
+            grown = self.statistics.tables if self.report.created else ()
+            await self.statistics.analyze(tuple(dict.fromkeys((table, seen, *grown))))
         async with self.engine.connect() as conn:
             live = (
                 await conn.execute(select(func.count()).where(table.c.deleted_at.is_(None)))
@@ -523,17 +525,23 @@ class _Statistics:
             self.known = max(float(estimate or 0), 0.0)
         if self.created < max(_ANALYZE_FLOOR, self.known):
             return
-        await self.analyze(self.tables)
+        await self.analyze(self.tables, quick=True)
         self.known += self.created
         self.created = 0
 
-    async def analyze(self, tables: Sequence[Table]) -> None:
+    async def analyze(self, tables: Sequence[Table], *, quick: bool = False) -> None:
+        """ANALYZE; `quick` samples a tenth of the rows (3,000): enough for the row counts and
+        key columns that choose index scans while a table grows, at a sixth of the time (1.4 s
+        of 11 s at 100k users, blocking the pipeline, before). The pass ends with a full one,
+        so app queries are not left planned on coarse statistics."""
         if not self.enabled:
             return
         quote = self.engine.dialect.identifier_preparer.quote
         names = ", ".join(quote(t.name) for t in tables)
         try:
             async with self.engine.begin() as conn:
+                if quick:
+                    await conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
                 await conn.exec_driver_sql(f"ANALYZE {names}")
         except DBAPIError as exc:  # not the tables' owner: slower, still correct
             log.warning("reconcile.analyze_failed", tables=names, error=str(exc.orig))
