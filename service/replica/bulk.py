@@ -3,7 +3,8 @@
 A first run lists every user the replica lacks. For a row with no predecessor the versioned
 upsert's only branch is "insert", so PostgreSQL can take the rows as COPY instead: no
 15,000-parameter statement to parse and plan, no conflict arbitration per row, and no
-SQLAlchemy execute machinery on our side. About half the CPU of the upsert, on both sides.
+SQLAlchemy execute machinery on our side. A first run's CPU per user, ours and PostgreSQL's
+together, fell by about a quarter (200 to 150 µs at 30k users).
 
 The caller decides what is new inside the same transaction. A webhook may still insert one
 of those ids before we copy (or an identifier may belong to a user the replica holds under an
@@ -25,19 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service import jsoncodec
 from service.apply.rows import Row, UserRows
 from service.replica import tables as t
-
-_IDENTIFIERS = (
-    (t.email_addresses, "email_addresses"),
-    (t.phone_numbers, "phone_numbers"),
-    (t.external_accounts, "external_accounts"),
-)
+from service.replica.writes import IDENTIFIERS
 
 
 async def insert_new_users(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> bool:
     """COPY users the replica has no row for, with their identifiers; False when nothing was
     written (not PostgreSQL, or an id already exists) and the upserts must do it."""
     batches: list[tuple[Table, list[Row]]] = [(t.users, [s.user for s in snapshots])]
-    for table, attr in _IDENTIFIERS:
+    for table, attr in IDENTIFIERS:
         batches.append((table, [row for s in snapshots for row in getattr(s, attr)]))
     return await _copy(conn, batches)
 

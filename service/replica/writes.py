@@ -231,6 +231,14 @@ def _end_with_parents(
 # -- users ----------------------------------------------------------------------------------
 
 
+# Each identifier table, and the UserRows attribute holding its rows.
+IDENTIFIERS = (
+    (t.email_addresses, "email_addresses"),
+    (t.phone_numbers, "phone_numbers"),
+    (t.external_accounts, "external_accounts"),
+)
+
+
 async def upsert_users(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> set[str]:
     newest: dict[str, UserRows] = {}
     for snap in snapshots:
@@ -247,11 +255,7 @@ async def upsert_users(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> 
 
 async def _replace_identifiers(conn: AsyncConnection, snapshots: Sequence[UserRows]) -> None:
     user_ids = [s.user["id"] for s in snapshots]
-    for table, attr in (
-        (t.email_addresses, "email_addresses"),
-        (t.phone_numbers, "phone_numbers"),
-        (t.external_accounts, "external_accounts"),
-    ):
+    for table, attr in IDENTIFIERS:
         # One row per id, in id order: a statement may not touch a row twice.
         by_id = {row["id"]: row for s in snapshots for row in getattr(s, attr)}
         rows = [by_id[key] for key in sorted(by_id)]

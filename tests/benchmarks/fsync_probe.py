@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.benchmarks.stack import percentile
+
 BLOCK = b"\0" * 8192
 
 
@@ -52,8 +54,6 @@ def rows(
     latencies: list[float], label: str, p99: float, worst: float
 ) -> list[tuple[str, str, str, str]]:
     """Table rows: the disk's p50, p99 and max beside what `label` measured (ratios)."""
-    from tests.benchmarks.stack import percentile
-
     d99, dmax = percentile(latencies, 99), max(latencies, default=float("nan"))
     return [
         ("disk, same run: 8 KiB fdatasync, p50", f"{percentile(latencies, 50):.1f} ms", "", ""),
