@@ -18,7 +18,8 @@ from service.apply.errors import describe
 from service.config import Settings, get_settings
 from service.db import create_engine
 from service.inbox.writer import InboxWriter
-from service.ingest.endpoint import IngestState, receive_clerk_webhook
+from service.ingest.body import BodyReader
+from service.ingest.endpoint import IngestState, WebhookEndpoint
 from service.ingest.signature import SignatureVerifier
 from service.logs import configure_logging
 from service.queue.client import Enqueuer, connect
@@ -64,19 +65,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     # Fail at construction, not at the first delivery, when the secret is missing or bad.
     verifier = SignatureVerifier(settings.signing_secrets())
+    webhook = WebhookEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         enqueuer = Enqueuer(connect(settings), settings)
         inbox = InboxWriter(engine)
-        app.state.ingest = IngestState(
+        bodies = BodyReader(settings.webhook_max_body_bytes, settings.webhook_read_timeout_seconds)
+        app.state.ingest = webhook.ingest = IngestState(
             engine=engine,
             inbox=inbox,
             verifier=verifier,
             enqueuer=enqueuer,
-            max_body_bytes=settings.webhook_max_body_bytes,
-            read_timeout_seconds=settings.webhook_read_timeout_seconds,
+            bodies=bodies,
             timeout_seconds=settings.db_connect_timeout_seconds,
             metrics_token=(
                 settings.metrics_token.get_secret_value() if settings.metrics_token else None
@@ -85,13 +87,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await bodies.close()
             await inbox.close()
             await enqueuer.close()
             await engine.dispose()
 
     return Starlette(
         routes=[
-            Route("/webhooks/clerk", receive_clerk_webhook, methods=["POST"]),
+            Route("/webhooks/clerk", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -20,12 +20,17 @@ _DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(25
 _LONG_NUMBER = b"0" * 19
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | str, *, exact_integers: bool = True) -> Any:
     """Parse JSON text. Bytes must be UTF-8: the fallback decodes them as such, where
-    json.loads(bytes) would guess UTF-16 or UTF-32 from NULs."""
+    json.loads(bytes) would guess UTF-16 or UTF-32 from NULs.
+
+    exact_integers=False skips the long-number check (a twentieth of a delivery's CPU at
+    ingest) for callers that keep the text and read only strings and small numbers from the
+    value: integers beyond 64 bits may then come back as floats.
+    """
     raw = data.encode() if isinstance(data, str) else data
     try:
-        if _LONG_NUMBER not in raw.translate(_DIGITS_ONLY):
+        if not exact_integers or _LONG_NUMBER not in raw.translate(_DIGITS_ONLY):
             return orjson.loads(raw)
     except orjson.JSONDecodeError:
         pass

@@ -89,6 +89,21 @@ async def test_unknown_type_is_acknowledged_and_recorded_as_ignored(
     assert await queued(redis, settings) == []
 
 
+async def test_long_numbers_are_stored_verbatim_and_a_huge_timestamp_is_no_timestamp(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # Ingest parses the envelope without the exact-integer check; the stored text is exact.
+    big = 123456789012345678901234567890
+    user = cp.user()
+    user["public_metadata"] = {"account": big}
+    body, headers = signed(cp.envelope("user.updated", user, timestamp=big))
+    response = await client.post(URL, content=body, headers=headers)
+    assert response.json() == {"status": "accepted"}
+    row = await inbox_row(engine, headers["svix-id"])
+    assert row["body"] == body.decode() and str(big) in row["body"]
+    assert (row["event_timestamp_ms"], row["object_id"]) == (None, user["id"])
+
+
 @pytest.mark.parametrize(
     ("mutate", "status", "code"),
     [

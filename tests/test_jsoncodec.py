@@ -41,3 +41,11 @@ def test_bytes_are_utf8_only() -> None:
         jsoncodec.loads(b"{\x00}\x00")
     with pytest.raises(UnicodeDecodeError):
         jsoncodec.loads(b'{"a": "\xff"}')
+
+
+def test_without_exact_integers_long_numbers_may_blur_but_everything_still_parses() -> None:
+    big = 123456789012345678901234567890
+    assert jsoncodec.loads(f'{{"n": {big}}}', exact_integers=False)["n"] == float(big)
+    assert jsoncodec.loads(b'{"x": NaN, "n": 1}', exact_integers=False)["n"] == 1
+    with pytest.raises(json.JSONDecodeError):
+        jsoncodec.loads(b"{\x00}\x00", exact_integers=False)

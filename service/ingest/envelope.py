@@ -22,7 +22,9 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     """JSON object with a string `type` and an object `data`, or a Refusal."""
     try:
-        value = jsoncodec.loads(body)
+        # The inbox keeps the body's text, and the envelope is read only for `type`,
+        # `data.id` and `timestamp` (a float there is no timestamp, as a huge int is none).
+        value = jsoncodec.loads(body, exact_integers=False)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise Refusal(400, "malformed_json", "body is not UTF-8 JSON") from None
     except RecursionError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from svix.webhooks import Webhook, WebhookVerificationError
 
@@ -15,14 +15,35 @@ MAX_SIGNATURE_HEADER_LENGTH = 4096
 HEADER_NAMES = ("id", "timestamp", "signature")
 
 
+# What ingest reads of a request's headers; ASGI servers hand header names over lower-cased.
+WANTED_HEADERS = frozenset(
+    [f"{prefix}-{name}".encode() for prefix in ("svix", "webhook") for name in HEADER_NAMES]
+    + [b"content-length"]
+)
+
+
+def pick_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers ingest reads, from ASGI's raw list in one pass (the first of repeats wins,
+    as in Starlette's Headers); the rest are never decoded."""
+    picked: dict[str, str] = {}
+    for name, value in raw:
+        if name in WANTED_HEADERS:
+            picked.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return picked
+
+
+# Each header's name and its webhook-* alias, spelled out once.
+_NAMES = tuple((f"svix-{n}", f"webhook-{n}") for n in HEADER_NAMES)
+
+
 def delivery_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The svix-* headers (or their webhook-* aliases), checked for presence and size."""
     found: dict[str, str] = {}
-    for name in HEADER_NAMES:
-        value = headers.get(f"svix-{name}") or headers.get(f"webhook-{name}")
+    for name, alias in _NAMES:
+        value = headers.get(name) or headers.get(alias)
         if not value:
-            raise Refusal(400, "missing_headers", f"missing svix-{name} header")
-        found[f"svix-{name}"] = value
+            raise Refusal(400, "missing_headers", f"missing {name} header")
+        found[name] = value
     if len(found["svix-id"]) > MAX_ID_LENGTH:
         raise Refusal(400, "bad_headers", "svix-id header is too long")
     if len(found["svix-signature"]) > MAX_SIGNATURE_HEADER_LENGTH:

@@ -1,13 +1,15 @@
 """The ingest benchmark's baselines: the web server `clerk-replica serve` runs, answering 200.
 
-Two of them, both run with the same uvicorn.run arguments as `serve` (loop and http left at
-"auto", so uvloop and httptools when installed; no log config; proxy headers on), and both
-read the whole body, as a real endpoint must before it can verify it:
+Two of them, both run as `serve` runs (the same uvicorn.run arguments: loop and http left at
+"auto", so uvloop and httptools when installed; no log config; proxy headers on; and the
+collector tuned as service/process.py tunes it), and both read the whole body, as a real
+endpoint must before it can verify it:
 
 - `app`: a bare ASGI callable. The floor: what uvicorn alone costs per request.
-- `starlette_app`: a Starlette route answering a JSON 200, as our own app is built (Starlette
-  routing, its default middleware, a Request and a JSONResponse). The trivial endpoint of the
-  web server we actually run; what ingest adds on top of it is our own work.
+- `starlette_app`: a Starlette app whose route serves an ASGI endpoint that reads the body and
+  answers a constant JSON 200, built as our own app is (Starlette's default middleware and
+  router in front of a plain ASGI endpoint, see service/ingest/endpoint.py). The trivial
+  endpoint of the web server we actually run; what ingest adds on top of it is our own work.
 
     python -m tests.benchmarks.trivial_app --port 8001 [--starlette]
 """
@@ -18,15 +20,24 @@ import argparse
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from service import process
 from tests.benchmarks.signed import WEBHOOK_PATH
 
 BODY = b'{"status":"accepted"}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def answer(receive: Receive, send: Send) -> None:
+    """Read the whole body, answer 200."""
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -38,20 +49,17 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
+    await answer(receive, send)
 
 
-async def accept(request: Request) -> JSONResponse:
-    await request.body()
-    return JSONResponse({"status": "accepted"})
+class Accept:
+    """An ASGI endpoint (a class instance, as ours is: Route serves it as it is)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await answer(receive, send)
 
 
-starlette_app = Starlette(routes=[Route(WEBHOOK_PATH, accept, methods=["POST"])])
+starlette_app = Starlette(routes=[Route(WEBHOOK_PATH, Accept(), methods=["POST"])])
 
 
 def main() -> None:
@@ -60,6 +68,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--starlette", action="store_true", help="serve starlette_app")
     args = parser.parse_args()
+    process.tune_gc()
     uvicorn.run(
         f"tests.benchmarks.trivial_app:{'starlette_app' if args.starlette else 'app'}",
         host=args.host,
