@@ -181,6 +181,10 @@ SEQ_SCANS = (
 # Pages the server had to read in (from the OS, not its shared buffers): what a larger replica
 # costs when its indexes outgrow the cache, as opposed to more work per statement.
 BLOCKS_READ = "SELECT blks_read FROM pg_stat_database WHERE datname = current_database()"
+# WAL written (bytes, and full-page images: the first change to a page after a checkpoint logs
+# the whole 8 KiB page): a write to a page touched since the last checkpoint costs its change,
+# one to a page not touched since costs the page. Server-wide (pg_stat_wal, PostgreSQL 14+).
+WAL = "SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal"
 
 
 @dataclass
@@ -188,6 +192,8 @@ class Drain:
     rate: float  # events/s
     scans: int  # sequential scans of the growing tables meanwhile
     blocks_read: int  # pages read into shared buffers meanwhile
+    wal_bytes: int  # WAL written meanwhile (the whole server)
+    wal_fpi: int  # full-page images among it
 
 
 async def drain(settings: Settings, n: int) -> Drain:
@@ -201,6 +207,7 @@ async def drain(settings: Settings, n: int) -> Drain:
     try:
         await asyncio.sleep(1)  # table statistics are flushed about once a second
         scans, blocks = await conn.fetchval(SEQ_SCANS), await conn.fetchval(BLOCKS_READ)
+        wal = await conn.fetchrow(WAL)
         started = time.perf_counter()
         while True:
             await enqueuer.wake()
@@ -212,10 +219,13 @@ async def drain(settings: Settings, n: int) -> Drain:
                 break
             await asyncio.sleep(settings.worker_wake_window_ms / 1000)
         await asyncio.sleep(1.5)
+        wal_after = await conn.fetchrow(WAL)
         return Drain(
             rate,
             int(await conn.fetchval(SEQ_SCANS) - scans),
             int(await conn.fetchval(BLOCKS_READ) - blocks),
+            int(wal_after[0] - wal[0]),
+            int(wal_after[1] - wal[1]),
         )
     finally:
         await conn.close()
@@ -229,8 +239,21 @@ def worker_run(
     settings = make_settings(url, redis_url)
     asyncio.run(prefill(url, users))
     asyncio.run(store_all(settings, mixed_events(EVENTS, touched or users)))
+    # Write back what the set-up dirtied (a million-row prefill): otherwise the checkpoint it
+    # sets off runs during the timed drain, and every run starts just after a checkpoint.
+    asyncio.run(checkpoint(url))
     with workers(settings, count):
         return asyncio.run(drain(settings, EVENTS))
+
+
+async def checkpoint(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.InsufficientPrivilegeError:
+        print("note: no CHECKPOINT privilege; runs may overlap a checkpoint", file=sys.stderr)
+    finally:
+        await conn.close()
 
 
 async def per_event(url: str, n: int, slots: int) -> float:
@@ -296,6 +319,10 @@ def servers(tmp: Path) -> Iterator[tuple[str, str]]:
         yield pg, redis
 
 
+def wal_per_event(run: Drain) -> str:
+    return f"{run.wal_bytes / EVENTS / 1024:.1f} ({run.wal_fpi / EVENTS:.2f})"
+
+
 def main() -> None:
     configure_logging(make_settings("sqlite:///unused", "redis://unused", log_level="warning"))
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (url, redis_url):
@@ -349,6 +376,9 @@ def main() -> None:
             None,
         ),
     ]
+    for label, run in ((f"{SMALL:,} users", small_run), (f"{LARGE:,} users", large_run)):
+        rows.append((f"WAL per event, {label}: KiB (full-page images)", wal_per_event(run), None))
+    rows.append((f"WAL per event, {LARGE:,} users, {SMALL:,} touched", wal_per_event(hot), None))
     print(f"{'figure':<72}{'value':>12}{'ratio':>8}")
     for name, value, ratio in rows:
         shown = "" if ratio is None else f"{ratio:.2f}"
