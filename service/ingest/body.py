@@ -23,7 +23,7 @@ class BodyReader:
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
-        self._tick = min(1.0, seconds / 4)
+        self._tick = min(1.0, max(0.05, seconds / 4))  # a tiny timeout must not spin
         self._reading: dict[asyncio.Task[object], float] = {}  # task -> its deadline
         self._expired: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
