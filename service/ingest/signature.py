@@ -15,11 +15,10 @@ MAX_SIGNATURE_HEADER_LENGTH = 4096
 HEADER_NAMES = ("id", "timestamp", "signature")
 
 
+# Each header's name and its webhook-* alias, spelled out once.
+_NAMES = tuple((f"svix-{n}", f"webhook-{n}") for n in HEADER_NAMES)
 # What ingest reads of a request's headers; ASGI servers hand header names over lower-cased.
-WANTED_HEADERS = frozenset(
-    [f"{prefix}-{name}".encode() for prefix in ("svix", "webhook") for name in HEADER_NAMES]
-    + [b"content-length"]
-)
+WANTED_HEADERS = frozenset([n.encode() for pair in _NAMES for n in pair] + [b"content-length"])
 
 
 def pick_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -30,10 +29,6 @@ def pick_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         if name in WANTED_HEADERS:
             picked.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return picked
-
-
-# Each header's name and its webhook-* alias, spelled out once.
-_NAMES = tuple((f"svix-{n}", f"webhook-{n}") for n in HEADER_NAMES)
 
 
 def delivery_headers(headers: Mapping[str, str]) -> dict[str, str]:
