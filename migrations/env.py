@@ -7,12 +7,14 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+# Imported for their tables, registered on the shared metadata (the kinds registry imports
+# every kind's module).
 import service.inbox.table
-import service.reconcile.tables
-import service.replica.tables  # noqa: F401  (registers the tables on the metadata)
+import service.kinds.registry
+import service.reconcile.tables  # noqa: F401
 from service.config import get_settings
-from service.db import async_url, create_engine
-from service.metadata import metadata
+from service.db.engine import async_url, create_engine
+from service.db.types import metadata
 
 config = context.config
 target_metadata = metadata

@@ -35,7 +35,7 @@ def migrate() -> None:
 
     Example: DATABASE_URL=postgres://app@db/app clerk-replica migrate
     """
-    from service.migrate import upgrade
+    from service.operate.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
@@ -57,7 +57,7 @@ def serve(
     settings.signing_secrets()  # refuse to start without a secret, naming the variable
     process.tune_gc()
     uvicorn.run(
-        "service.app:app_factory",
+        "service.web.app:app_factory",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -101,7 +101,7 @@ def replay(
     Examples: clerk-replica replay;  clerk-replica replay --id msg_2abc;
     clerk-replica replay --reapply --since 2026-11-01
     """
-    from service.ops import replay_events
+    from service.operate.actions import replay_events
 
     settings = _settings()
     count = asyncio.run(replay_events(settings, svix_id=svix_id, since=since, reapply=reapply))
@@ -120,7 +120,7 @@ def status(
     from pathlib import Path
 
     from service.dev import runtime
-    from service.ops import collect_status
+    from service.operate.actions import collect_status
 
     settings = _settings()
     running = runtime.read(Path(settings.dev_state_dir))
@@ -130,7 +130,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
-    from service.status_view import print_status
+    from service.operate.status_view import print_status
 
     print_status(report)
 
@@ -175,12 +175,8 @@ def send_test_event(
 
     Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created
     """
-    from pathlib import Path
-
-    from service.dev import runtime
-    from service.dev import secret as dev_secret
     from service.dev.examples import event_types
-    from service.dev.send import send_test_event as send
+    from service.dev.send import send_to_running
 
     if list_types or event_type is None:
         typer.echo("\n".join(event_types()))
@@ -189,18 +185,7 @@ def send_test_event(
         raise ConfigError(
             f"no example for {event_type!r}: see clerk-replica send-test-event --list"
         )
-    settings = get_settings()
-    secret = (
-        settings.signing_secrets()[0]
-        if settings.clerk_webhook_signing_secret is not None
-        else dev_secret.load(Path(settings.dev_state_dir))
-    )
-    if secret is None:
-        settings.signing_secrets()  # raises, naming the variable
-        return
-    running = runtime.read(Path(settings.dev_state_dir))
-    target = url or running.get("webhook_url") or f"http://127.0.0.1:{settings.port}/webhooks/clerk"
-    response = send(event_type, target, secret)
+    response = send_to_running(get_settings(), event_type, url)
     typer.echo(f"{response.status_code} {response.text.strip()}")
     if response.status_code >= 300:
         raise SystemExit(1)
@@ -212,8 +197,8 @@ def reconcile(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Limit to these types (repeatable): organizations, users, memberships, "
-            "invitations, domains.",
+            help="Limit to these kinds (repeatable), e.g. --only users; an unknown one "
+            "prints the list.",
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
@@ -238,22 +223,20 @@ def reconcile(
 
     Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users
     """
-    from service.ops import run_reconcile
     from service.reconcile.clerk_api import ClerkAuthError
     from service.reconcile.console import print_summary, progress_display
     from service.reconcile.lock import AlreadyRunning, LeaseLost
-    from service.reconcile.resources import RESOURCES
-    from service.reconcile.run import ReconcileOptions
+    from service.reconcile.options import ReconcileOptions, listed_kinds
+    from service.reconcile.session import run_reconcile
 
     settings = _settings()
     settings.clerk_key()
-    unknown = sorted(set(only or ()) - set(RESOURCES))
+    kinds = listed_kinds()
+    unknown = sorted(set(only or ()) - set(kinds))
     if unknown:
-        raise ConfigError(
-            f"unknown type(s) {', '.join(unknown)}: choose from {', '.join(RESOURCES)}"
-        )
+        raise ConfigError(f"unknown type(s) {', '.join(unknown)}: choose from {', '.join(kinds)}")
     options = ReconcileOptions(
-        resources=tuple(only) if only else tuple(RESOURCES),
+        resources=tuple(only) if only else kinds,
         dry_run=dry_run,
         force=force,
         confirm_deletions=settings.reconcile_confirm_deletions if confirm is None else confirm,
@@ -282,7 +265,7 @@ def readonly_sql_command(
     Examples: clerk-replica readonly-sql app_reader | psql "$DATABASE_URL";
     clerk-replica readonly-sql app_reader --apply
     """
-    from service.readonly import readonly_sql
+    from service.operate.readonly import readonly_sql
 
     try:
         sql = readonly_sql(role, schema=schema)
@@ -291,7 +274,7 @@ def readonly_sql_command(
     if not apply:
         typer.echo(sql, nl=False)
         return
-    from service.ops import run_sql
+    from service.operate.actions import run_sql
 
     asyncio.run(run_sql(_settings(), sql))
     typer.echo(f"granted read-only access to the replica tables to {role}")
@@ -305,7 +288,7 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
     except Exception as exc:
-        from service.apply.errors import describe
+        from service.db.errors import describe
 
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 # 19 digits in a row may be beyond 64 bits; a false alarm only costs the slower parser. Found
-# by mapping every digit to "0" and everything else to " ": ten times faster than re's \d{19},
+# by mapping every digit to "0" and everything else to " ": far cheaper than re's \d{19},
 # which tries a match at every byte of every body.
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_NUMBER = b"0" * 19

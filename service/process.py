@@ -5,10 +5,10 @@ The event loop: uvloop where it is installed (not on Windows), less overhead per
 The garbage collector: a reconcile page or an apply batch makes tens of thousands of
 containers (parsed JSON, rows) that live until the page is written. At CPython's default
 threshold of 700 allocations the collector then runs a hundred times per page and its older
-generations rescan everything in flight: a fifth of reconcile's CPU. A collection every
-GC_GEN0 allocations takes most of that back; at 20,000, cyclic garbage waited long enough to
-add 80 MiB to a reconcile's peak RSS, at 5,000 it adds none measurable. What start-up made
-(modules, settings) is frozen: no collection scans it again.
+generations rescan everything in flight, a large share of reconcile's CPU. A collection every
+GC_GEN0 allocations takes most of that back, while collecting often enough that cyclic garbage
+does not pile up in a reconcile's peak memory (the README's performance section has the
+figures). What start-up made (modules, settings) is frozen: no collection scans it again.
 """
 
 from __future__ import annotations

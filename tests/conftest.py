@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import create_engine
-from service.metadata import metadata
-from service.migrate import upgrade
+from service.db.engine import create_engine
+from service.db.types import metadata
+from service.operate.migrate import upgrade
 from tests import servers
 from tests.signing import PREVIOUS_SECRET, SECRET
 
@@ -159,7 +159,7 @@ async def client_for() -> AsyncIterator[Any]:
     """Build HTTP clients for apps made from given settings, their lifespans running."""
     import httpx
 
-    from service.app import create_app
+    from service.web.app import create_app
 
     opened: list[tuple[Any, httpx.AsyncClient]] = []
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from service.migrate import upgrade
+from service.operate.migrate import upgrade
 from tests import clerk_payloads as cp
 from tests.servers import free_port, start_redis, wait_for_port
 from tests.signing import SECRET, new_svix_id, signed_headers

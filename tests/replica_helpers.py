@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome, apply_stored
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.inbox import store
-from service.inbox.table import inbox
+from service.inbox.table import Status, inbox
 from service.ingest.endpoint import delivery_for
 from service.ingest.envelope import parse_envelope
 from tests.signing import new_svix_id
@@ -33,9 +33,9 @@ async def store_event(
 
 async def deliver(
     engine: AsyncEngine, envelope: dict[str, Any], options: RowOptions | None = None
-) -> Outcome:
+) -> Status | None:
     svix_id = await store_event(engine, envelope)
-    return await apply_stored(engine, svix_id, options or RowOptions())
+    return await apply_one(engine, svix_id, options or RowOptions())
 
 
 async def rows(engine: AsyncEngine, table: Table, **where: Any) -> list[dict[str, Any]]:

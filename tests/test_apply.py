@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome, apply_stored
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.inbox.table import Status
-from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.replica_helpers import deliver, inbox_row, one, rows, store_event
+from tests.support import tables as t
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"
@@ -33,7 +33,7 @@ async def test_user_created_fills_user_and_identifiers(engine: AsyncEngine) -> N
         external_accounts=[cp.external_account("eac_1", identification_id="idn_b")],
         username="jane",
     )
-    assert await deliver(engine, cp.envelope("user.created", data)) is Outcome.APPLIED
+    assert await deliver(engine, cp.envelope("user.created", data)) is Status.APPLIED
 
     user = await one(engine, t.users, U)
     assert user["primary_email_address"] == "b@example.org"
@@ -57,7 +57,7 @@ async def test_older_snapshot_arriving_late_changes_nothing(engine: AsyncEngine)
     new = cp.user(updated_at=cp.T0 + 2000, first_name="New", emails=[cp.email("idn_n", "n@x.org")])
     old = cp.user(updated_at=cp.T0 + 1000, first_name="Old", emails=[cp.email("idn_o", "o@x.org")])
     await deliver(engine, cp.envelope("user.updated", new))
-    assert await deliver(engine, cp.envelope("user.updated", old)) is Outcome.APPLIED
+    assert await deliver(engine, cp.envelope("user.updated", old)) is Status.APPLIED
 
     user = await one(engine, t.users, U)
     assert user["first_name"] == "New"
@@ -89,8 +89,8 @@ async def test_redelivery_of_one_svix_id_applies_once(engine: AsyncEngine) -> No
     svix_id = await store_event(engine, cp.envelope("user.created", cp.user()))
     again = await store_event(engine, cp.envelope("user.created", cp.user()), svix_id=svix_id)
     assert again == svix_id
-    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.APPLIED
-    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.SKIPPED
+    assert await apply_one(engine, svix_id, RowOptions()) is Status.APPLIED
+    assert await apply_one(engine, svix_id, RowOptions()) is None
     row = await inbox_row(engine, svix_id)
     assert row["status"] == Status.APPLIED and row["attempts"] == 1 and row["object_id"] == U
 
@@ -144,7 +144,7 @@ async def test_deletion_without_envelope_timestamp_uses_arrival_time(engine: Asy
 async def test_membership_before_its_user_and_organization(engine: AsyncEngine) -> None:
     assert (
         await deliver(engine, cp.envelope("organizationMembership.created", cp.membership()))
-        is Outcome.APPLIED
+        is Status.APPLIED
     )
     (m,) = await rows(engine, t.organization_memberships)
     assert (m["organization_id"], m["user_id"], m["deleted_at"]) == (ORG, U, None)
@@ -271,12 +271,12 @@ async def test_organization_upsert_and_private_metadata_opt_out(engine: AsyncEng
 async def test_payload_that_does_not_fit_is_failed_and_others_flow(engine: AsyncEngine) -> None:
     poison = cp.envelope("user.updated", {"id": U, "updated_at": "yesterday"})
     svix_id = await store_event(engine, poison)
-    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.FAILED
+    assert await apply_one(engine, svix_id, RowOptions()) is Status.FAILED
     row = await inbox_row(engine, svix_id)
     assert row["status"] == Status.FAILED
     assert "updated_at" in row["last_error"] and "created_at" in row["last_error"]
     assert await rows(engine, t.users) == []
-    assert await deliver(engine, cp.envelope("user.created", cp.user())) is Outcome.APPLIED
+    assert await deliver(engine, cp.envelope("user.created", cp.user())) is Status.APPLIED
 
 
 async def test_value_the_database_refuses_is_failed_not_retried(engine: AsyncEngine) -> None:
@@ -285,17 +285,17 @@ async def test_value_the_database_refuses_is_failed_not_retried(engine: AsyncEng
     data = cp.organization(id="org_" + "x" * 300)
     outcome = await deliver(engine, cp.envelope("organization.created", data))
     if engine.dialect.name == "postgresql":
-        assert outcome is Outcome.FAILED
+        assert outcome is Status.FAILED
         assert await rows(engine, t.organizations) == []
     else:
-        assert outcome is Outcome.APPLIED
+        assert outcome is Status.APPLIED
 
 
 async def test_unknown_types_are_ignored_not_stored(engine: AsyncEngine) -> None:
     svix_id = await store_event(engine, cp.envelope("session.created", {"id": "sess_1"}))
     row = await inbox_row(engine, svix_id)
     assert (row["status"], row["body"]) == (Status.IGNORED, None)
-    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.SKIPPED
+    assert await apply_one(engine, svix_id, RowOptions()) is None
 
 
 async def test_last_state_before_deletion_does_not_depend_on_order(engine: AsyncEngine) -> None:
@@ -340,8 +340,8 @@ async def test_a_newer_ended_membership_still_ends_an_older_one(engine: AsyncEng
 
 async def test_out_of_range_times_fail_the_event_not_the_worker(engine: AsyncEngine) -> None:
     too_far = cp.envelope("user.created", cp.user(updated_at=10**19))
-    assert await deliver(engine, too_far) is Outcome.FAILED
+    assert await deliver(engine, too_far) is Status.FAILED
     stamped = cp.envelope("user.created", cp.user(), timestamp=10**19)
     svix_id = await store_event(engine, stamped)
     assert (await inbox_row(engine, svix_id))["event_timestamp_ms"] is None
-    assert await apply_stored(engine, svix_id, RowOptions()) is Outcome.APPLIED
+    assert await apply_one(engine, svix_id, RowOptions()) is Status.APPLIED

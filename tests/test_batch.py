@@ -9,13 +9,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_batch
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome
+from service.clerk.rows import RowOptions
 from service.inbox import store
 from service.inbox.table import Status, inbox
-from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.replica_helpers import inbox_row, one, rows, store_event
+from tests.support import tables as t
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"
@@ -40,7 +39,7 @@ async def test_a_mixed_batch_applies_in_one_go(engine: AsyncEngine) -> None:
     ids = [await store_event(engine, e) for e in events]
     result = await apply_batch(engine, RowOptions(), 100)
     assert result.claimed == 5
-    assert result.outcomes == {Outcome.APPLIED: 4, Outcome.FAILED: 1}
+    assert result.outcomes == {Status.APPLIED: 4, Status.FAILED: 1}
     assert [r["id"] for r in await rows(engine, t.email_addresses)] == ["idn_b"]
     assert (await one(engine, t.users, U))["updated_at"] == datetime.fromtimestamp(
         (cp.T0 + 5) / 1000, tz=UTC
@@ -82,11 +81,11 @@ async def test_a_value_the_database_refuses_fails_alone(engine: AsyncEngine) -> 
     for svix_id in good:
         assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
     if engine.dialect.name == "postgresql":
-        assert result.outcomes == {Outcome.APPLIED: 3, Outcome.FAILED: 1}
+        assert result.outcomes == {Status.APPLIED: 3, Status.FAILED: 1}
         row = await inbox_row(engine, bad)
         assert row["status"] == Status.FAILED and "x" * 20 not in row["last_error"]
     else:  # SQLite does not enforce lengths
-        assert result.outcomes == {Outcome.APPLIED: 4}
+        assert result.outcomes == {Status.APPLIED: 4}
 
 
 async def test_an_event_backing_off_is_left_until_its_retry_time(engine: AsyncEngine) -> None:
@@ -102,7 +101,7 @@ async def test_an_event_backing_off_is_left_until_its_retry_time(engine: AsyncEn
             .where(inbox.c.svix_id == waiting)
             .values(retry_after=datetime.now(UTC) - timedelta(seconds=1))
         )
-    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 1}
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Status.APPLIED: 1}
     row = await inbox_row(engine, waiting)
     assert (row["status"], row["retry_after"], row["attempts"]) == (Status.APPLIED, None, 2)
 
@@ -112,7 +111,7 @@ async def test_a_row_ended_twice_in_one_batch_keeps_the_earlier_end(engine: Asyn
     await store_event(engine, cp.envelope("organization.deleted", gone, cp.T0 + 9))
     await store_event(engine, cp.envelope("organization.deleted", gone, cp.T0 + 3))
     await store_event(engine, cp.envelope("organization.created", cp.organization()))
-    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 3}
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Status.APPLIED: 3}
     assert ms((await one(engine, t.organizations, ORG))["deleted_at"]) == cp.T0 + 3
 
 
@@ -121,7 +120,7 @@ async def test_a_membership_and_its_parents_deletion_in_one_batch(engine: AsyncE
     await store_event(engine, cp.envelope("user.deleted", gone, cp.T0 + 50))
     await store_event(engine, cp.envelope("organizationMembership.created", cp.membership()))
     await store_event(engine, cp.envelope("user.created", cp.user()))
-    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Outcome.APPLIED: 3}
+    assert (await apply_batch(engine, RowOptions(), 10)).outcomes == {Status.APPLIED: 3}
     [membership] = await rows(engine, t.organization_memberships)
     assert ms(membership["deleted_at"]) == cp.T0 + 50
     assert ms((await one(engine, t.users, U))["deleted_at"]) == cp.T0 + 50

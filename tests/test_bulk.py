@@ -6,18 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Table, Text, cast, delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.apply import rows
-from service.apply.rows import RowOptions, UserRows
-from service.replica import bulk, writes
-from service.replica import tables as t
+from service.clerk.rows import RowOptions, Snapshot
+from service.kinds import writes
+from service.kinds.registry import kind
+from service.replica import bulk
 from tests import clerk_payloads as cp
+from tests.support import tables as t
 
-USER_TABLES = (t.users, *t.IDENTIFIER_TABLES)
+USERS = kind("users")
+ORGANIZATIONS = kind("organizations")
+USER_TABLES = USERS.tables
 
 
-def snapshots(options: RowOptions) -> list[UserRows]:
+async def copy_users(conn: AsyncConnection, snaps: list[Snapshot]) -> bool:
+    return await bulk.copy_new(conn, t.users, [o.table for o in USERS.owns], snaps)
+
+
+def snapshots(options: RowOptions) -> list[Snapshot]:
     """Users with every kind of identifier, nulls, JSON nulls and nested metadata."""
     made = []
     for n in range(5):
@@ -32,7 +39,7 @@ def snapshots(options: RowOptions) -> list[UserRows]:
             username=None if n % 2 else f"name{n}",
             last_sign_in_at=None if n == 2 else cp.T0 + n,
         )
-        made.append(rows.user_rows(data, options))
+        made.append(USERS.build(data, options))
     return made
 
 
@@ -56,20 +63,20 @@ async def test_copied_rows_equal_upserted_rows(pg_engine: AsyncEngine) -> None:
     for options in (RowOptions(), RowOptions(store_private_metadata=False)):
         users = snapshots(options)
         orgs = [
-            rows.organization_row(cp.organization(f"org_{n}", members_count=None), options)
+            ORGANIZATIONS.build(cp.organization(f"org_{n}", members_count=None), options)
             for n in range(3)
         ]
         async with pg_engine.begin() as conn:
-            await writes.upsert_users(conn, users)
-            await writes.upsert_organizations(conn, orgs)
+            await writes.upsert(conn, USERS, users)
+            await writes.upsert(conn, ORGANIZATIONS, orgs)
         upserted = {
             tb.name: await table_rows(pg_engine, tb) for tb in (*USER_TABLES, t.organizations)
         }
         await clear(pg_engine)
 
         async with pg_engine.begin() as conn:
-            assert await bulk.insert_new_users(conn, users) is True
-            assert await bulk.insert_new(conn, t.organizations, orgs) is True
+            assert await copy_users(conn, users) is True
+            assert await bulk.copy_new(conn, t.organizations, [], orgs) is True
         copied = {
             tb.name: await table_rows(pg_engine, tb) for tb in (*USER_TABLES, t.organizations)
         }
@@ -84,13 +91,13 @@ async def test_an_id_already_stored_rolls_the_copy_back_and_keeps_the_transactio
 ) -> None:
     users = snapshots(RowOptions())
     async with pg_engine.begin() as conn:
-        await writes.upsert_users(conn, users[2:3])  # a webhook got there first
+        await writes.upsert(conn, USERS, users[2:3])  # a webhook got there first
     async with pg_engine.begin() as conn:
-        assert await bulk.insert_new_users(conn, users) is False
+        assert await copy_users(conn, users) is False
         assert [r["id"] for r in await table_rows(pg_engine, t.users)] == ["user_2"]
         # The transaction is still usable: the upserts take over, as reconcile does.
-        await writes.upsert_users(conn, users)
-    assert [r["id"] for r in await table_rows(pg_engine, t.users)] == [s.user["id"] for s in users]
+        await writes.upsert(conn, USERS, users)
+    assert [r["id"] for r in await table_rows(pg_engine, t.users)] == [s.id for s in users]
     emails = await table_rows(pg_engine, t.email_addresses)
     assert len(emails) == 2 * len(users)
 
@@ -99,31 +106,31 @@ async def test_an_identifier_held_by_another_user_rolls_the_copy_back(
     pg_engine: AsyncEngine,
 ) -> None:
     users = snapshots(RowOptions())
-    moved = rows.user_rows(
+    moved = USERS.build(
         cp.user("user_old", emails=[cp.email("idn_0a", "a0@example.org")]), RowOptions()
     )
     async with pg_engine.begin() as conn:
-        await writes.upsert_users(conn, [moved])
+        await writes.upsert(conn, USERS, [moved])
     async with pg_engine.begin() as conn:
-        assert await bulk.insert_new_users(conn, users) is False
+        assert await copy_users(conn, users) is False
     assert [r["id"] for r in await table_rows(pg_engine, t.users)] == ["user_old"]
 
 
 async def test_one_id_twice_is_left_to_the_upserts(pg_engine: AsyncEngine) -> None:
     users = snapshots(RowOptions())
     async with pg_engine.begin() as conn:
-        assert await bulk.insert_new_users(conn, [users[0], users[0]]) is False
+        assert await copy_users(conn, [users[0], users[0]]) is False
     assert await table_rows(pg_engine, t.users) == []
 
 
 async def test_sqlite_has_no_copy(sqlite_db_url: str, redis_url: str) -> None:
-    from service.db import create_engine
+    from service.db.engine import create_engine
     from tests.conftest import make_settings
 
     engine = create_engine(make_settings(sqlite_db_url, redis_url))
     try:
         async with engine.begin() as conn:
-            assert await bulk.insert_new_users(conn, snapshots(RowOptions())) is False
+            assert await copy_users(conn, snapshots(RowOptions())) is False
         assert await table_rows(engine, t.users) == []
     finally:
         await engine.dispose()

@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
 from service.inbox.table import Status
-from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.replica_helpers import inbox_row, rows
 from tests.servers import free_port, wait_for_port
 from tests.signing import SECRET, signed
+from tests.support import tables as t
 
 CLI = str(Path(sys.executable).parent / "clerk-replica")
 

@@ -6,18 +6,19 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.errors import TransientError
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome, apply_stored
-from service.replica import tables as t
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
+from service.db.errors import TransientError
+from service.inbox.table import Status
 from tests import clerk_payloads as cp
 from tests.replica_helpers import inbox_row, rows, store_event
+from tests.support import tables as t
 
 
-async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Outcome:
+async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Status | None:
     for _ in range(5):
         try:
-            return await apply_stored(engine, svix_id, RowOptions())
+            return await apply_one(engine, svix_id, RowOptions())
         except TransientError:
             await asyncio.sleep(0.05)
     raise AssertionError("never applied")
@@ -26,9 +27,9 @@ async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Outcome:
 async def test_same_event_applied_by_several_workers_at_once(pg_engine: AsyncEngine) -> None:
     svix_id = await store_event(pg_engine, cp.envelope("user.created", cp.user()))
     outcomes = await asyncio.gather(
-        *(apply_stored(pg_engine, svix_id, RowOptions()) for _ in range(8))
+        *(apply_one(pg_engine, svix_id, RowOptions()) for _ in range(8))
     )
-    assert sorted(outcomes) == sorted([Outcome.APPLIED] + [Outcome.SKIPPED] * 7)
+    assert sorted(outcomes, key=str) == sorted([Status.APPLIED] + [None] * 7, key=str)
     assert (await inbox_row(pg_engine, svix_id))["attempts"] == 1
 
 
@@ -44,7 +45,7 @@ async def test_competing_memberships_for_one_pair_converge(pg_engine: AsyncEngin
         for i in range(6)
     ]
     outcomes = await asyncio.gather(*(apply_with_retries(pg_engine, i) for i in ids))
-    assert set(outcomes) == {Outcome.APPLIED}
+    assert set(outcomes) == {Status.APPLIED}
     members = await rows(pg_engine, t.organization_memberships)
     assert [m["id"] for m in members if m["deleted_at"] is None] == ["orgmem_5"]
     assert len(members) == 6
@@ -72,13 +73,14 @@ async def test_a_child_committed_after_its_parents_deletion_still_ends(
 ) -> None:
     """Under READ COMMITTED a membership checked against a live user could commit after the
     user's deletion ended its siblings. The parent lock makes the deletion wait for it."""
-    from service.apply.rows import membership_row
-    from service.replica import writes
+    from service.kinds import writes
+    from service.kinds.registry import kind
 
-    row = membership_row(cp.membership("orgmem_racing"), RowOptions())
+    memberships = kind("memberships")
+    snapshot = memberships.build(cp.membership("orgmem_racing"), RowOptions())
     async with pg_engine.connect() as first:
         transaction = await first.begin()
-        await writes.upsert_memberships(first, [row])  # checked: the user is live
+        await writes.upsert(first, memberships, [snapshot])  # checked: the user is live
         deletion = asyncio.create_task(
             apply_with_retries(
                 pg_engine,
@@ -91,6 +93,6 @@ async def test_a_child_committed_after_its_parents_deletion_still_ends(
         await asyncio.sleep(0.5)
         assert not deletion.done()  # it waits for the membership's transaction
         await transaction.commit()
-    assert await deletion == Outcome.APPLIED
+    assert await deletion == Status.APPLIED
     (membership,) = await rows(pg_engine, t.organization_memberships)
     assert membership["deleted_at"] is not None

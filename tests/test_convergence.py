@@ -20,20 +20,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.batch import apply_batch
-from service.apply.errors import TransientError
-from service.apply.rows import RowOptions
-from service.apply.runner import apply_stored
+from service.apply.batch import apply_batch, apply_one
+from service.clerk.rows import RowOptions
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
+from service.db.errors import TransientError
 from service.inbox.table import inbox
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.run import ReconcileOptions, reconcile
-from service.replica import tables as t
+from service.reconcile.options import ReconcileOptions
+from service.reconcile.run import reconcile
 from tests.clerk_history import History, deliveries, histories
 from tests.conftest import _truncate_pg, make_settings
 from tests.fake_clerk import KEY, FakeClerk, serve
 from tests.replica_helpers import rows, store_event
+from tests.support import tables as t
 
 EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "30"))
 
@@ -165,7 +165,7 @@ async def converge(
     async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
         if batch is None:
             for event in events:
-                await apply_stored(engine, await store_event(engine, event), RowOptions())
+                await apply_one(engine, await store_event(engine, event), RowOptions())
         else:
             for start in range(0, len(events), batch):
                 for event in events[start : start + batch]:
@@ -223,7 +223,7 @@ async def converge_concurrently(
                 svix_id = ids.get_nowait()
                 for _ in range(20):
                     try:
-                        await apply_stored(engine, svix_id, RowOptions())
+                        await apply_one(engine, svix_id, RowOptions())
                         break
                     except TransientError:  # a lock or unique race with another applier
                         await asyncio.sleep(0.01)
@@ -255,7 +255,7 @@ async def converge_concurrently(
         for row in await rows(engine, inbox, status="pending"):
             for _ in range(20):
                 try:
-                    await apply_stored(engine, row["svix_id"], RowOptions())
+                    await apply_one(engine, row["svix_id"], RowOptions())
                     break
                 except TransientError:
                     await asyncio.sleep(0.01)

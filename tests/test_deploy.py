@@ -15,8 +15,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from service.app import create_app
 from service.cli import cli
+from service.web.app import create_app
 from tests.conftest import make_settings
 from tests.servers import free_port, wait_for_port
 from tests.test_cli import env

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.errors import describe, is_transient
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
+from service.db.errors import describe, is_transient
 
 
 async def db_error(engine: AsyncEngine, sql: str, **params: object) -> BaseException:

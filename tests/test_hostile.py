@@ -19,11 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.app import create_app
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome, apply_stored
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
+from service.inbox.table import Status
+from service.web.app import create_app
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
 from tests.replica_helpers import store_event
@@ -187,16 +188,16 @@ def test_wrong_types_in_any_field_fail_the_event_not_the_worker(
     payload[field] = value
     payload.setdefault("id", "x_1")
 
-    async def run() -> Outcome:
+    async def run() -> Status | None:
         engine = create_engine(make_settings(pg_url, redis_url))
         try:
-            return await apply_stored(
+            return await apply_one(
                 engine, await store_event(engine, cp.envelope(event_type, payload)), RowOptions()
             )
         finally:
             await engine.dispose()
 
-    assert asyncio.run(run()) in (Outcome.APPLIED, Outcome.FAILED)
+    assert asyncio.run(run()) in (Status.APPLIED, Status.FAILED)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
 from service.inbox.store import Delivery
 from service.inbox.table import Status, inbox
 from service.inbox.writer import InboxWriter
@@ -55,7 +55,7 @@ async def test_a_failed_commit_fails_every_delivery_in_it(settings: Settings) ->
 
 
 async def test_a_kept_connection_lost_to_a_restart_is_replaced(pg_engine: AsyncEngine) -> None:
-    writer = InboxWriter(pg_engine, flushers=1)
+    writer = InboxWriter(pg_engine)
     try:
         assert await writer.record(delivery("msg_before")) is True
         # As a database restart would: every other session of this database is ended.
@@ -75,7 +75,7 @@ async def test_a_kept_connection_lost_to_a_restart_is_replaced(pg_engine: AsyncE
 async def test_a_cancelled_request_does_not_cancel_the_write_it_shares(
     engine: AsyncEngine,
 ) -> None:
-    writer = InboxWriter(engine, flushers=1)
+    writer = InboxWriter(engine)
     try:
         tasks = [asyncio.create_task(writer.record(delivery(f"msg_{i}"))) for i in range(5)]
         await asyncio.sleep(0)  # all five are waiting for the same batch

@@ -11,10 +11,10 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.app import create_app
 from service.config import ConfigError, Settings
 from service.inbox.table import Status
 from service.queue.client import connect, queue_name
+from service.web.app import create_app
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
 from tests.replica_helpers import inbox_count, inbox_row

@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError
 from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
-from service.reconcile.run import LOCK_NAME, ReconcileOptions, RunReport, reconcile
+from service.reconcile.options import ReconcileOptions
+from service.reconcile.report import RunReport
+from service.reconcile.run import LOCK_NAME, reconcile
 from service.reconcile.tables import locks, progress, runs, seen
-from service.replica import tables as t
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
 from tests.fake_clerk import FakeClerk, Fault, error, populate
 from tests.replica_helpers import deliver, one, rows
+from tests.support import tables as t
 
 
 @pytest.fixture

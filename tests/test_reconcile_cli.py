@@ -11,19 +11,19 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.queue.worker import cron_jobs, reconcile_job
+from service.queue.client import Enqueuer, connect
+from service.queue.worker import cron_jobs, job_context, reconcile_job
 from service.reconcile.tables import runs
-from service.replica import tables as t
 from tests.conftest import make_settings
 from tests.fake_clerk import KEY, FakeClerk, SyntheticUsers, populate, serve
 from tests.fault_stack import REPORT
 from tests.replica_helpers import rows
+from tests.support import tables as t
 from tests.test_cli import CLI, env
 
 
@@ -121,10 +121,15 @@ async def test_nightly_job_records_its_run(
     nightly = crons[f"{settings.queue_prefix}:reconcile"]
     assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
 
-    ctx: dict[str, Any] = {"settings": settings}
-    assert await reconcile_job(ctx) == {"started": True}
-    assert (await reconcile_job(ctx))["started"] is False  # one at a time in a worker
-    result = await ctx["reconcile_task"]
+    enqueuer = Enqueuer(connect(settings), settings)
+    ctx = job_context(settings, engine, enqueuer)
+    # arq hands each job a shallow copy of the worker's context, as here.
+    assert await reconcile_job(dict(ctx)) == {"started": True}
+    assert (await reconcile_job(dict(ctx)))["started"] is False  # one at a time in a worker
+    running = ctx["worker"].nightly
+    assert running is not None
+    result = await running
+    await enqueuer.close()
     assert result["ok"] is True
     async with engine.connect() as conn:
         (run,) = (await conn.execute(select(runs))).all()

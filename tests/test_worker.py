@@ -15,20 +15,19 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.app import create_app
-from service.apply.rows import RowOptions
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
 from service.inbox.table import Status, inbox
-from service.ops import replay_events
+from service.operate.actions import replay_events
 from service.queue.client import Enqueuer, connect, queue_name
-from service.queue.worker import DrainState, apply_pending, build_worker, sweep
-from service.replica import tables as t
+from service.queue.worker import apply_pending, build_worker, job_context, sweep
+from service.web.app import create_app
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
 from tests.replica_helpers import inbox_row, one, rows, store_event
 from tests.servers import free_port
 from tests.signing import signed
+from tests.support import tables as t
 
 
 async def run_burst_worker(settings: Settings) -> None:
@@ -94,7 +93,7 @@ async def test_sweep_recovers_events_whose_jobs_were_lost(
     await run_burst_worker(settings)
     assert (await inbox_row(engine, svix_id))["status"] == Status.PENDING
 
-    queued = await sweep({"settings": settings, "engine": engine, "enqueuer": enqueuer})
+    queued = await sweep(job_context(settings, engine, enqueuer))
     assert queued == 1
     await run_burst_worker(settings)
     assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
@@ -114,21 +113,11 @@ async def test_event_acknowledged_while_redis_was_down_is_applied_after(
     up = make_settings(db_url, redis_url)
     enqueuer = Enqueuer(connect(up), up)
     try:
-        assert await sweep({"settings": up, "engine": engine, "enqueuer": enqueuer}) == 1
+        assert await sweep(job_context(up, engine, enqueuer)) == 1
     finally:
         await enqueuer.close()
     await run_burst_worker(up)
     assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
-
-
-def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> dict[str, Any]:
-    return {
-        "settings": settings,
-        "engine": engine,
-        "options": RowOptions(),
-        "enqueuer": enqueuer,
-        "job_try": 1,
-    }
 
 
 async def test_database_unreachable_while_applying_retries_then_succeeds(
@@ -247,7 +236,7 @@ async def test_a_later_job_takes_over_from_an_earlier_one(
 ) -> None:
     # arq hands each job a shallow copy of the worker's context, as here: the shared state
     # must still reach both jobs, so that only one of them keeps polling the inbox.
-    shared = job_context(settings, engine, enqueuer) | {"drain": DrainState()}
+    shared = job_context(settings, engine, enqueuer)
     now = time.time()
     earlier = asyncio.create_task(apply_pending(dict(shared), now + 2.0))
     await asyncio.sleep(0.1)

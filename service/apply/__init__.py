@@ -1,1 +1,2 @@
-"""Apply: turn a stored event into replica writes, one event per transaction."""
+"""Apply: stored events become replica writes, in set-based batches; the drain loop that keeps
+taking batches while there is work."""

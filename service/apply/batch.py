@@ -1,28 +1,33 @@
-"""Apply pending events in batches: one claim, one set-based write per kind, one commit.
+"""Apply stored events in batches: one take, one set-based write per kind, one commit.
 
-Events of a batch are applied together, which is only sound because the writes are
-order-independent (see service.replica.writes and tests/test_convergence.py). A batch that
-the database refuses falls back to one event per transaction, so one bad event costs its
-batch the speed-up, never its neighbours' progress.
+This is the only apply path. A batch is taken from the due pending events (`apply_batch`) or
+named (`apply_one`: a batch of one). Events of a batch are applied together, which is only
+sound because the writes are order-independent (service/kinds/writes.py). A batch the database
+refuses is taken again once (a deadlock against a concurrent writer), then falls back to one
+batch per event, so one bad event costs its batch the speed-up, never its neighbours' progress.
+In a batch of one, a transient failure backs the event off and a permanent one marks it
+failed.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.apply.errors import TransientError, describe, is_transient
-from service.apply.handlers import Planned, is_replicated, plan, run_planned
-from service.apply.payloads import PayloadError
-from service.apply.rows import RowOptions
-from service.apply.runner import Outcome, apply_stored, event_of
+from service.apply.plan import Planned, event_of, plan, run_planned
+from service.clerk.payloads import PayloadError
+from service.clerk.rows import RowOptions
+from service.db.errors import TransientError, describe, is_transient
 from service.inbox import store
 from service.inbox.store import Claimed
 from service.inbox.table import Status
+from service.kinds.registry import is_replicated
 from service.logs import get_logger
 from service.metrics import APPLY_SECONDS, EVENTS, LAG_SECONDS
 
@@ -30,28 +35,65 @@ log = get_logger(__name__)
 
 # A database that fails this many events in a row is down, not picky: stop and back off.
 _TRANSIENT_STREAK = 3
+_BACKOFF_BASE_SECONDS = 1.0
+_BACKOFF_CAP_SECONDS = 120.0
+
+Take = Callable[[AsyncConnection, datetime], Awaitable[list[Claimed]]]
 
 
 @dataclass
 class BatchResult:
     claimed: int = 0
-    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    outcomes: Counter[Status] = field(default_factory=Counter)
     retried: int = 0  # backing off after a transient error
     # Set when some event is backing off after a transient error: when to look again.
     retry_at: datetime | None = None
 
 
 async def apply_batch(engine: AsyncEngine, options: RowOptions, limit: int) -> BatchResult:
-    """Claim up to `limit` due pending events and apply them; an empty result means idle.
+    """Take up to `limit` due pending events and apply them; an empty result means idle.
 
     Raises TransientError when the database looks unavailable (the events stay pending).
     """
+
+    async def take(conn: AsyncConnection, now: datetime) -> list[Claimed]:
+        return await store.take_due_as_applied(conn, limit, now)
+
+    return await _apply(engine, options, take, single=None)
+
+
+async def apply_one(engine: AsyncEngine, svix_id: str, options: RowOptions) -> Status | None:
+    """Apply the inbox event `svix_id` at most once: its status afterwards, or None when it was
+    not pending (applied before, or an unknown id).
+
+    Raises TransientError when it should be retried later; permanent problems are recorded
+    on the inbox row (status failed, with the error) and do not raise.
+    """
+
+    async def take(conn: AsyncConnection, now: datetime) -> list[Claimed]:
+        return await store.take_as_applied(conn, [svix_id], now)
+
+    result = await _apply(engine, options, take, single=svix_id)
+    return next(iter(result.outcomes), None)
+
+
+def retry_delay_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter, so retrying workers do not stampede a database
+    that just came back."""
+    ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+async def _apply(
+    engine: AsyncEngine, options: RowOptions, take: Take, *, single: str | None
+) -> BatchResult:
     for attempt in (1, 2):
         started = time.perf_counter()
         result = BatchResult()
+        claimed: list[Claimed] = []
         try:
             async with engine.begin() as conn:
-                claimed = await store.claim_batch(conn, limit, datetime.now(UTC))
+                claimed = await take(conn, datetime.now(UTC))
                 result.claimed = len(claimed)
                 planned, settled = _plan_all(claimed, options)
                 await run_planned(conn, [p for _, p in planned])
@@ -62,6 +104,9 @@ async def apply_batch(engine: AsyncEngine, options: RowOptions, limit: int) -> B
                     [(c.svix_id, p.object_id) for c, p in planned if p.object_id != c.object_id],
                 )
         except Exception as exc:
+            if single is not None:
+                event_type = claimed[0].event_type if claimed else "unknown"
+                return await _one_failed(engine, single, event_type, exc)
             if result.claimed == 0:
                 raise TransientError(describe(exc)) from exc
             if attempt == 1 and is_transient(exc):
@@ -72,18 +117,7 @@ async def apply_batch(engine: AsyncEngine, options: RowOptions, limit: int) -> B
             log.warning("batch.fallback", events=result.claimed, error=describe(exc))
             return await _one_by_one([c.svix_id for c in claimed], engine, options)
         break
-    elapsed = time.perf_counter() - started
-    for c, _ in planned:
-        _observe(c, Outcome.APPLIED, elapsed / len(claimed))
-    result.outcomes[Outcome.APPLIED] += len(planned)
-    by_id = {c.svix_id: c.event_type for c in claimed}
-    for status, items in settled.items():
-        for svix_id, _error in items:
-            EVENTS.labels(by_id[svix_id], status.value).inc()
-        if items:
-            result.outcomes[Outcome(status.value)] += len(items)
-    if claimed:
-        log.info("batch.applied", events=len(claimed), seconds=round(elapsed, 4))
+    _count(claimed, planned, settled, result, time.perf_counter() - started)
     return result
 
 
@@ -104,26 +138,86 @@ def _plan_all(
     return planned, settled
 
 
-def _observe(claimed: Claimed, outcome: Outcome, seconds: float) -> None:
-    EVENTS.labels(claimed.event_type, outcome).inc()
-    APPLY_SECONDS.labels(claimed.event_type).observe(seconds)
-    LAG_SECONDS.observe(max(0.0, (datetime.now(UTC) - claimed.received_at).total_seconds()))
+def _count(
+    claimed: list[Claimed],
+    planned: list[tuple[Claimed, Planned]],
+    settled: dict[Status, list[tuple[str, str | None]]],
+    result: BatchResult,
+    elapsed: float,
+) -> None:
+    now = datetime.now(UTC)
+    for c, p in planned:
+        EVENTS.labels(c.event_type, Status.APPLIED.value).inc()
+        APPLY_SECONDS.labels(c.event_type).observe(elapsed / len(claimed))
+        LAG_SECONDS.observe(max(0.0, (now - c.received_at).total_seconds()))
+        if len(claimed) == 1:
+            log.info(
+                "event.applied",
+                svix_id=c.svix_id,
+                event_type=c.event_type,
+                object_id=p.object_id,
+            )
+    if planned:
+        result.outcomes[Status.APPLIED] += len(planned)
+    by_id = {c.svix_id: c.event_type for c in claimed}
+    for status, items in settled.items():
+        for svix_id, _error in items:
+            EVENTS.labels(by_id[svix_id], status.value).inc()
+        if items:
+            result.outcomes[status] += len(items)
+    if len(claimed) > 1:
+        log.info("batch.applied", events=len(claimed), seconds=round(elapsed, 4))
+
+
+async def _one_failed(
+    engine: AsyncEngine, svix_id: str, event_type: str, exc: Exception
+) -> BatchResult:
+    """A batch of one that the database refused: back off (transient) or mark it failed."""
+    error = describe(exc)
+    bound = log.bind(svix_id=svix_id, event_type=event_type)
+    if is_transient(exc):
+        await _note_retry(engine, svix_id, error)
+        bound.warning("event.retry", error=error)
+        EVENTS.labels(event_type, "retry").inc()
+        raise TransientError(error) from exc
+    # A database refusal that retrying cannot fix (e.g. a value too long for a column).
+    try:
+        async with engine.begin() as conn:
+            await store.settle(conn, svix_id, Status.FAILED, error=error)
+    except Exception as again:
+        raise TransientError(describe(again)) from again
+    bound.error("event.failed", error=error)
+    EVENTS.labels(event_type, Status.FAILED.value).inc()
+    return BatchResult(claimed=1, outcomes=Counter({Status.FAILED: 1}))
+
+
+async def _note_retry(engine: AsyncEngine, svix_id: str, error: str) -> None:
+    try:
+        async with engine.begin() as conn:
+            attempts = await store.attempts(conn, svix_id) + 1
+            retry_after = datetime.now(UTC) + timedelta(seconds=retry_delay_seconds(attempts))
+            await store.note_retry(conn, svix_id, error, retry_after)
+    except Exception:  # the database may be the thing that is down; the retry still happens
+        log.debug("event.note_retry_failed", svix_id=svix_id)
 
 
 async def _one_by_one(ids: list[str], engine: AsyncEngine, options: RowOptions) -> BatchResult:
-    """Each event in its own transaction: a permanent failure is recorded on its own row, a
+    """Each event in its own batch: a permanent failure is recorded on its own row, a
     transient one backs that event off; a streak of transient ones means the database is down."""
     result = BatchResult(claimed=len(ids))
     streak = 0
     for svix_id in ids:
         try:
-            result.outcomes[await apply_stored(engine, svix_id, options)] += 1
+            outcome = await apply_one(engine, svix_id, options)
             streak = 0
         except TransientError:
             streak += 1
             result.retried += 1
             if streak >= _TRANSIENT_STREAK:
                 raise
+            continue
+        if outcome is not None:
+            result.outcomes[outcome] += 1
     if result.retried:
         async with engine.connect() as conn:
             result.retry_at = await store.next_retry_at(conn)

@@ -21,7 +21,7 @@ from service.config import ConfigError, Settings
 from service.dev import runtime
 from service.dev.ports import free_port, start_redis
 from service.dev.secret import load_or_create
-from service.migrate import upgrade
+from service.operate.migrate import upgrade
 
 _STOP_TIMEOUT_SECONDS = 15
 

@@ -1,16 +1,16 @@
-"""Inbox operations: record a delivery, claim it for apply, settle it, find what to sweep."""
+"""Inbox operations: record a delivery, take it for apply, settle it, find what to sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db.dialect import dialect_of
 from service.inbox.table import Status, inbox
 
 MAX_ERROR_LENGTH = 2000
@@ -18,7 +18,7 @@ MAX_ERROR_LENGTH = 2000
 
 class Delivery(NamedTuple):
     """A delivery as the inbox stores it (a named tuple: ingest makes one per request, and
-    a frozen dataclass costs three times as much to build)."""
+    a frozen dataclass costs several times as much to build)."""
 
     svix_id: str
     event_type: str
@@ -43,7 +43,8 @@ async def record(conn: AsyncConnection, delivery: Delivery, now: datetime) -> bo
     return delivery.svix_id in await record_many(conn, [(delivery, now)])
 
 
-_UNNEST_COLUMNS = (
+# The columns a delivery fills, in the order of `inbox_columns`.
+RECORD_COLUMNS = (
     "svix_id",
     "event_type",
     "status",
@@ -53,57 +54,32 @@ _UNNEST_COLUMNS = (
     "received_at",
     "applied_at",
 )
-_UNNEST_TYPES = ("text", "text", "text", "text", "int8", "text", "timestamptz", "timestamptz")
-_UNNEST_INSERT = (
-    f"INSERT INTO {inbox.name} ({', '.join(_UNNEST_COLUMNS)}) "
-    "SELECT * FROM unnest("
-    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_UNNEST_TYPES, start=1))
-    + ") ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id"
-)
+
+Recorder = Callable[[Sequence[tuple[Delivery, datetime]]], Awaitable[set[str]]]
 
 
-def _inbox_rows(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[dict[str, object]]:
-    """One row per svix-id (the first delivery of it wins), with its arrival time."""
-    rows = zip(*_inbox_columns(deliveries), strict=True)
-    return [dict(zip(_UNNEST_COLUMNS, values, strict=True)) for values in rows]
+async def recorder(conn: AsyncConnection) -> Recorder:
+    """A `record_many` bound to `conn`, for a writer that keeps its connection: the database's
+    fastest insert path (on PostgreSQL, one array per column straight to the driver)."""
+    insert = await dialect_of(conn).inserter(conn, inbox, RECORD_COLUMNS, "svix_id")
+
+    async def record(deliveries: Sequence[tuple[Delivery, datetime]]) -> set[str]:
+        return await insert(inbox_columns(deliveries))
+
+    return record
 
 
 async def record_many(
     conn: AsyncConnection, deliveries: Sequence[tuple[Delivery, datetime]]
 ) -> set[str]:
-    """Store deliveries (with their arrival times) once each; returns the svix-ids that are new.
-
-    One statement per batch: on PostgreSQL through asyncpg (record_many_asyncpg), elsewhere
-    an executemany.
-    """
-    if conn.dialect.name == "postgresql":
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None  # asyncpg's connection, checked out with `conn`
-        return await record_many_asyncpg(driver, deliveries)
-    stmt = (
-        sqlite_insert(inbox)
-        .on_conflict_do_nothing(index_elements=[inbox.c.svix_id])
-        .returning(inbox.c.svix_id)
-    )
-    return set((await conn.execute(stmt, _inbox_rows(deliveries))).scalars())
+    """Store deliveries (with their arrival times) once each; returns the svix-ids that are new."""
+    return await (await recorder(conn))(deliveries)
 
 
-async def record_many_asyncpg(
-    driver: Any, deliveries: Sequence[tuple[Delivery, datetime]]
-) -> set[str]:
-    """record_many on an asyncpg connection, the rows sent as one array per column.
-
-    Ingest's only statement skips SQLAlchemy: its per-execute work (cache key, multi-row
-    VALUES, cursor wrapping) cost more CPU than everything else the web process does for a
-    delivery. The statement is prepared once per connection (asyncpg's statement cache).
-    """
-    return {r[0] for r in await driver.fetch(_UNNEST_INSERT, *_inbox_columns(deliveries))}
-
-
-def _inbox_columns(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[list[Any]]:
+def inbox_columns(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[list[Any]]:
     """One row per svix-id (the first delivery of it wins), as one list per column in
-    _UNNEST_COLUMNS order: the shape asyncpg's unnest takes, built without a dict per row."""
-    columns: list[list[Any]] = [[] for _ in _UNNEST_COLUMNS]
+    RECORD_COLUMNS order, built without a dict per row."""
+    columns: list[list[Any]] = [[] for _ in RECORD_COLUMNS]
     ids, types, statuses, bodies, stamps, objects, received, applied = columns
     seen: set[str] = set()
     for delivery, now in deliveries:
@@ -153,15 +129,20 @@ def _claimed(row: Any) -> Claimed:
     )
 
 
-async def claim(conn: AsyncConnection, svix_id: str, now: datetime) -> Claimed | None:
-    """Take a pending event inside the caller's transaction, or None if it is not pending.
+async def take_as_applied(
+    conn: AsyncConnection, svix_ids: Sequence[str], now: datetime
+) -> list[Claimed]:
+    """Take the given events if they are pending, marking them applied in the caller's
+    transaction: it commits them applied together with their writes (after settling those
+    that could not apply), or rolls back and leaves them pending.
 
     The UPDATE takes the row lock before anything is read: a second worker with the same id
-    waits, then finds it no longer pending. If the transaction rolls back, it stays pending.
+    waits, then finds it no longer pending.
     """
-    stmt = _claiming(now).where(inbox.c.svix_id == svix_id, inbox.c.status == Status.PENDING.value)
-    row = (await conn.execute(stmt)).first()
-    return None if row is None else _claimed(row)
+    stmt = _claiming(now).where(
+        inbox.c.svix_id.in_(list(svix_ids)), inbox.c.status == Status.PENDING.value
+    )
+    return [_claimed(row) for row in await conn.execute(stmt)]
 
 
 def _due(now: datetime) -> Any:
@@ -171,16 +152,15 @@ def _due(now: datetime) -> Any:
     )
 
 
-async def claim_batch(conn: AsyncConnection, limit: int, now: datetime) -> list[Claimed]:
-    """Take up to `limit` due pending events, oldest first, inside the caller's transaction.
+async def take_due_as_applied(conn: AsyncConnection, limit: int, now: datetime) -> list[Claimed]:
+    """Take up to `limit` due pending events, oldest first, as `take_as_applied` does.
 
-    On PostgreSQL, FOR UPDATE SKIP LOCKED lets concurrent workers take disjoint batches without
-    waiting on each other; SQLite serialises writers, so the plain subquery is already safe.
-    Like `claim`, a rollback leaves every event pending.
+    Where writers run concurrently, the rows are locked skipping those another worker holds,
+    so workers take disjoint batches without waiting on each other; a single-writer database
+    serialises them already.
     """
     oldest = select(inbox.c.svix_id).where(_due(now)).order_by(inbox.c.received_at).limit(limit)
-    if conn.dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
+    oldest = dialect_of(conn).skip_locked(oldest)
     stmt = _claiming(now).where(inbox.c.svix_id.in_(oldest.scalar_subquery()))
     return [_claimed(row) for row in await conn.execute(stmt)]
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
-from service.metadata import UTCDateTime, metadata
+from service.db.types import UTCDateTime, metadata
 
 
 class Status(StrEnum):

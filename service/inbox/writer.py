@@ -7,10 +7,9 @@ themselves, and the per-delivery cost falls from a statement and a commit to a s
 
 One flusher keeps one connection, in autocommit: a batch costs one INSERT round trip, not a
 pool checkout, a liveness ping, BEGIN and COMMIT. While its write is in flight the next batch
-gathers. A second flusher (one batch's commit overlapping the next batch's insert) halved the
-batches under load, and each round trip costs the web process about 70 µs of CPU (asyncpg and
-the event loop), several times a delivery's signature check: one flusher took 10-20% more
-deliveries per second at 16 and at 64 connections, at the same acknowledgement latency.
+gathers. There is one flusher, not several: each round trip costs the web process more CPU
+than a delivery's signature check, and a second flusher halves the batches under load (the
+README's performance section has the figures).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,17 +34,16 @@ class _Waiting(NamedTuple):
 
 @dataclass
 class _Link:
-    """A flusher's connection; on PostgreSQL also asyncpg's own, taken out once."""
+    """A flusher's connection, and the inbox insert bound to it (made once)."""
 
     conn: AsyncConnection
-    driver: Any | None
+    record: store.Recorder
 
 
 class InboxWriter:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 500, flushers: int = 1) -> None:
+    def __init__(self, engine: AsyncEngine, max_batch: int = 500) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._flusher_count = flushers
         self._waiting: list[_Waiting] = []
         self._ready = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
@@ -60,7 +58,7 @@ class InboxWriter:
         if loop is None or not self._flushers:
             # Kept: on Python 3.11, get_running_loop() makes a getpid() system call each time.
             loop = self._loop = asyncio.get_running_loop()
-            self._flushers = [loop.create_task(self._flush()) for _ in range(self._flusher_count)]
+            self._flushers = [loop.create_task(self._flush())]
         done: asyncio.Future[bool] = loop.create_future()
         self._waiting.append(_Waiting(delivery, datetime.now(UTC), done))
         self._ready.set()
@@ -91,10 +89,7 @@ class InboxWriter:
         conn = await self._engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            driver = None
-            if conn.dialect.name == "postgresql":
-                driver = (await conn.get_raw_connection()).driver_connection
-            return _Link(conn, driver)
+            return _Link(conn, await store.recorder(conn))
         except BaseException:
             await conn.close()
             raise
@@ -107,10 +102,7 @@ class InboxWriter:
             try:
                 if link is None:
                     link = await self._connect()
-                if link.driver is not None:
-                    stored = await store.record_many_asyncpg(link.driver, rows)
-                else:
-                    stored = await store.record_many(link.conn, rows)
+                stored = await link.record(rows)
                 break
             except Exception as exc:
                 if link is not None:

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
 from service import jsoncodec
-from service.apply.errors import describe
-from service.apply.handlers import is_replicated
+from service.db.errors import describe
 from service.inbox.store import Delivery
 from service.inbox.table import Status
 from service.inbox.writer import InboxWriter
@@ -23,6 +22,7 @@ from service.ingest.body import BodyReader
 from service.ingest.envelope import Envelope, parse_envelope
 from service.ingest.refusals import Refusal
 from service.ingest.signature import SignatureVerifier, delivery_headers, pick_headers
+from service.kinds.registry import is_replicated
 from service.logs import get_logger
 from service.metrics import DELIVERIES
 from service.queue.client import Enqueuer
@@ -50,8 +50,6 @@ class IngestState:
     verifier: SignatureVerifier
     enqueuer: Enqueuer
     bodies: BodyReader
-    timeout_seconds: float = 5.0
-    metrics_token: str | None = None
 
 
 def delivery_for(svix_id: str, body: bytes, envelope: Envelope) -> Delivery:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service import jsoncodec
-from service.apply.timestamps import envelope_ms
+from service.clerk.timestamps import envelope_ms
 from service.ingest.refusals import Refusal
 
 

@@ -1,12 +1,12 @@
-"""The arq worker: the apply task, and the sweep that re-queues anything stored but not applied."""
+"""The arq worker: thin jobs (apply, sweep, nightly reconcile) over plain functions, and the
+loop that keeps the worker running through Redis outages."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,121 +16,82 @@ from arq.cron import CronJob, cron
 from arq.worker import Worker, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import process
-from service.apply.batch import apply_batch
-from service.apply.errors import TransientError, describe
-from service.apply.rows import RowOptions
-from service.apply.runner import retry_delay_seconds
+from service.apply.batch import retry_delay_seconds
+from service.apply.drain import Drainer
+from service.clerk.rows import RowOptions
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
+from service.db.errors import TransientError, describe
 from service.inbox import store
 from service.logs import get_logger
-from service.ops import run_reconcile
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
 from service.reconcile.lock import AlreadyRunning, LeaseLost
-from service.reconcile.run import ReconcileOptions
+from service.reconcile.options import ReconcileOptions
+from service.reconcile.session import run_reconcile
 
 log = get_logger(__name__)
 
-# A job keeps looking this long past its window's end: a web process whose clock runs a little
-# ahead of this worker's may still commit an event it counts in that window.
-_CLOCK_MARGIN_SECONDS = 0.02
-# While its window is open, an idle job looks again this often.
-_IDLE_POLL_SECONDS = 0.01
 
-
-# arq hands every task a plain dict: settings, engine, options, enqueuer, redis, job_try.
+# arq hands every task a plain dict: `settings` (ours), `redis` and `job_try` (arq's), and
+# `worker`, made at start-up. arq gives each job a shallow copy of the dict, so what jobs share
+# lives in that object.
 WorkerContext = dict[str, Any]
 
 
 @dataclass
-class DrainState:
-    """Shared by the apply jobs of one worker process."""
+class WorkerState:
+    settings: Settings
+    engine: AsyncEngine
+    enqueuer: Enqueuer
+    drainer: Drainer
+    nightly: asyncio.Task[dict[str, Any]] | None = None  # the background reconcile
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    latest_until: float = 0.0  # the latest window end of any job started
+
+def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> WorkerContext:
+    """The context the jobs of one worker process share (tests call jobs with it directly)."""
+    drainer = Drainer(
+        engine=engine,
+        options=RowOptions(store_private_metadata=settings.store_private_metadata),
+        wake=enqueuer.wake,
+        batch_size=settings.worker_batch_size,
+        streams=settings.worker_batch_streams,
+        time_budget_seconds=settings.worker_job_timeout_seconds / 2,
+    )
+    state = WorkerState(settings, engine, enqueuer, drainer)
+    return {"settings": settings, "worker": state, "job_try": 1}
+
+
+def _state(ctx: WorkerContext) -> WorkerState:
+    state: WorkerState = ctx["worker"]
+    return state
 
 
 async def apply_pending(ctx: WorkerContext, until: float) -> dict[str, int]:
-    """Drain the inbox in batches until it is empty and the job's window has closed.
-
-    One job per worker process drains at a time: a job for a later window waits for the
-    current one, which then stops at its next empty claim (the later job covers its window
-    too). When a batch comes back full there is a backlog: helper streams join (PostgreSQL
-    only; claims skip each other's rows), so the database works on one batch while Python
-    prepares the next; they stop at their first empty claim. A long backlog is handed to a
-    fresh job rather than run into arq's timeout.
-    """
-    settings: Settings = ctx["settings"]
-    # arq gives each job a shallow copy of the worker's context: state shared between jobs
-    # must be an object made at start-up (tests calling this directly get one here).
-    drain: DrainState = ctx.setdefault("drain", DrainState())
-    drain.latest_until = max(drain.latest_until, until)
-    stop_by = time.monotonic() + settings.worker_job_timeout_seconds / 2
-    totals: Counter[str] = Counter()
-    helpers = settings.worker_batch_streams - 1 if ctx["engine"].dialect.name == "postgresql" else 0
-    running: list[asyncio.Task[None]] = []
-    down: list[TransientError] = []  # set by the first stream that finds the database down
-
-    async def batch() -> int | None:
-        """Apply one batch; how many events it claimed, or None when the database is down."""
-        try:
-            result = await apply_batch(ctx["engine"], ctx["options"], settings.worker_batch_size)
-        except TransientError as exc:
-            down.append(exc)
-            return None
-        totals.update({o.value: n for o, n in result.outcomes.items() if n})
-        if result.retry_at is not None:
-            await _wake_quietly(ctx, result.retry_at)
-        return result.claimed
-
-    async def helper() -> None:
-        while time.monotonic() < stop_by and not down and await batch():
-            pass
-
-    async with drain.lock:
-        while drain.latest_until <= until:  # else a later job covers this window
-            if time.monotonic() >= stop_by:
-                await _wake_quietly(ctx, None)  # time is up, maybe with work left: hand over
-                break
-            claimed = await batch()
-            if claimed is None:
-                break
-            if claimed >= settings.worker_batch_size and not running:
-                running = [asyncio.create_task(helper()) for _ in range(helpers)]
-            if claimed:
-                continue
-            remaining = until + _CLOCK_MARGIN_SECONDS - time.time()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(min(_IDLE_POLL_SECONDS, remaining))
-        await asyncio.gather(*running)
-    if down:
-        log.warning("apply.retry", error=str(down[0]))
-        raise Retry(defer=retry_delay_seconds(ctx.get("job_try", 1)))
-    return dict(totals)
-
-
-async def _wake_quietly(ctx: WorkerContext, at: datetime | None) -> None:
+    """The apply job: drain the inbox until the window ending at `until` has closed; while the
+    database is down, arq retries the job with backoff."""
     try:
-        await ctx["enqueuer"].wake(at)
-    except Exception as exc:  # Redis is down: the sweep wakes a worker later
-        log.warning("apply.wake_failed", error=describe(exc))
+        return await _state(ctx).drainer.drain(until)
+    except TransientError as exc:
+        log.warning("apply.retry", error=str(exc))
+        raise Retry(defer=retry_delay_seconds(ctx.get("job_try", 1))) from None
 
 
 async def sweep(ctx: WorkerContext) -> int:
     """Wake a worker for due pending events older than the grace period: their wake-up was
     lost with Redis, or ran out of tries while the database was down. Returns how many."""
-    settings = ctx["settings"]
+    state = _state(ctx)
+    settings = state.settings
     now = datetime.now(UTC)
     cutoff = store.grace_cutoff(now, settings.sweep_grace_seconds)
-    async with ctx["engine"].connect() as conn:
+    async with state.engine.connect() as conn:
         ids = await store.pending_ids(
             conn, received_before=cutoff, now=now, limit=settings.sweep_batch_size
         )
     if ids:
-        await ctx["enqueuer"].wake()
+        await state.enqueuer.wake()
         log.info("sweep.woke", pending=len(ids))
     return len(ids)
 
@@ -142,10 +103,10 @@ async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
     timeout; a job that may run for hours would make an apply job abandoned by a killed worker
     wait that long before another worker takes it. The lease lock keeps the run unique.
     """
-    running = ctx.get("reconcile_task")
-    if running is not None and not running.done():
+    state = _state(ctx)
+    if state.nightly is not None and not state.nightly.done():
         return {"started": False, "reason": "a reconcile is already running in this worker"}
-    ctx["reconcile_task"] = asyncio.create_task(_reconcile_nightly(ctx["settings"]))
+    state.nightly = asyncio.create_task(_reconcile_nightly(state.settings))
     return {"started": True}
 
 
@@ -167,23 +128,22 @@ async def _reconcile_nightly(settings: Settings) -> dict[str, Any]:
 async def _startup(ctx: WorkerContext) -> None:
     settings = ctx["settings"]
     # No ping per checkout: a batch on a connection that died fails as transient and retries.
-    ctx["engine"] = create_engine(settings, pre_ping=False)
-    ctx["options"] = RowOptions(store_private_metadata=settings.store_private_metadata)
-    ctx["enqueuer"] = Enqueuer(ctx["redis"], settings)
-    ctx["drain"] = DrainState()
+    engine = create_engine(settings, pre_ping=False)
+    ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port)
 
 
 async def _shutdown(ctx: WorkerContext) -> None:
-    running = ctx.get("reconcile_task")
+    state: WorkerState | None = ctx.get("worker")
+    if state is None:
+        return
+    running = state.nightly
     if running is not None and not running.done():
         running.cancel()  # the run is checkpointed: the next one resumes it
         with suppress(asyncio.CancelledError):
             await running
-    engine = ctx.get("engine")
-    if engine is not None:
-        await engine.dispose()
+    await state.engine.dispose()
 
 
 def _sweep_cron(settings: Settings) -> CronJob:

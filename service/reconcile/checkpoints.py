@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db.dialect import dialect_of
 from service.reconcile.tables import RunStatus, progress, runs, seen
 
 # A crashed run (still marked running; we hold the lock, so its process died) resumes within
@@ -125,20 +125,9 @@ async def save_progress(
 async def add_seen(conn: AsyncConnection, run_id: int, resource: str, ids: Sequence[str]) -> None:
     if not ids:
         return
-    if conn.dialect.name == "postgresql":
-        # One array parameter: a cached statement instead of 1,500 rendered bind parameters.
-        await conn.execute(_ADD_SEEN_PG, {"run_id": run_id, "resource": resource, "ids": list(ids)})
-        return
-    await conn.execute(
-        sqlite_insert(seen).on_conflict_do_nothing(),
-        [{"run_id": run_id, "resource": resource, "object_id": i} for i in set(ids)],
+    await dialect_of(conn).add_keys(
+        conn, seen, {"run_id": run_id, "resource": resource}, "object_id", ids
     )
-
-
-_ADD_SEEN_PG = text(
-    f"INSERT INTO {seen.name} (run_id, resource, object_id) "
-    "SELECT :run_id, :resource, unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"
-)
 
 
 async def clear_seen(conn: AsyncConnection, run_id: int, resource: str) -> None:

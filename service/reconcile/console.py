@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from service.logs import get_logger
-from service.reconcile.run import PassReport, ProgressCallback, RunReport
+from service.reconcile.report import PassReport, ProgressCallback, RunReport
 
 log = get_logger(__name__)
 

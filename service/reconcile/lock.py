@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.dialect import dialect_of
 from service.reconcile.tables import locks
 
 
@@ -36,9 +35,10 @@ class LeaseLock:
 
     async def acquire(self) -> bool:
         now = datetime.now(UTC)
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        values = insert(locks).values(
-            name=self._name, holder=self.holder, expires_at=now + self._ttl
+        values = (
+            dialect_of(self._engine)
+            .insert(locks)
+            .values(name=self._name, holder=self.holder, expires_at=now + self._ttl)
         )
         stmt = values.on_conflict_do_update(
             index_elements=[locks.c.name],

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, Text
 
-from service.metadata import JSONValue, UTCDateTime, metadata
+from service.db.types import JSONValue, UTCDateTime, metadata
 
 
 class RunStatus(StrEnum):

@@ -32,13 +32,13 @@ from typing import Any
 
 import asyncpg
 
-from service.apply.rows import RowOptions
-from service.apply.runner import apply_stored
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.config import Settings
-from service.db import create_engine
+from service.db.engine import create_engine
 from service.inbox.table import inbox
 from service.logs import configure_logging
-from service.migrate import upgrade
+from service.operate.migrate import upgrade
 from service.queue.client import Enqueuer, connect
 from tests import clerk_payloads as cp
 from tests.conftest import make_settings
@@ -275,7 +275,7 @@ async def per_event(url: str, n: int, slots: int) -> float:
                 svix_id = queue.get_nowait()
                 for _ in range(10):
                     try:
-                        await apply_stored(engine, svix_id, RowOptions())
+                        await apply_one(engine, svix_id, RowOptions())
                         break
                     except Exception:
                         await asyncio.sleep(0.01)

@@ -3,9 +3,9 @@
 The fake Clerk Backend API runs in its own process (real uvicorn, no latency, no rate limit),
 its objects made and JSON-encoded before anything is timed, so serving a page costs a join and
 never takes CPU from the process measured. Baseline: the same client fetching the same pages
-without writing. Subject: the real reconcile (service.ops.run_reconcile, what `clerk-replica
-reconcile` runs) in its own process, so its peak RSS (VmHWM) is its own; then a "nightly" run
-over the unchanged instance, which should write nothing but checkpoints.
+without writing. Subject: the real reconcile (service.reconcile.session.run_reconcile, what
+`clerk-replica reconcile` runs) in its own process, so its peak RSS (VmHWM) is its own; then a
+"nightly" run over the unchanged instance, which should write nothing but checkpoints.
 
     .venv/bin/python -m tests.benchmarks.bench_reconcile
 
@@ -76,21 +76,19 @@ def serve_fake() -> None:
 
 
 async def _fetch_only(settings: Settings) -> dict[str, Any]:
+    from service.kinds.registry import kind
     from service.reconcile.clerk_api import ClerkAPI
-    from service.reconcile.resources import RESOURCES as ALL
-    from service.reconcile.resources import Position, pages
+    from service.reconcile.paging import Position, pages, total
 
     api = ClerkAPI(settings)
     passes: dict[str, dict[str, Any]] = {}
     try:
         for name in RESOURCES:
-            resource, started, listed = ALL[name], time.perf_counter(), 0
+            listing, started, listed = kind(name).listing, time.perf_counter(), 0
+            assert listing is not None
             # The same requests a pass makes: its total first, then every page.
-            if resource.bare_array:
-                await api.get(f"{resource.path}/count")
-            else:
-                await api.get(resource.path, {**resource.params, "limit": 1})
-            async for items in pages(api, resource, settings.reconcile_page_size, Position()):
+            await total(api, listing)
+            async for items in pages(api, listing, settings.reconcile_page_size, Position()):
                 listed += len(items)
             passes[name] = {"listed": listed, "seconds": time.perf_counter() - started}
     finally:
@@ -99,8 +97,8 @@ async def _fetch_only(settings: Settings) -> dict[str, Any]:
 
 
 async def _reconcile(settings: Settings) -> dict[str, Any]:
-    from service.ops import run_reconcile
-    from service.reconcile.run import ReconcileOptions
+    from service.reconcile.options import ReconcileOptions
+    from service.reconcile.session import run_reconcile
 
     report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
     if not report.ok:
@@ -183,7 +181,7 @@ def _per_1000(result: dict[str, Any]) -> float:
 
 
 def main() -> None:
-    from service.migrate import upgrade
+    from service.operate.migrate import upgrade
 
     made = time.perf_counter()
     with fake_process() as clerk_url, database() as url:

@@ -1,4 +1,5 @@
-"""Which failures are worth retrying. Everything else is permanent and recorded as failed."""
+"""Database failures: which are worth retrying (everything else is permanent), and how to
+describe one without the data values a driver may quote."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _VALUE_MARKERS = ("query argument", "for key", "input value")
 
 
 class TransientError(RuntimeError):
-    """Applying failed for a reason that may pass; the caller retries with backoff."""
+    """A write failed for a reason that may pass; the caller retries with backoff."""
 
 
 def sqlstate(exc: BaseException) -> str | None:

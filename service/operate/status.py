@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.errors import describe
 from service.config import Settings
+from service.db.errors import describe
 from service.inbox.table import Status, inbox
+from service.kinds.registry import replica_tables
 from service.queue.client import connect, queue_name
 from service.reconcile.checkpoints import last_runs
-from service.replica import tables as t
 
 FAILED_SHOWN = 20
 
@@ -23,7 +23,7 @@ FAILED_SHOWN = 20
 async def replica_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     async with engine.connect() as conn:
-        for table in (*t.VERSIONED_TABLES, *t.IDENTIFIER_TABLES):
+        for table in replica_tables():
             if "deleted_at" in table.c:
                 tombstoned = func.count().filter(table.c.deleted_at.is_not(None))
                 row = (await conn.execute(select(func.count(), tombstoned))).one()

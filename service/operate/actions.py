@@ -1,4 +1,4 @@
-"""Operator actions shared by the CLI and tests."""
+"""Operator actions shared by the CLI and tests: replay, status, trusted SQL."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from service import status
 from service.config import ConfigError, Settings
-from service.db import create_engine
+from service.db.dialect import dialect_of
+from service.db.engine import create_engine
 from service.inbox import store
+from service.operate import status
 from service.queue.client import Enqueuer, connect
-from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.run import ProgressCallback, ReconcileOptions, RunReport, reconcile
 
 
 async def replay_events(
@@ -48,27 +47,10 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
         await engine.dispose()
 
 
-async def run_reconcile(
-    settings: Settings,
-    options: ReconcileOptions,
-    on_progress: ProgressCallback | None = None,
-) -> RunReport:
-    """Reconcile with this process's own engine and API client (CLI and cron)."""
-    engine = create_engine(settings)
-    api = ClerkAPI(settings)
-    try:
-        if on_progress is None:
-            return await reconcile(engine, api, settings, options)
-        return await reconcile(engine, api, settings, options, on_progress)
-    finally:
-        await api.close()
-        await engine.dispose()
-
-
 async def run_sql(settings: Settings, sql: str) -> None:
     """Run trusted, generated statements (readonly-sql) in one transaction."""
     engine = create_engine(settings)
-    if engine.dialect.name != "postgresql":
+    if not dialect_of(engine).roles:
         await engine.dispose()
         raise ConfigError("roles and grants need PostgreSQL; SQLite has no users")
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from service.replica import tables as t
+from service.kinds.registry import replica_tables
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-REPLICA_TABLES = [table.name for table in (*t.VERSIONED_TABLES, *t.IDENTIFIER_TABLES)]
+REPLICA_TABLES = [table.name for table in replica_tables()]
 
 
 def readonly_sql(role: str, *, schema: str = "public", create: bool = True) -> str:

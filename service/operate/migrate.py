@@ -9,7 +9,7 @@ from alembic.config import Config
 
 from service.config import ConfigError
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def project_root() -> Path:

@@ -1,11 +1,11 @@
-"""Shared SQLAlchemy metadata and the two column types every table uses."""
+"""The shared SQLAlchemy metadata and the two column types every table uses."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, ColumnElement, DateTime, Index, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -48,3 +48,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def partial_unique_index(name: str, *columns: Any, where: ColumnElement[bool]) -> Index:
+    """A unique index over the rows matching `where`, on both databases."""
+    return Index(name, *columns, unique=True, postgresql_where=where, sqlite_where=where)

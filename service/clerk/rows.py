@@ -1,0 +1,76 @@
+"""Payload -> replica rows: the shape every kind's rows share. Pure functions: everything that
+can reject a payload happens while building rows, before any write, so a permanent failure
+never leaves half an event behind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Table
+
+from service.clerk.payloads import Verification
+from service.clerk.timestamps import from_ms
+
+Row = dict[str, Any]
+
+_NO_CHILDREN: Mapping[Table, list[Row]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    store_private_metadata: bool = True
+
+
+class Snapshot:
+    """One object as one payload showed it: its row, and the rows of the child tables it owns
+    (a user's email addresses...), which are replaced together with it."""
+
+    __slots__ = ("children", "row")
+
+    def __init__(self, row: Row, children: Mapping[Table, list[Row]] = _NO_CHILDREN) -> None:
+        self.row = row
+        self.children = children
+
+    def __repr__(self) -> str:
+        return f"Snapshot(id={self.row.get('id')!r})"  # never the values: they are PII
+
+    @property
+    def id(self) -> str:
+        value: str = self.row["id"]
+        return value
+
+
+def raw(data: dict[str, Any], options: RowOptions) -> dict[str, Any]:
+    """The object as Clerk sent it, without private metadata when that is not to be kept."""
+    if options.store_private_metadata or "private_metadata" not in data:
+        return data
+    return {k: v for k, v in data.items() if k != "private_metadata"}
+
+
+def private(value: dict[str, Any] | None, options: RowOptions) -> dict[str, Any] | None:
+    return value if options.store_private_metadata else None
+
+
+def times(created_at: int, updated_at: int, deleted_at: datetime | None = None) -> Row:
+    return {
+        "created_at": from_ms(created_at),
+        "updated_at": from_ms(updated_at),
+        "deleted_at": deleted_at,
+    }
+
+
+def verification_columns(v: Verification | None) -> Row:
+    status, strategy = (v.status, v.strategy) if v is not None else (None, None)
+    return {"verification_status": status, "verification_strategy": strategy}
+
+
+def raw_items(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """The items of a list in `data` by id, as Clerk sent them (the `raw` of child rows)."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        return {}
+    return {i["id"]: i for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)}

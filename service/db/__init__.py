@@ -1,0 +1,1 @@
+"""The database: engines, column types, every PostgreSQL/SQLite difference, error kinds."""

@@ -1,0 +1,231 @@
+"""Every PostgreSQL/SQLite difference, behind one object chosen by the connection's dialect.
+
+The rest of the service asks its dialect for what it needs (an upsert statement, a set test,
+advisory locks, a bulk copy, planner statistics, a fast insert) and never asks which database
+it runs on. PostgreSQL is first-class: several writers at once, row locks that skip each
+other, COPY, ANALYZE, roles. SQLite is the embedded default: one writer at a time, which
+already serialises everything the PostgreSQL paths lock for, so those steps are no-ops there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from asyncpg.exceptions import UniqueViolationError
+from sqlalchemy import Column, Select, Table, Text, any_, cast, literal, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+# Inserts column arrays (one list per column, in the order given), skipping rows whose key is
+# already stored; returns the keys it inserted.
+Inserter = Callable[[Sequence[list[Any]]], Awaitable[set[str]]]
+
+_TEXT_ARRAY = ARRAY(Text)
+
+
+class Dialect:
+    """What differs between the databases. Subclasses are singletons (see `dialect_of`)."""
+
+    name: str
+    # Several transactions may write at once: batches may run side by side, writers of one
+    # object must take advisory locks, and claims skip rows another worker holds.
+    concurrent_writers: bool = False
+    # Roles and grants exist (readonly-sql).
+    roles: bool = False
+    # ANALYZE and row estimates are worth keeping fresh while a backfill grows a table.
+    statistics: bool = False
+    # Bulk COPY of new rows.
+    bulk_copy: bool = False
+
+    def insert(self, table: Table) -> Any:
+        """INSERT with this database's ON CONFLICT clause builder."""
+        raise NotImplementedError
+
+    def among(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        """`column IN values`."""
+        return column.in_(values)  # type: ignore[no-any-return]
+
+    def skip_locked(self, stmt: Select[Any]) -> Select[Any]:
+        """Lock the selected rows, skipping rows another transaction holds."""
+        return stmt
+
+    async def lock_keys(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
+        """Take transaction-scoped locks on `keys`, in the order given."""
+
+    async def inserter(
+        self, conn: AsyncConnection, table: Table, columns: Sequence[str], key: str
+    ) -> Inserter:
+        """A fast insert-if-new of many rows, bound to `conn` (keep it while `conn` lives)."""
+        stmt = self.insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+        stmt = stmt.returning(table.c[key])
+        names = tuple(columns)
+
+        async def insert(values: Sequence[list[Any]]) -> set[str]:
+            rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+            return set((await conn.execute(stmt, rows)).scalars()) if rows else set()
+
+        return insert
+
+    async def add_keys(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        fixed: Mapping[str, Any],
+        column: str,
+        values: Sequence[str],
+    ) -> None:
+        """Insert one row per value of `column` (with the `fixed` columns), ignoring those
+        already there."""
+        stmt = self.insert(table).on_conflict_do_nothing()
+        await conn.execute(stmt, [{**fixed, column: v} for v in set(values)])
+
+    async def copy_new(
+        self, conn: AsyncConnection, batches: Sequence[tuple[Table, list[Sequence[Any]]]]
+    ) -> bool:
+        """COPY rows (full records, in column order) into tables in one savepoint; False when
+        the database cannot, or when a key already exists (nothing is written then)."""
+        return False
+
+    async def analyze(
+        self, conn: AsyncConnection, tables: Sequence[Table], *, sample_target: int | None
+    ) -> None:
+        """Refresh planner statistics (`sample_target` caps the sample for a quick pass)."""
+
+    async def row_estimate(self, conn: AsyncConnection, table: Table) -> float:
+        """The planner's idea of the table's size."""
+        return 0.0
+
+
+class PostgreSQL(Dialect):
+    name = "postgresql"
+    concurrent_writers = True
+    roles = True
+    statistics = True
+    bulk_copy = True
+
+    def insert(self, table: Table) -> Any:
+        return pg_insert(table)
+
+    def among(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        # One array parameter and one cached statement, where an IN list renders (and the
+        # driver encodes) a parameter per value on every call.
+        return column == any_(cast(literal(list(values), _TEXT_ARRAY), _TEXT_ARRAY))  # type: ignore[no-any-return]
+
+    def skip_locked(self, stmt: Select[Any]) -> Select[Any]:
+        return stmt.with_for_update(skip_locked=True)
+
+    async def lock_keys(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
+        await conn.execute(_ADVISORY_LOCKS, {"keys": list(keys)})
+
+    async def inserter(
+        self, conn: AsyncConnection, table: Table, columns: Sequence[str], key: str
+    ) -> Inserter:
+        # Straight to asyncpg, one array per column: SQLAlchemy's per-execute work costs more
+        # than the insert on this path. asyncpg prepares the statement once per connection.
+        driver = await _driver(conn)
+        sql = _unnest_insert(table, tuple(columns), key)
+
+        async def insert(values: Sequence[list[Any]]) -> set[str]:
+            return {r[0] for r in await driver.fetch(sql, *values)}
+
+        return insert
+
+    async def add_keys(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        fixed: Mapping[str, Any],
+        column: str,
+        values: Sequence[str],
+    ) -> None:
+        stmt = _unnest_add(table, tuple(fixed), column)
+        await conn.execute(stmt, {**fixed, "values": list(values)})
+
+    async def copy_new(
+        self, conn: AsyncConnection, batches: Sequence[tuple[Table, list[Sequence[Any]]]]
+    ) -> bool:
+        driver = await _driver(conn)
+        try:
+            async with conn.begin_nested():
+                for table, records in batches:
+                    if records:
+                        await driver.copy_records_to_table(
+                            table.name, records=records, columns=[c.name for c in table.columns]
+                        )
+        except UniqueViolationError:
+            return False
+        return True
+
+    async def analyze(
+        self, conn: AsyncConnection, tables: Sequence[Table], *, sample_target: int | None
+    ) -> None:
+        quote = conn.dialect.identifier_preparer.quote
+        if sample_target is not None:
+            await conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {sample_target}")
+        await conn.exec_driver_sql("ANALYZE " + ", ".join(quote(t.name) for t in tables))
+
+    async def row_estimate(self, conn: AsyncConnection, table: Table) -> float:
+        estimate = await conn.scalar(_RELTUPLES, {"t": table.name})
+        return max(float(estimate or 0), 0.0)
+
+
+class SQLite(Dialect):
+    name = "sqlite"
+
+    def insert(self, table: Table) -> Any:
+        return sqlite_insert(table)
+
+
+_ADVISORY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('clerk-replica:' || k, 0)) "
+    "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
+)
+_RELTUPLES = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # asyncpg's connection, checked out with `conn`
+    return driver
+
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _pg_type(column: Column[Any]) -> str:
+    return str(column.type.compile(dialect=_PG))
+
+
+@cache
+def _unnest_insert(table: Table, columns: tuple[str, ...], key: str) -> str:
+    arrays = ", ".join(
+        f"${n}::{_pg_type(table.c[name])}[]" for n, name in enumerate(columns, start=1)
+    )
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+    )
+
+
+@cache
+def _unnest_add(table: Table, fixed: tuple[str, ...], column: str) -> Any:
+    names = ", ".join((*fixed, column))
+    binds = ", ".join(f":{name}" for name in fixed)
+    return text(
+        f"INSERT INTO {table.name} ({names}) "
+        f"SELECT {binds}, unnest(CAST(:values AS text[])) ON CONFLICT DO NOTHING"
+    )
+
+
+_DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgreSQL(), SQLite())}
+
+
+def dialect_of(bind: AsyncConnection | AsyncEngine) -> Dialect:
+    """The dialect of an engine or connection (only these two databases are supported)."""
+    return _DIALECTS[bind.dialect.name]

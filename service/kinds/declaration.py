@@ -1,0 +1,117 @@
+"""What a Clerk kind declares: one `Kind` holds everything the service needs to know about it.
+
+Apply, reconcile, status, readonly-sql and the migrations read kinds from the registry
+(service/kinds/registry.py) and never list them themselves. A kind's module declares its
+table(s), payload model and payload -> rows, and then one `Kind`: the event types that upsert
+or end it, its parents (whose deletion ends it) and owned child tables (replaced with each
+snapshot), where reconcile lists it and how it looks one object up, and which columns hold
+personal data.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.clerk.rows import Row, RowOptions, Snapshot
+
+
+@dataclass(frozen=True)
+class Parent:
+    """`column` names an object of kind `kind`; deleting that object ends this one, and this
+    one arriving after that deletion is stored already ended."""
+
+    column: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A child table whose rows (keyed by `owner_column`) are exactly those of the owner's
+    newest applied snapshot, and are dropped when the owner is deleted."""
+
+    table: Table
+    owner_column: str
+
+
+@dataclass(frozen=True, eq=False)
+class Listing:
+    """Where the Backend API lists every object of the kind, in created_at order."""
+
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    bare_array: bool = False  # a bare JSON array, not {data, total_count}
+    cursor: bool = False  # pages by `starting_after` (falls back to offsets)
+    count_path: str | None = None  # where the total is read when the list carries none
+
+
+@dataclass(frozen=True, eq=False)
+class Lookup:
+    """How reconcile reads one object to confirm it is gone: `path` (and `params`) formatted
+    with the stored row's columns. `in_list`: the path lists objects, the one with the row's
+    id is looked for (Clerk has no GET for it alone)."""
+
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    in_list: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The row columns the lookup needs (always `id` first)."""
+        names = ["id"]
+        for template in (self.path, *self.params.values()):
+            for _text, name, _spec, _conv in string.Formatter().parse(template):
+                if name and name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    def request(self, row: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        """The path and params for `row`, or None when a column it needs is empty (the
+        object cannot be found then, so it is gone)."""
+        if any(not row.get(name) for name in self.columns):
+            return None
+        params = {key: value.format(**row) for key, value in self.params.items()}
+        return self.path.format(**row), params
+
+
+# Runs before the versioned upsert of a kind's rows, in the same transaction: kind-specific
+# rules that may end some of the rows (memberships: one live per organization and user).
+BeforeUpsert = Callable[[AsyncConnection, list[Row]], Awaitable[None]]
+
+
+@dataclass(frozen=True, eq=False)
+class Kind:
+    """One Clerk kind. `name` is how reconcile, `status` and the CLI call it (plural)."""
+
+    name: str
+    # Where it comes in reconcile's walk and `status` (after its parents whatever this says).
+    order: int
+    table: Table
+    build: Callable[[dict[str, Any], RowOptions], Snapshot]
+    upserts: tuple[str, ...]  # event types carrying a snapshot
+    deletes: tuple[str, ...] = ()  # event types ending the object
+    # The deletion event carries the whole object (stored, ended), not only its id.
+    deletion_carries_snapshot: bool = False
+    parents: tuple[Parent, ...] = ()
+    owns: tuple[Owned, ...] = ()
+    before_upsert: BeforeUpsert | None = None
+    listing: Listing | None = None
+    lookup: Lookup | None = None
+    # Columns (of `table` or of owned tables) that hold personal data.
+    personal: tuple[Column[Any], ...] = field(default=())
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        """Its table, then the tables it owns."""
+        return (self.table, *(o.table for o in self.owns))
+
+    @property
+    def copies_new(self) -> bool:
+        """New objects may be bulk-copied: nothing but the upsert's guard decides their row
+        (no parents to check, no kind rule to settle)."""
+        return not self.parents and self.before_upsert is None

@@ -1,0 +1,37 @@
+"""Column sets that several kinds' tables share. Table names and columns are a contract that
+app databases query. No foreign keys between replica tables: a membership may arrive before its
+user or organization, and that must never fail; every join column is indexed instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Column, String, Table, Text, text
+
+from service.db.types import JSONValue, UTCDateTime, metadata
+
+
+def versioned_times() -> list[Column[Any]]:
+    """Clerk's created/updated times and our tombstone."""
+    return [
+        Column("created_at", UTCDateTime),
+        Column("updated_at", UTCDateTime),
+        Column("deleted_at", UTCDateTime),
+    ]
+
+
+def identifier_table(name: str, value_column: str) -> Table:
+    """A user's email addresses or phone numbers."""
+    return Table(
+        name,
+        metadata,
+        Column("id", String(255), primary_key=True),
+        Column("user_id", String(255), nullable=False, index=True),
+        Column(value_column, Text, index=True),
+        Column("verification_status", String(64)),
+        Column("verification_strategy", String(64)),
+        Column("is_primary", Boolean, nullable=False, server_default=text("false")),
+        Column("created_at", UTCDateTime),
+        Column("updated_at", UTCDateTime),
+        Column("raw", JSONValue),
+    )

@@ -1,0 +1,91 @@
+"""A kind's writes, made from its declaration: the one place webhooks and reconcile change the
+replica through.
+
+- `upsert`: lock the parents, store rows of ended parents already ended, run the kind's own
+  rule, move rows forward, and replace the owned child rows of the live ones.
+- `end`: end objects by id (a bare tombstone where the table can hold one), drop their owned
+  rows, and end the objects of dependent kinds.
+
+Each call is equivalent to applying its items one by one (the newest snapshot per id wins, the
+earliest end holds), so a batch may group any events of a kind into one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.clerk.rows import Snapshot
+from service.kinds import registry
+from service.kinds.declaration import Kind
+from service.replica import versioned
+from service.replica.children import drop_children, replace_children
+from service.replica.locks import lock_parents
+
+
+def newest(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
+    """The newest snapshot per id (the later of equals)."""
+    held: dict[str, Snapshot] = {}
+    for snap in snapshots:
+        other = held.get(snap.id)
+        if other is None or snap.row["updated_at"] >= other.row["updated_at"]:
+            held[snap.id] = snap
+    return list(held.values())
+
+
+async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot]) -> set[str]:
+    """Store the snapshots that move their rows forward; returns the ids applied."""
+    latest = newest(snapshots)
+    rows = [s.row for s in latest]
+    if kind.parents:
+        rows = [dict(r) for r in rows]  # ended below without touching the caller's rows
+        await lock_parents(
+            conn, (r[p.column] for p in kind.parents for r in rows if r.get(p.column))
+        )
+        ended = [
+            (
+                p.column,
+                await versioned.ended(
+                    conn, registry.parent_table(p), (r[p.column] for r in rows if r.get(p.column))
+                ),
+            )
+            for p in kind.parents
+        ]
+        versioned.end_with_parents(rows, ended)
+    if kind.before_upsert is not None:
+        await kind.before_upsert(conn, rows)
+    applied = await versioned.upsert_versioned(conn, kind.table, rows)
+    if kind.owns:
+        # A deleted object keeps no owned rows, whatever snapshot arrives later.
+        live = sorted(i for i, deleted_at in applied.items() if deleted_at is None)
+        if live:
+            by_id = {s.id: s for s in latest}
+            for owned in kind.owns:
+                children = [row for i in live for row in by_id[i].children.get(owned.table, ())]
+                await replace_children(conn, owned.table, owned.owner_column, live, children)
+    return set(applied)
+
+
+async def end(conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, datetime]]) -> None:
+    """End objects by id at the given times, with what depends on them."""
+    dependents = registry.dependents(kind)
+    if dependents:
+        await lock_parents(conn, (i for i, _ in items))
+    if versioned.takes_bare_rows(kind.table):
+        await versioned.tombstone(conn, kind.table, items)
+    else:
+        await versioned.end_live(conn, kind.table, "id", items)
+    if kind.owns:
+        ids = [i for i, _ in items]
+        for owned in kind.owns:
+            await drop_children(conn, owned.table, owned.owner_column, ids)
+    for child, parent in dependents:
+        await versioned.end_live(conn, child.table, parent.column, items)
+
+
+async def end_snapshots(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot]) -> None:
+    """A deletion that carries the whole object: store it, then end it at its `deleted_at`."""
+    await upsert(conn, kind, snapshots)
+    await end(conn, kind, [(s.id, s.row["deleted_at"]) for s in snapshots])

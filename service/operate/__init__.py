@@ -1,0 +1,1 @@
+"""Operator actions: status, replay, read-only roles, migrations."""

@@ -1,0 +1,128 @@
+"""Deletion detection: after a complete listing, tombstone the live rows Clerk no longer lists,
+each confirmed by a lookup, and never more than the safety share without --force."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, and_, func, select
+
+from service.clerk.rows import Snapshot
+from service.db.chunks import CHUNK
+from service.kinds import writes
+from service.reconcile import checkpoints
+from service.reconcile.lookups import look_up
+from service.reconcile.paging import Position
+from service.reconcile.tables import seen
+
+if TYPE_CHECKING:
+    from service.reconcile.kind_pass import KindPass
+
+
+async def detect(run: KindPass) -> None:
+    """Tombstone live rows Clerk no longer lists (the listing is complete)."""
+    table = run.kind.table
+    if not run.dry:
+        # The anti-join below needs true sizes: planned on stale statistics of the seen ids,
+        # it degrades badly. After a backfill, every table it grew: its last ANALYZE was quick.
+        grown = run.statistics.tables if run.report.created else ()
+        await run.statistics.analyze(tuple(dict.fromkeys((table, seen, *grown))))
+    async with run.engine.connect() as conn:
+        live = (
+            await conn.execute(select(func.count()).where(table.c.deleted_at.is_(None)))
+        ).scalar_one()
+    missing = 0
+    async for chunk in _candidates(run):
+        missing += len(chunk)
+    share = int(live * run.settings.reconcile_max_delete_share)
+    allowed = max(run.settings.reconcile_delete_floor, share)
+    if missing > allowed and not run.options.force:
+        run.report.status = "refused"
+        run.report.error = (
+            f"{missing} of {live} live {run.kind.name} are missing from Clerk, more "
+            f"than the safety limit of {allowed}: nothing was tombstoned; rerun with --force "
+            "if that is right"
+        )
+        # The next run lists again: a refusal must never be settled on a stale listing.
+        run.listed = False
+        run.position = Position()
+        run.relist = True
+        if not run.dry:
+            assert run.run_id is not None
+            async with run.engine.begin() as conn:
+                await checkpoints.clear_seen(conn, run.run_id, run.kind.name)
+        return
+    now = datetime.now(UTC)
+    # Keyset by id: rows tombstoned meanwhile drop out, the scan still moves forward.
+    async for chunk in _candidates(run):
+        await _tombstone(run, chunk, now)
+
+
+async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    gone: list[tuple[str, datetime]] = []
+    alive: list[Snapshot] = []
+    for row in rows:
+        found = await look_up(run.api, run.kind, row) if run.options.confirm_deletions else None
+        if found is None:
+            gone.append((row["id"], now))
+            continue
+        # The listing skipped it (offset drift): it is alive, store what Clerk has.
+        snap = run.build(found)
+        if snap is None:
+            run.report.invalid += 1
+        else:
+            alive.append(snap)
+    run.report.tombstoned += len(gone)
+    if run.dry:
+        return
+    async with run.engine.begin() as conn:
+        if gone:
+            await writes.end(conn, run.kind, gone)
+        if alive:
+            await writes.upsert(conn, run.kind, alive)
+
+
+async def _candidates(run: KindPass) -> AsyncIterator[list[dict[str, Any]]]:
+    """Live rows created before the pass started that the listing did not return, by id."""
+    table = run.kind.table
+    needed = run.kind.lookup.columns if run.kind.lookup else ("id",)
+    columns = [table.c[name] for name in needed]
+    after = ""
+    while True:
+        stmt = (
+            select(*columns)
+            .where(
+                table.c.deleted_at.is_(None),
+                table.c.created_at < run.started_at,
+                table.c.id > after,
+            )
+            .order_by(table.c.id)
+            .limit(CHUNK)
+        )
+        if not run.dry:
+            stmt = stmt.where(~_seen_exists(table, run.run_id, run.kind.name))
+        async with run.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(stmt)]
+        if not rows:
+            return
+        after = rows[-1]["id"]
+        if run.dry:
+            rows = [r for r in rows if r["id"] not in run.seen_in_memory]
+        if rows:
+            yield rows
+
+
+def _seen_exists(table: Table, run_id: int | None, resource: str) -> Any:
+    return (
+        select(seen.c.object_id)
+        .where(
+            and_(
+                seen.c.run_id == run_id,
+                seen.c.resource == resource,
+                seen.c.object_id == table.c.id,
+            )
+        )
+        .exists()
+    )

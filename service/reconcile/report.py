@@ -1,0 +1,61 @@
+"""What a reconcile run reports: counts per kind, and whether every kind completed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The counts a resumed pass restores from its checkpoint.
+RESTORED_COUNTS = (
+    "listed",
+    "created",
+    "updated",
+    "unchanged",
+    "tombstoned",
+    "invalid",
+    "requests",
+    "throttled",
+    "seconds",
+)
+
+
+@dataclass
+class PassReport:
+    resource: str
+    status: str = "pending"  # completed | failed | refused
+    listed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    tombstoned: int = 0
+    invalid: int = 0
+    requests: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def counts(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunReport:
+    run_id: int | None
+    dry_run: bool
+    resumed: bool = False
+    passes: list[PassReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.passes) and all(p.status == "completed" for p in self.passes)
+
+    def summary(self) -> dict[str, Any]:
+        return {p.resource: p.counts() for p in self.passes}
+
+
+ProgressCallback = Callable[[PassReport, int | None], None]
+
+
+def no_progress(_report: PassReport, _total: int | None) -> None:
+    return None

@@ -1,0 +1,1 @@
+"""The web process: the app, its probes and its metrics; the webhook itself is service/ingest/."""
