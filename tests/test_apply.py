@@ -10,8 +10,8 @@ from service.apply.rows import RowOptions
 from service.apply.runner import Outcome, apply_stored
 from service.inbox.table import Status
 from service.replica import tables as t
-from tests import clerk_payloads as cp
-from tests.replica_helpers import deliver, inbox_row, one, rows, store_event
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import deliver, inbox_row, one, rows, store_event
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"

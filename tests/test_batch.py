@@ -14,8 +14,8 @@ from service.apply.runner import Outcome
 from service.inbox import store
 from service.inbox.table import Status, inbox
 from service.replica import tables as t
-from tests import clerk_payloads as cp
-from tests.replica_helpers import inbox_row, one, rows, store_event
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import inbox_row, one, rows, store_event
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"

@@ -12,7 +12,7 @@ from service.db import create_engine
 from service.inbox.store import Delivery
 from service.inbox.table import Status, inbox
 from service.inbox.writer import InboxWriter
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def delivery(svix_id: str) -> Delivery:

@@ -15,11 +15,11 @@ from service.app import create_app
 from service.config import ConfigError, Settings
 from service.inbox.table import Status
 from service.queue.client import connect, queue_name
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import inbox_count, inbox_row
-from tests.servers import free_port
-from tests.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import inbox_count, inbox_row
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
+from tests.support.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
 
 URL = "/webhooks/clerk"
 Client = Callable[[Settings], Awaitable[httpx.AsyncClient]]

@@ -13,7 +13,7 @@ from service.config import Settings
 from service.db import create_engine
 from service.metadata import metadata
 from service.migrate import alembic_config, downgrade, upgrade
-from tests.conftest import fresh_pg_database
+from tests.support.databases import fresh_pg_database
 
 
 def table_names(url: str) -> set[str]:

@@ -18,10 +18,10 @@ from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
 from service.reconcile.run import LOCK_NAME, ReconcileOptions, RunReport, reconcile
 from service.reconcile.tables import locks, progress, runs, seen
 from service.replica import tables as t
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.fake_clerk import FakeClerk, Fault, error, populate
-from tests.replica_helpers import deliver, one, rows
+from tests.support import clerk_payloads as cp
+from tests.support.fake_clerk import FakeClerk, Fault, error, populate
+from tests.support.replica_helpers import deliver, one, rows
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from service.ops import replay_events
 from service.queue.client import Enqueuer, connect, queue_name
 from service.queue.worker import DrainState, apply_pending, build_worker, sweep
 from service.replica import tables as t
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import inbox_row, one, rows, store_event
-from tests.servers import free_port
-from tests.signing import signed
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import inbox_row, one, rows, store_event
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
+from tests.support.signing import signed
 
 
 async def run_burst_worker(settings: Settings) -> None:

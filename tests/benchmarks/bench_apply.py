@@ -40,10 +40,10 @@ from service.inbox.table import inbox
 from service.logs import configure_logging
 from service.migrate import upgrade
 from service.queue.client import Enqueuer, connect
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import store_event
-from tests.servers import embedded_postgres, redis_server
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import store_event
+from tests.support.servers import embedded_postgres, redis_server
+from tests.support.settings import make_settings
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
 SMALL, LARGE = (int(n) for n in os.environ.get("BENCH_REPLICA_SIZES", "10000,1000000").split(","))

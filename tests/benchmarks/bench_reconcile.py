@@ -65,7 +65,7 @@ def _peak_rss_mib() -> float:
 
 def serve_fake() -> None:
     """Child: build and encode the instance, print the URL, serve until stdin closes."""
-    from tests.fake_clerk import FakeClerk, serve, synthetic_instance
+    from tests.support.fake_clerk import FakeClerk, serve, synthetic_instance
 
     users, orgs, memberships = synthetic_instance(USERS, ORGS, MEMBERSHIPS)
     fake = FakeClerk(users=users.encode(), organizations=orgs.encode())  # type: ignore[arg-type]
@@ -148,8 +148,8 @@ def fake_process() -> Iterator[str]:
 
 @contextmanager
 def database() -> Iterator[str]:
-    from tests.conftest import fresh_pg_database
-    from tests.servers import embedded_postgres
+    from tests.support.databases import fresh_pg_database
+    from tests.support.servers import embedded_postgres
 
     given = os.environ.get("TEST_POSTGRES_URL")
     if given:

@@ -28,8 +28,8 @@ from types import FrameType
 import asyncpg
 import httpx
 
-from tests.servers import embedded_postgres, free_port, redis_server, wait_for_port
-from tests.signing import SECRET
+from tests.support.servers import embedded_postgres, free_port, redis_server, wait_for_port
+from tests.support.signing import SECRET
 
 CLI = str(Path(sys.executable).parent / "clerk-replica")
 PYTHON = sys.executable

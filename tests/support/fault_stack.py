@@ -17,13 +17,11 @@ import asyncpg
 import httpx
 
 from service.migrate import upgrade
-from tests import clerk_payloads as cp
-from tests.servers import free_port, start_redis, wait_for_port
-from tests.signing import SECRET, new_svix_id, signed_headers
-from tests.test_cli import CLI, env
-
-# Lines for the end-of-run report (printed by conftest's terminal summary).
-REPORT: list[str] = []
+from tests.support import clerk_payloads as cp
+from tests.support.commands import CLI, env
+from tests.support.measured import REPORT
+from tests.support.servers import free_port, start_redis, wait_for_port
+from tests.support.signing import SECRET, new_svix_id, signed_headers
 
 
 @dataclass

@@ -10,8 +10,8 @@ from service.apply.errors import TransientError
 from service.apply.rows import RowOptions
 from service.apply.runner import Outcome, apply_stored
 from service.replica import tables as t
-from tests import clerk_payloads as cp
-from tests.replica_helpers import inbox_row, rows, store_event
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import inbox_row, rows, store_event
 
 
 async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Outcome:
