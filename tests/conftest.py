@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import create_engine
+from service.dev.processes import embedded_postgres, embedded_redis
 from service.migrate import upgrade
-from tests.support import servers
 from tests.support.databases import fresh_pg_database, libpq_url, truncate_pg
 from tests.support.settings import make_settings
 
@@ -37,7 +37,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield libpq_url(given)
         return
-    with servers.embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
+    with embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
         yield url
 
 
@@ -55,7 +55,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    with servers.redis_server(tmp_path_factory.mktemp("redis")) as (url, _proc):
+    with embedded_redis(tmp_path_factory.mktemp("redis")) as (url, _proc):
         yield url
 
 

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import create_engine
+from service.dev.ports import free_port, wait_for_port
 from service.inbox.table import Status
 from service.replica import tables as t
 from tests.support import clerk_payloads as cp
 from tests.support.commands import CLI, env, run
 from tests.support.replica_helpers import inbox_row, rows
-from tests.support.servers import free_port, wait_for_port
 from tests.support.signing import SECRET, signed
 
 

@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from service.app import create_app
 from service.cli import cli
+from service.dev.ports import free_port, wait_for_port
 from tests.support.commands import env
-from tests.support.servers import free_port, wait_for_port
 from tests.support.settings import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

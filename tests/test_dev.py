@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from service.dev.ports import free_port
 from tests.support.commands import CLI, env
-from tests.support.servers import free_port
 from tests.support.signing import SECRET
 
 

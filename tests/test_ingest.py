@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from service.config import ConfigError, Settings
+from service.dev.ports import free_port
 from service.inbox.table import Status
 from service.queue.client import connect, queue_name
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import inbox_count, inbox_row
-from tests.support.servers import free_port
 from tests.support.settings import make_settings
 from tests.support.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
 

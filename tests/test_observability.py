@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from service.config import Settings
+from service.dev.ports import free_port
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import deliver
-from tests.support.servers import free_port
 from tests.support.settings import make_settings
 from tests.support.signing import SECRET, signed
 

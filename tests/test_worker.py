@@ -19,6 +19,7 @@ from service.app import create_app
 from service.apply.rows import RowOptions
 from service.config import Settings
 from service.db import create_engine
+from service.dev.ports import free_port
 from service.inbox.table import Status, inbox
 from service.ops import replay_events
 from service.queue.client import Enqueuer, connect, queue_name
@@ -26,7 +27,6 @@ from service.queue.worker import DrainState, apply_pending, build_worker, sweep
 from service.replica import tables as t
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import inbox_row, one, rows, store_event
-from tests.support.servers import free_port
 from tests.support.settings import make_settings
 from tests.support.signing import signed
 

@@ -148,8 +148,8 @@ def fake_process() -> Iterator[str]:
 
 @contextmanager
 def database() -> Iterator[str]:
+    from service.dev.processes import embedded_postgres
     from tests.support.databases import fresh_pg_database
-    from tests.support.servers import embedded_postgres
 
     given = os.environ.get("TEST_POSTGRES_URL")
     if given:

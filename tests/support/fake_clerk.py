@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.dev.ports import free_port
 from tests.support import clerk_payloads as cp
-from tests.support.servers import free_port
 
 KEY = "sk_test_fake_replica_key"
 MAX_LIMIT = 500

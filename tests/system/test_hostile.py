@@ -24,10 +24,10 @@ from service.apply.rows import RowOptions
 from service.apply.runner import Outcome, apply_stored
 from service.config import Settings
 from service.db import create_engine
+from service.dev.ports import free_port, wait_for_port
 from tests.support import clerk_payloads as cp
 from tests.support.commands import CLI, env
 from tests.support.replica_helpers import store_event
-from tests.support.servers import free_port, wait_for_port
 from tests.support.settings import make_settings
 from tests.support.signing import SECRET, new_svix_id, signed_headers
 
