@@ -19,7 +19,8 @@ from service.reconcile.run import LOCK_NAME, ReconcileOptions, RunReport, reconc
 from service.reconcile.tables import locks, progress, runs, seen
 from service.replica import tables as t
 from tests.support import clerk_payloads as cp
-from tests.support.fake_clerk import FakeClerk, Fault, error, populate
+from tests.support.clerk_instances import populate
+from tests.support.fake_clerk import FakeClerk, Fault, error
 from tests.support.replica_helpers import deliver, one, rows
 from tests.support.settings import make_settings
 

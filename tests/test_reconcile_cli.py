@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.queue.worker import cron_jobs, reconcile_job
 from service.reconcile.tables import runs
 from service.replica import tables as t
+from tests.support.clerk_instances import SyntheticUsers, populate
 from tests.support.commands import CLI, env
-from tests.support.fake_clerk import KEY, FakeClerk, SyntheticUsers, populate, serve
+from tests.support.fake_clerk import KEY, FakeClerk, serve
 from tests.support.measured import REPORT
 from tests.support.replica_helpers import rows
 from tests.support.settings import make_settings

@@ -14,8 +14,9 @@ import pytest
 
 from service.dev.ports import free_port, wait_for_port
 from tests.support import clerk_payloads as cp
+from tests.support.clerk_instances import populate
 from tests.support.commands import CLI, env
-from tests.support.fake_clerk import FakeClerk, populate, serve
+from tests.support.fake_clerk import FakeClerk, serve
 from tests.support.signing import SECRET, signed
 
 API_KEY = "sk_live_thisIsTheInstanceSecretKey0123"
