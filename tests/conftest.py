@@ -3,27 +3,22 @@ set, otherwise throwaway ones started here. SQLite databases come from a migrate
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import asyncpg
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
-from service.db.types import metadata
+from service.dev.processes import embedded_postgres, embedded_redis
 from service.operate.migrate import upgrade
-from tests import servers
-from tests.signing import PREVIOUS_SECRET, SECRET
+from tests.support.databases import fresh_pg_database, libpq_url, truncate_pg
+from tests.support.settings import make_settings
 
 TEST_DB = f"clerk_replica_test_{os.getpid()}"
 
@@ -36,46 +31,14 @@ hypothesis_settings.load_profile(
 )
 
 
-def _libpq_url(url: str) -> str:
-    """asyncpg wants postgresql://; accept any spelling the service accepts."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("TEST_POSTGRES_URL")
     if given:
-        yield _libpq_url(given)
+        yield libpq_url(given)
         return
-    with servers.embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
+    with embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
         yield url
-
-
-def _with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def pg_admin(admin_url: str, sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-@contextmanager
-def fresh_pg_database(admin_url: str, name: str) -> Iterator[str]:
-    """An empty database of our own on the server; dropped afterwards."""
-    pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}"')
-    pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(admin_url, name)
-    finally:
-        pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +55,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    with servers.redis_server(tmp_path_factory.mktemp("redis")) as (url, _proc):
+    with embedded_redis(tmp_path_factory.mktemp("redis")) as (url, _proc):
         yield url
 
 
@@ -103,21 +66,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_pg(url: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            names = ", ".join(t.name for t in metadata.sorted_tables)
-            await conn.execute(f"TRUNCATE {names}")
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture
 def pg_db_url(pg_url: str) -> str:
-    _truncate_pg(pg_url)
+    truncate_pg(pg_url)
     return pg_url
 
 
@@ -133,20 +84,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once on PostgreSQL and once on SQLite."""
     name = "pg_db_url" if request.param == "postgresql" else "sqlite_db_url"
     return str(request.getfixturevalue(name))
-
-
-def make_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "clerk_webhook_signing_secret": SECRET,
-        "clerk_webhook_signing_secret_previous": PREVIOUS_SECRET,
-        "queue_prefix": f"test-{uuid4().hex[:12]}",
-        "sweep_grace_seconds": 0,
-        "log_format": "console",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -179,8 +116,8 @@ async def client_for() -> AsyncIterator[Any]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Any]:
-    """A whole deployment of real processes (tests/fault_stack.py), torn down afterwards."""
-    from tests.fault_stack import Stack
+    """A whole deployment of real processes (tests/support/fault_stack.py), torn down afterwards."""
+    from tests.support.fault_stack import Stack
 
     running = Stack(tmp_path).up()
     try:
@@ -207,7 +144,7 @@ async def pg_engine(pg_db_url: str, redis_url: str) -> AsyncIterator[AsyncEngine
 @pytest.fixture
 def clerk_url(fake: object) -> Iterator[str]:
     """The module's `fake` Clerk API, served over real HTTP on loopback."""
-    from tests.fake_clerk import FakeClerk, serve
+    from tests.support.fake_clerk import FakeClerk, serve
 
     assert isinstance(fake, FakeClerk)
     with serve(fake) as url:
@@ -216,7 +153,7 @@ def clerk_url(fake: object) -> Iterator[str]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Figures measured by the fault, soak and memory tests, so CI output carries them."""
-    from tests.fault_stack import REPORT
+    from tests.support.measured import REPORT
 
     if REPORT:
         terminalreporter.section("measured")

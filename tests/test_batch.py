@@ -12,9 +12,9 @@ from service.apply.batch import apply_batch
 from service.clerk.rows import RowOptions
 from service.inbox import store
 from service.inbox.table import Status, inbox
-from tests import clerk_payloads as cp
-from tests.replica_helpers import inbox_row, one, rows, store_event
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
+from tests.support.replica_helpers import inbox_row, one, rows, store_event
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"

@@ -12,7 +12,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.kinds import writes
 from service.kinds.registry import kind
 from service.replica import bulk
-from tests import clerk_payloads as cp
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 
 USERS = kind("users")
@@ -125,7 +125,7 @@ async def test_one_id_twice_is_left_to_the_upserts(pg_engine: AsyncEngine) -> No
 
 async def test_sqlite_has_no_copy(sqlite_db_url: str, redis_url: str) -> None:
     from service.db.engine import create_engine
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     engine = create_engine(make_settings(sqlite_db_url, redis_url))
     try:

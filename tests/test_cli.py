@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,28 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev.ports import free_port, wait_for_port
 from service.inbox.table import Status
-from tests import clerk_payloads as cp
-from tests.replica_helpers import inbox_row, rows
-from tests.servers import free_port, wait_for_port
-from tests.signing import SECRET, signed
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
-
-CLI = str(Path(sys.executable).parent / "clerk-replica")
-
-
-def env(**values: str) -> dict[str, str]:
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "DATABASE_", "REDIS_"))
-    }
-    base.update({"LOG_FORMAT": "json", **{k.upper(): v for k, v in values.items()}})
-    return base
-
-
-def run(*args: str, timeout: float = 120, **values: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args], env=env(**values), capture_output=True, text=True, timeout=timeout
-    )
+from tests.support.commands import CLI, env, run
+from tests.support.replica_helpers import inbox_row, rows
+from tests.support.signing import SECRET, signed
 
 
 @pytest.fixture

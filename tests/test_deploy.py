@@ -16,10 +16,10 @@ import pytest
 from starlette.routing import Route
 
 from service.cli import cli
+from service.dev.ports import free_port, wait_for_port
 from service.web.app import create_app
-from tests.conftest import make_settings
-from tests.servers import free_port, wait_for_port
-from tests.test_cli import env
+from tests.support.commands import env
+from tests.support.settings import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.registered_commands}

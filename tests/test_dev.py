@@ -14,9 +14,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.servers import free_port
-from tests.signing import SECRET
-from tests.test_cli import CLI, env
+from service.dev.ports import free_port
+from tests.support.commands import CLI, env
+from tests.support.signing import SECRET
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,14 +12,14 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
+from service.dev.ports import free_port
 from service.inbox.table import Status
 from service.queue.client import connect, queue_name
 from service.web.app import create_app
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import inbox_count, inbox_row
-from tests.servers import free_port
-from tests.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import inbox_count, inbox_row
+from tests.support.settings import make_settings
+from tests.support.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
 
 URL = "/webhooks/clerk"
 Client = Callable[[Settings], Awaitable[httpx.AsyncClient]]

@@ -13,7 +13,7 @@ from service.config import Settings
 from service.db.engine import create_engine
 from service.db.types import metadata
 from service.operate.migrate import alembic_config, downgrade, upgrade
-from tests.conftest import fresh_pg_database
+from tests.support.databases import fresh_pg_database
 
 
 def table_names(url: str) -> set[str]:

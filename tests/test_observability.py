@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from service.config import Settings
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import deliver
-from tests.servers import free_port
-from tests.signing import SECRET, signed
+from service.dev.ports import free_port
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import deliver
+from tests.support.settings import make_settings
+from tests.support.signing import SECRET, signed
 
 ClientFor = Callable[[Settings], Any]
 

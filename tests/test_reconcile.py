@@ -19,11 +19,12 @@ from service.reconcile.options import ReconcileOptions
 from service.reconcile.report import RunReport
 from service.reconcile.run import LOCK_NAME, reconcile
 from service.reconcile.tables import locks, progress, runs, seen
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.fake_clerk import FakeClerk, Fault, error, populate
-from tests.replica_helpers import deliver, one, rows
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
+from tests.support.clerk_instances import populate
+from tests.support.fake_clerk import FakeClerk, Fault, error
+from tests.support.replica_helpers import deliver, one, rows
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.queue.client import Enqueuer, connect
 from service.queue.worker import cron_jobs, job_context, reconcile_job
 from service.reconcile.tables import runs
-from tests.conftest import make_settings
-from tests.fake_clerk import KEY, FakeClerk, SyntheticUsers, populate, serve
-from tests.fault_stack import REPORT
-from tests.replica_helpers import rows
 from tests.support import tables as t
-from tests.test_cli import CLI, env
+from tests.support.clerk_instances import SyntheticUsers, populate
+from tests.support.commands import CLI, env
+from tests.support.fake_clerk import KEY, FakeClerk, serve
+from tests.support.measured import REPORT
+from tests.support.replica_helpers import rows
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: st
 def test_failed_type_means_nonzero_exit(
     migrated_sqlite: str, clerk_url: str, fake: FakeClerk
 ) -> None:
-    from tests.fake_clerk import error
+    from tests.support.fake_clerk import error
 
     fake.on_list = lambda name, _params: (
         error(500, "internal_clerk_error", "boom") if name == "domains" else None
@@ -175,11 +176,11 @@ def peak_rss_mib(database_url: str, clerk_url: str) -> tuple[float, str]:
 @pytest.mark.slow
 def test_memory_stays_flat_from_10k_to_100k_users(pg_url: str, tmp_path: Path) -> None:
     """Measured, not guessed: peak RSS of the reconcile process at 10k and 100k users."""
-    from tests.conftest import _truncate_pg
+    from tests.support.databases import truncate_pg
 
     peaks = {}
     for n in (10_000, 100_000):
-        _truncate_pg(pg_url)
+        truncate_pg(pg_url)
         fake = FakeClerk(users=SyntheticUsers(n))
         with serve(fake) as url:
             peaks[n], out = peak_rss_mib(pg_url, url)

@@ -13,11 +13,12 @@ import asyncpg
 import httpx
 import pytest
 
-from tests import clerk_payloads as cp
-from tests.fake_clerk import FakeClerk, populate, serve
-from tests.servers import free_port, wait_for_port
-from tests.signing import SECRET, signed
-from tests.test_cli import CLI, env
+from service.dev.ports import free_port, wait_for_port
+from tests.support import clerk_payloads as cp
+from tests.support.clerk_instances import populate
+from tests.support.commands import CLI, env
+from tests.support.fake_clerk import FakeClerk, serve
+from tests.support.signing import SECRET, signed
 
 API_KEY = "sk_live_thisIsTheInstanceSecretKey0123"
 EMAIL, FIRST, LAST = "zelda.quux@private.example", "Zelda", "Quuxington"

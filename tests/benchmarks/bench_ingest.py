@@ -43,17 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks import fsync_probe, loadgen, signed
-from tests.benchmarks.stack import (
-    PYTHON,
-    CpuMeter,
-    Stack,
-    env_float,
-    env_int,
-    percentile,
-    print_table,
-    stack,
-    uvicorn_flavour,
-)
+from tests.benchmarks.measure import CpuMeter, env_float, env_int, percentile, print_table
+from tests.benchmarks.stack import PYTHON, Stack, stack, uvicorn_flavour
 
 SECONDS = env_float("BENCH_SECONDS", 10)
 WARMUP = env_float("BENCH_WARMUP_SECONDS", 2)

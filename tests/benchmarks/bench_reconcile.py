@@ -39,7 +39,7 @@ ORGS = int(os.environ.get("BENCH_RECONCILE_ORGS", "10000"))
 MEMBERSHIPS = int(os.environ.get("BENCH_RECONCILE_MEMBERSHIPS", "100000"))
 RESOURCES = ("organizations", "users", "memberships", "invitations", "domains")
 FLOOR_PER_1000 = 2.0  # 500 objects per page
-KEY = "sk_test_fake_replica_key"  # tests.fake_clerk.KEY, without importing the fake
+KEY = "sk_test_fake_replica_key"  # tests.support.fake_clerk.KEY, without importing the fake
 
 
 def _settings(database_url: str, clerk_url: str) -> Settings:
@@ -65,7 +65,8 @@ def _peak_rss_mib() -> float:
 
 def serve_fake() -> None:
     """Child: build and encode the instance, print the URL, serve until stdin closes."""
-    from tests.fake_clerk import FakeClerk, serve, synthetic_instance
+    from tests.support.clerk_instances import synthetic_instance
+    from tests.support.fake_clerk import FakeClerk, serve
 
     users, orgs, memberships = synthetic_instance(USERS, ORGS, MEMBERSHIPS)
     fake = FakeClerk(users=users.encode(), organizations=orgs.encode())  # type: ignore[arg-type]
@@ -146,8 +147,8 @@ def fake_process() -> Iterator[str]:
 
 @contextmanager
 def database() -> Iterator[str]:
-    from tests.conftest import fresh_pg_database
-    from tests.servers import embedded_postgres
+    from service.dev.processes import embedded_postgres
+    from tests.support.databases import fresh_pg_database
 
     given = os.environ.get("TEST_POSTGRES_URL")
     if given:

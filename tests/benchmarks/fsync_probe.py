@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.benchmarks.stack import percentile
+from tests.benchmarks.measure import percentile
 
 BLOCK = b"\0" * 8192
 

@@ -20,8 +20,8 @@ from uuid import uuid4
 
 from svix.webhooks import Webhook
 
-from tests import clerk_payloads as cp
-from tests.signing import SECRET
+from tests.support import clerk_payloads as cp
+from tests.support.signing import SECRET
 
 WEBHOOK_PATH = "/webhooks/clerk"
 

@@ -13,7 +13,6 @@ LOG_LEVEL defaults to warning, as in the apply benchmark: measure the work, not 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import signal
 import subprocess
@@ -28,10 +27,11 @@ from types import FrameType
 import asyncpg
 import httpx
 
-from tests.servers import embedded_postgres, free_port, redis_server, wait_for_port
-from tests.signing import SECRET
+from service.dev.ports import free_port, wait_for_port
+from service.dev.processes import Children, embedded_postgres, embedded_redis
+from tests.support.commands import CLI
+from tests.support.signing import SECRET
 
-CLI = str(Path(sys.executable).parent / "clerk-replica")
 PYTHON = sys.executable
 
 
@@ -58,7 +58,11 @@ class Stack:
     pg_url: str
     redis_url: str
     queue_prefix: str
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # Own sessions: a terminal's Ctrl-C reaches only us, and we stop children in order.
+    children: Children = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.children = Children(self.workdir, new_session=True, stop_timeout=15)
 
     def env(self) -> dict[str, str]:
         base = {
@@ -77,13 +81,8 @@ class Stack:
         return base
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("wb")
-        # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
-        proc = subprocess.Popen(
-            argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.procs.append((name, proc))
-        return proc
+        """`argv` as the child `name`, its output in `<workdir>/<name>.log`."""
+        return self.children.spawn(name, argv, self.env())
 
     def migrate(self) -> None:
         done = subprocess.run([CLI, "migrate"], env=self.env(), capture_output=True, timeout=120)
@@ -115,36 +114,16 @@ class Stack:
             self._spawn(f"worker-{n}", [CLI, "worker"])
 
     def pid(self, name: str) -> int:
-        return next(proc.pid for n, proc in self.procs if n == name)
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU time (user + system) each running process has used so far, from /proc; for the
-        embedded PostgreSQL, the postmaster with every backend, live or reaped."""
-        used = {}
-        for name, proc in self.procs:
-            if (stat := _stat(proc.pid)) is not None:
-                used[name] = stat[0] + stat[1]
-        pidfile = self.workdir / "pg" / "pgdata" / "postmaster.pid"
-        if pidfile.exists() and (postmaster := int(pidfile.read_text().split()[0])):
-            total = sum((_stat(postmaster) or (0.0,) * 5)[:4])
-            for entry in Path("/proc").iterdir():
-                stat = _stat(int(entry.name)) if entry.name.isdigit() else None
-                if stat is not None and stat[4] == postmaster:
-                    total += stat[0] + stat[1]
-            used["postgres (all backends)"] = total
-        return used
+        return self.children.running[name].pid
 
     def stop(self, prefix: str) -> None:
         """Stop the processes whose name starts with `prefix` (SIGTERM, then SIGKILL)."""
-        for name, proc in [p for p in self.procs if p[0].startswith(prefix)]:
-            _terminate(proc)
-            self.procs.remove((name, proc))
+        self.children.stop(*[name for name in self.children.running if name.startswith(prefix)])
 
     def _wait_ready(self, name: str, port: int, path: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            proc = next(p for n, p in self.procs if n == name)
-            if proc.poll() is not None:
+            if self.children.running[name].poll() is not None:
                 break
             try:
                 if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
@@ -164,27 +143,6 @@ class Stack:
                 await conn.close()
 
         return asyncio.run(run())
-
-
-def _stat(pid: int) -> tuple[float, float, float, float, int] | None:
-    """utime, stime, cutime, cstime (seconds) and parent pid of a process, if it still runs."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    utime, stime, cutime, cstime = (int(fields[n]) / tick for n in (11, 12, 13, 14))
-    return utime, stime, cutime, cstime, int(fields[1])
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -224,7 +182,7 @@ def _postgres(workdir: Path) -> Iterator[str]:
 def _redis(workdir: Path, prefix: str) -> Iterator[str]:
     given = os.environ.get("TEST_REDIS_URL")
     if not given:
-        with redis_server(workdir / "redis") as (url, _proc):
+        with embedded_redis(workdir / "redis") as (url, _proc):
             yield url
         return
     try:
@@ -256,65 +214,6 @@ def stack(workdir: Path) -> Iterator[Stack]:
                 running.migrate()
                 yield running
             finally:
-                for _name, proc in reversed(running.procs):
-                    _terminate(proc)
+                running.children.stop_all()
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, str(default)))
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (pct in 0..100) of unsorted values; NaN when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def _machine_ticks() -> tuple[float, float]:
-    """(idle, total) jiffies over all cores since boot."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[3] + fields[4], sum(fields)
-
-
-@dataclass
-class CpuMeter:
-    """Who used the CPU over a run: each process of the stack, this benchmark process (the load
-    generator is separate; the poller is not), and the whole machine, where other people's work
-    on a shared machine shows. Started on creation; rows() reads it."""
-
-    stack: Stack
-    started: float = field(default_factory=time.monotonic)
-    procs: dict[str, float] = field(init=False)
-    own: float = field(default_factory=time.process_time)
-    machine: tuple[float, float] = field(default_factory=_machine_ticks)
-
-    def __post_init__(self) -> None:
-        self.procs = self.stack.cpu_seconds()
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        seconds = time.monotonic() - self.started
-        now = self.stack.cpu_seconds()
-        used = {name: now[name] - self.procs.get(name, 0.0) for name in now}
-        used["this benchmark process"] = time.process_time() - self.own
-        idle, total = _machine_ticks()
-        spent = total - self.machine[1]
-        busy = (1 - (idle - self.machine[0]) / spent) * (os.cpu_count() or 1) if spent else 0.0
-        rows = [(f"CPU over the run: {n}", f"{u / seconds:.2f}", "", "") for n, u in used.items()]
-        rows.append(("CPU over the run: whole machine, everyone (cores)", f"{busy:.2f}", "", ""))
-        return rows
-
-
-def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
-    """figure, value, ratio to its baseline, target."""
-    print(f"\n{title}")
-    print(f"{'figure':<58}{'value':>14}{'ratio':>10}  target")
-    for name, value, ratio, target in rows:
-        print(f"{name:<58}{value:>14}{ratio:>10}  {target}")

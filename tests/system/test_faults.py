@@ -16,10 +16,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests import clerk_payloads as cp
-from tests.fault_stack import Stack, report
-from tests.signing import new_svix_id, signed_headers
-from tests.test_cli import CLI
+from tests.support import clerk_payloads as cp
+from tests.support.commands import CLI
+from tests.support.fault_stack import Stack, report
+from tests.support.signing import new_svix_id, signed_headers
 
 pytestmark = pytest.mark.slow
 

@@ -5,17 +5,17 @@ total_count} elsewhere, limit 1..500 (default 10, 422 outside), offset >= 0, ord
 +/- created_at (default -created_at), starting_after cursor for /users (422 with a non-created_at
 order or a non-zero offset), Clerk's error JSON for 401/404/422/429/5xx, Retry-After on 429.
 Faults (5xx, 429, slow answers, bad JSON) and data changes between and during runs are scripted.
+The paging rules are in clerk_paging.py, the instances it can serve in clerk_instances.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests import clerk_payloads as cp
-from tests.servers import free_port
+from service.dev.ports import free_port
+from tests.support import clerk_paging
+from tests.support.clerk_instances import Synthetic
 
 KEY = "sk_test_fake_replica_key"
-MAX_LIMIT = 500
 
 
 @dataclass
@@ -51,101 +51,6 @@ class Logged:
     status: int
 
 
-class Synthetic(Sequence[dict[str, Any]]):
-    """n objects made on demand from their index (ids `<prefix>000000001`...), in created_at
-    order, so a 100k-object fake costs no memory.
-
-    `encode()` makes every object once and keeps its JSON: then serving a page costs a join,
-    which keeps a benchmark's fake from competing with the code it measures.
-    """
-
-    def __init__(self, n: int, prefix: str, make: Callable[[int, str], dict[str, Any]]) -> None:
-        self.n, self.prefix, self._make = n, prefix, make
-        self._encoded: list[bytes] | None = None
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.n))]
-        if index < 0:
-            index += self.n
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        if self._encoded is not None:
-            return json.loads(self._encoded[index])
-        return self._make(index, self.id_of(index))
-
-    def id_of(self, index: int) -> str:
-        return f"{self.prefix}{index:09d}"
-
-    def index_of(self, object_id: str) -> int | None:
-        digits = object_id.removeprefix(self.prefix)
-        if digits == object_id or not digits.isdigit():
-            return None
-        index = int(digits)
-        return index if 0 <= index < self.n else None
-
-    def encode(self) -> Synthetic:
-        self._encoded = [
-            json.dumps(self._make(i, self.id_of(i)), separators=(",", ":")).encode()
-            for i in range(self.n)
-        ]
-        return self
-
-    def page(self, indices: Sequence[int]) -> list[Any]:
-        """The objects at `indices`: JSON bytes once encoded, dicts otherwise."""
-        if self._encoded is not None:
-            return [self._encoded[i] for i in indices]
-        return [self[i] for i in indices]
-
-
-class SyntheticUsers(Synthetic):
-    """n users, one verified email each (ids user_000000001...)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(n, "user_", _synthetic_user)
-
-
-def _synthetic_user(index: int, user_id: str) -> dict[str, Any]:
-    return cp.user(
-        user_id,
-        created_at=cp.T0 + index,
-        updated_at=cp.T0 + index,
-        emails=[cp.email(f"idn_{index:09d}", f"u{index}@example.org")],
-        first_name=f"User{index}",
-    )
-
-
-def synthetic_instance(
-    users: int, orgs: int, memberships: int
-) -> tuple[Synthetic, Synthetic, Synthetic]:
-    """Users, organizations and memberships spread evenly over them (pairs never repeat
-    while memberships <= users x orgs)."""
-
-    def organization(index: int, org_id: str) -> dict[str, Any]:
-        return cp.organization(
-            org_id, created_at=cp.T0 + index, updated_at=cp.T0 + index, slug=f"org-{index}"
-        )
-
-    def membership(index: int, membership_id: str) -> dict[str, Any]:
-        org, nth = index % max(orgs, 1), index // max(orgs, 1)
-        return cp.membership(
-            membership_id,
-            org_id=f"org_{org:09d}",
-            user_id=f"user_{(org + nth * 7919) % max(users, 1):09d}",
-            created_at=cp.T0 + index,
-            updated_at=cp.T0 + index,
-        )
-
-    return (
-        SyntheticUsers(users),
-        Synthetic(orgs, "org_", organization),
-        Synthetic(memberships, "orgmem_", membership),
-    )
-
-
 def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
     body = {
         "errors": [{"code": code, "message": message, "long_message": message, "meta": {}}],
@@ -153,12 +58,6 @@ def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
         "clerk_trace_id": uuid4().hex,
     }
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-class _Invalid(Exception):
-    def __init__(self, message: str, code: str = "form_param_value_invalid") -> None:
-        super().__init__(message)
-        self.message, self.code = message, code
 
 
 @dataclass
@@ -263,8 +162,10 @@ class FakeClerk:
                 if isinstance(override, Response):
                     return self._record(request, override)
             try:
-                page, total = self._page(name, params)
-            except _Invalid as exc:
+                with self.lock:
+                    cursor = name == "users" and self.supports_cursor
+                    page, total = clerk_paging.page(getattr(self, name), params, cursor=cursor)
+            except clerk_paging.Invalid as exc:
                 return self._record(request, error(422, exc.code, exc.message))
             if page and isinstance(page[0], bytes):  # pre-encoded: join, do not re-encode
                 joined = b"[" + b",".join(page) + b"]"
@@ -274,50 +175,6 @@ class FakeClerk:
             return self._record(request, JSONResponse(body))
 
         return endpoint
-
-    def _page(self, name: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
-        limit = self._int(params, "limit", 10)
-        offset = self._int(params, "offset", 0)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise _Invalid(f"limit must be between 1 and {MAX_LIMIT}")
-        if offset < 0:
-            raise _Invalid("offset must be at least 0")
-        order = params.get("order_by", "-created_at")
-        if order.lstrip("+-") != "created_at":
-            raise _Invalid("order_by is not supported by this fake")
-        descending = order.startswith("-")
-        with self.lock:
-            items = getattr(self, name)
-            total = len(items)
-            cursor = (
-                params.get("starting_after") if name == "users" and self.supports_cursor else None
-            )
-            if isinstance(items, Synthetic):
-                indices: Sequence[int] = range(total - 1, -1, -1) if descending else range(total)
-                if cursor is not None:
-                    found = items.index_of(cursor)
-                    if found is None:
-                        raise _Invalid("starting_after does not match a user")
-                    indices = range(found - 1, -1, -1) if descending else range(found + 1, total)
-                    if offset:
-                        raise _Invalid("starting_after cannot be combined with offset")
-                return items.page(indices[offset : offset + limit]), total
-            ordered = sorted(items, key=lambda o: (o["created_at"], o["id"]), reverse=descending)
-            if cursor is not None:
-                if offset:
-                    raise _Invalid("starting_after cannot be combined with offset")
-                ids = [o["id"] for o in ordered]
-                if cursor not in ids:
-                    raise _Invalid("starting_after does not match a user")
-                ordered = ordered[ids.index(cursor) + 1 :]
-            return [dict(o) for o in ordered[offset : offset + limit]], total
-
-    @staticmethod
-    def _int(params: dict[str, str], name: str, default: int) -> int:
-        try:
-            return int(params.get(name, default))
-        except ValueError:
-            raise _Invalid(f"{name} must be an integer", "form_param_format_invalid") from None
 
     async def _users_count(self, request: Request) -> Response:
         refused = await self._gate(request)
@@ -391,46 +248,6 @@ class FakeClerk:
     def delete(self, name: str, object_id: str) -> None:
         with self.lock:
             setattr(self, name, [o for o in getattr(self, name) if o["id"] != object_id])
-
-
-def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) -> None:
-    """A small instance: users, organizations, memberships, one invitation and domain per org."""
-    fake.users = [
-        cp.user(
-            f"user_{i:05d}",
-            created_at=cp.T0 + i,
-            updated_at=cp.T0 + i,
-            emails=[cp.email(f"idn_{i:05d}", f"u{i}@example.org")],
-        )
-        for i in range(users)
-    ]
-    fake.organizations = [
-        cp.organization(f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j, slug=f"org-{j}")
-        for j in range(orgs)
-    ]
-    fake.memberships = [
-        cp.membership(
-            f"orgmem_{j:04d}_{k:03d}",
-            org_id=f"org_{j:04d}",
-            user_id=f"user_{(j * members_per_org + k) % users:05d}",
-            created_at=cp.T0 + j * members_per_org + k,
-            updated_at=cp.T0 + j * members_per_org + k,
-        )
-        for j in range(orgs)
-        for k in range(members_per_org)
-    ]
-    fake.invitations = [
-        cp.invitation(
-            f"orginv_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
-        )
-        for j in range(orgs)
-    ]
-    fake.domains = [
-        cp.domain(
-            f"orgdmn_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
-        )
-        for j in range(orgs)
-    ]
 
 
 @contextmanager

@@ -13,9 +13,10 @@ import psutil
 import pytest
 import redis
 
-from tests import clerk_payloads as cp
-from tests.fault_stack import REPORT, Stack
-from tests.signing import new_svix_id, signed_headers
+from tests.support import clerk_payloads as cp
+from tests.support.fault_stack import Stack
+from tests.support.measured import REPORT
+from tests.support.signing import new_svix_id, signed_headers
 
 pytestmark = pytest.mark.slow
 

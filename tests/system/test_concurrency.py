@@ -10,9 +10,9 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.db.errors import TransientError
 from service.inbox.table import Status
-from tests import clerk_payloads as cp
-from tests.replica_helpers import inbox_row, rows, store_event
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
+from tests.support.replica_helpers import inbox_row, rows, store_event
 
 
 async def apply_with_retries(engine: AsyncEngine, svix_id: str) -> Status | None:

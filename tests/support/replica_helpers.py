@@ -15,7 +15,7 @@ from service.inbox import store
 from service.inbox.table import Status, inbox
 from service.ingest.endpoint import delivery_for
 from service.ingest.envelope import parse_envelope
-from tests.signing import new_svix_id
+from tests.support.signing import new_svix_id
 
 
 async def store_event(

@@ -29,11 +29,12 @@ from service.inbox.table import inbox
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.run import reconcile
-from tests.clerk_history import History, deliveries, histories
-from tests.conftest import _truncate_pg, make_settings
-from tests.fake_clerk import KEY, FakeClerk, serve
-from tests.replica_helpers import rows, store_event
 from tests.support import tables as t
+from tests.support.clerk_history import History, deliveries, histories
+from tests.support.databases import truncate_pg
+from tests.support.fake_clerk import KEY, FakeClerk, serve
+from tests.support.replica_helpers import rows, store_event
+from tests.support.settings import make_settings
 
 EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "30"))
 
@@ -113,7 +114,7 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         url = request.getfixturevalue("pg_url")
 
         def reset() -> str:
-            _truncate_pg(url)
+            truncate_pg(url)
             return str(url)
 
         return reset
@@ -281,7 +282,7 @@ def test_concurrent_appliers_and_a_reconcile_still_converge(
     events = data.draw(st.permutations(history.events), label="order")  # all delivered
     fake, url = fake_server
     serve_history(fake, history)
-    _truncate_pg(pg_url)
+    truncate_pg(pg_url)
     state = asyncio.run(
         converge_concurrently(pg_url, redis_url, url, list(events), with_reconcile=with_reconcile)
     )

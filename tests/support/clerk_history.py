@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests import clerk_payloads as cp
+from tests.support import clerk_payloads as cp
 
 USERS = ("user_a", "user_b", "user_c")
 ORGS = ("org_x", "org_y")

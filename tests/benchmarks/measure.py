@@ -1,0 +1,99 @@
+"""What the benchmarks measure and print: settings from the environment, percentiles, the CPU
+each process of a stack used, and the table every figure is printed in."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.benchmarks.stack import Stack
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, str(default)))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of unsorted values; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def _machine_ticks() -> tuple[float, float]:
+    """(idle, total) jiffies over all cores since boot."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+@dataclass
+class CpuMeter:
+    """Who used the CPU over a run: each process of the stack, this benchmark process (the load
+    generator is separate; the poller is not), and the whole machine, where other people's work
+    on a shared machine shows. Started on creation; rows() reads it."""
+
+    stack: Stack
+    started: float = field(default_factory=time.monotonic)
+    procs: dict[str, float] = field(init=False)
+    own: float = field(default_factory=time.process_time)
+    machine: tuple[float, float] = field(default_factory=_machine_ticks)
+
+    def __post_init__(self) -> None:
+        self.procs = cpu_seconds(self.stack)
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        seconds = time.monotonic() - self.started
+        now = cpu_seconds(self.stack)
+        used = {name: now[name] - self.procs.get(name, 0.0) for name in now}
+        used["this benchmark process"] = time.process_time() - self.own
+        idle, total = _machine_ticks()
+        spent = total - self.machine[1]
+        busy = (1 - (idle - self.machine[0]) / spent) * (os.cpu_count() or 1) if spent else 0.0
+        rows = [(f"CPU over the run: {n}", f"{u / seconds:.2f}", "", "") for n, u in used.items()]
+        rows.append(("CPU over the run: whole machine, everyone (cores)", f"{busy:.2f}", "", ""))
+        return rows
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """figure, value, ratio to its baseline, target."""
+    print(f"\n{title}")
+    print(f"{'figure':<58}{'value':>14}{'ratio':>10}  target")
+    for name, value, ratio, target in rows:
+        print(f"{name:<58}{value:>14}{ratio:>10}  {target}")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time (user + system) each running process has used so far, from /proc; for the
+    embedded PostgreSQL, the postmaster with every backend, live or reaped."""
+    used = {}
+    for name, proc in stack.children.running.items():
+        if (stat := _stat(proc.pid)) is not None:
+            used[name] = stat[0] + stat[1]
+    pidfile = stack.workdir / "pg" / "pgdata" / "postmaster.pid"
+    if pidfile.exists() and (postmaster := int(pidfile.read_text().split()[0])):
+        total = sum((_stat(postmaster) or (0.0,) * 5)[:4])
+        for entry in Path("/proc").iterdir():
+            stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+            if stat is not None and stat[4] == postmaster:
+                total += stat[0] + stat[1]
+        used["postgres (all backends)"] = total
+    return used
+
+
+def _stat(pid: int) -> tuple[float, float, float, float, int] | None:
+    """utime, stime, cutime, cstime (seconds) and parent pid of a process, if it still runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(fields[n]) / tick for n in (11, 12, 13, 14))
+    return utime, stime, cutime, cstime, int(fields[1])

@@ -1,0 +1,58 @@
+"""PostgreSQL databases of a test run's own: created empty, dropped afterwards, emptied
+between tests. Every statement runs on its own short connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+from service.db.types import metadata
+from sqlalchemy.engine import make_url
+
+
+def libpq_url(url: str) -> str:
+    """asyncpg wants postgresql://; accept any spelling the service accepts."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def pg_admin(admin_url: str, sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def fresh_pg_database(admin_url: str, name: str) -> Iterator[str]:
+    """An empty database of our own on the server; dropped afterwards."""
+    pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}"')
+    pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def truncate_pg(url: str) -> None:
+    """Every table of the schema emptied, in one statement."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            await conn.execute(f"TRUNCATE {names}")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

@@ -1,0 +1,1 @@
+"""System tests: whole processes, many writers, hostile input, real faults."""
