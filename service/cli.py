@@ -265,7 +265,7 @@ def readonly_sql_command(
     Examples: clerk-replica readonly-sql app_reader | psql "$DATABASE_URL";
     clerk-replica readonly-sql app_reader --apply
     """
-    from service.operate.readonly import readonly_sql
+    from service.operate.readonly import readonly_sql, readonly_statements
 
     try:
         sql = readonly_sql(role, schema=schema)
@@ -276,7 +276,7 @@ def readonly_sql_command(
         return
     from service.operate.actions import run_sql
 
-    asyncio.run(run_sql(_settings(), sql))
+    asyncio.run(run_sql(_settings(), readonly_statements(role, schema=schema)))
     typer.echo(f"granted read-only access to the replica tables to {role}")
 
 

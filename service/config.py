@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(RuntimeError):
@@ -43,6 +56,9 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     worker_concurrency: int = Field(default=10, ge=1)
     worker_max_tries: int = Field(default=8, ge=1)
+    worker_max_event_attempts: int = Field(
+        default=20, ge=1, description="Transient failures before an event is marked failed."
+    )
     worker_poll_delay_seconds: float = Field(default=0.01, gt=0)
     worker_batch_size: int = Field(
         default=250, ge=1, le=2000, description="Most events one apply transaction takes."
@@ -71,6 +87,11 @@ class Settings(BaseSettings):
     reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
     reconcile_max_attempts: int = Field(default=6, ge=1)
     reconcile_timeout_seconds: float = Field(default=30.0, gt=0)
+    reconcile_max_response_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="A Backend API answer larger than this fails its type instead of being read.",
+    )
     reconcile_max_delete_share: float = Field(default=0.1, ge=0, le=1)
     reconcile_delete_floor: int = Field(default=10, ge=0)
     reconcile_confirm_deletions: bool = True
@@ -82,14 +103,33 @@ class Settings(BaseSettings):
     dev_state_dir: str = Field(
         default=".clerk-replica", description="Where `dev` keeps its signing secret and Redis."
     )
+    metrics_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="How long /metrics reuses the gauges it read from the database.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="If set, GET /metrics requires Authorization: Bearer <token>."
     )
     worker_metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="If set, the worker serves /metrics there."
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Where the worker's /metrics listens."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("clerk_api_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        """The secret key travels with every request: only over TLS, or to this machine."""
+        url = urlsplit(value)
+        if url.scheme == "https" and url.hostname:
+            return value
+        if url.scheme == "http" and _is_loopback(url.hostname):
+            return value
+        raise ValueError("must be an https:// URL (plain http only to a loopback address)")
 
     @field_validator("clerk_webhook_signing_secret", "clerk_webhook_signing_secret_previous")
     @classmethod

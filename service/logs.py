@@ -40,6 +40,8 @@ def configure_logging(settings: Settings) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _drop_color_message,
+                # JSON carries a traceback as text; the console renderer prints its own.
+                *([structlog.processors.format_exc_info] if as_json else []),
                 renderer,
             ],
         )

@@ -50,19 +50,25 @@ class BatchResult:
     retry_at: datetime | None = None
 
 
-async def apply_batch(engine: AsyncEngine, options: RowOptions, limit: int) -> BatchResult:
+async def apply_batch(
+    engine: AsyncEngine, options: RowOptions, limit: int, *, max_attempts: int | None = None
+) -> BatchResult:
     """Take up to `limit` due pending events and apply them; an empty result means idle.
 
-    Raises TransientError when the database looks unavailable (the events stay pending).
+    An event whose transient failures reach `max_attempts` is marked failed (None: it keeps
+    backing off). Raises TransientError when the database looks unavailable (the events stay
+    pending).
     """
 
     async def take(conn: AsyncConnection, now: datetime) -> list[Claimed]:
         return await store.take_due_as_applied(conn, limit, now)
 
-    return await _apply(engine, options, take, single=None)
+    return await _apply(engine, options, take, single=None, max_attempts=max_attempts)
 
 
-async def apply_one(engine: AsyncEngine, svix_id: str, options: RowOptions) -> Status | None:
+async def apply_one(
+    engine: AsyncEngine, svix_id: str, options: RowOptions, *, max_attempts: int | None = None
+) -> Status | None:
     """Apply the inbox event `svix_id` at most once: its status afterwards, or None when it was
     not pending (applied before, or an unknown id).
 
@@ -73,7 +79,7 @@ async def apply_one(engine: AsyncEngine, svix_id: str, options: RowOptions) -> S
     async def take(conn: AsyncConnection, now: datetime) -> list[Claimed]:
         return await store.take_as_applied(conn, [svix_id], now)
 
-    result = await _apply(engine, options, take, single=svix_id)
+    result = await _apply(engine, options, take, single=svix_id, max_attempts=max_attempts)
     return next(iter(result.outcomes), None)
 
 
@@ -85,7 +91,12 @@ def retry_delay_seconds(attempts: int) -> float:
 
 
 async def _apply(
-    engine: AsyncEngine, options: RowOptions, take: Take, *, single: str | None
+    engine: AsyncEngine,
+    options: RowOptions,
+    take: Take,
+    *,
+    single: str | None,
+    max_attempts: int | None,
 ) -> BatchResult:
     for attempt in (1, 2):
         started = time.perf_counter()
@@ -106,7 +117,7 @@ async def _apply(
         except Exception as exc:
             if single is not None:
                 event_type = claimed[0].event_type if claimed else "unknown"
-                return await _one_failed(engine, single, event_type, exc)
+                return await _one_failed(engine, single, event_type, exc, max_attempts)
             if result.claimed == 0:
                 raise TransientError(describe(exc)) from exc
             if attempt == 1 and is_transient(exc):
@@ -115,7 +126,7 @@ async def _apply(
                 log.info("batch.retry", events=result.claimed, error=describe(exc))
                 continue
             log.warning("batch.fallback", events=result.claimed, error=describe(exc))
-            return await _one_by_one([c.svix_id for c in claimed], engine, options)
+            return await _one_by_one([c.svix_id for c in claimed], engine, options, max_attempts)
         break
     _count(claimed, planned, settled, result, time.perf_counter() - started)
     return result
@@ -170,17 +181,20 @@ def _count(
 
 
 async def _one_failed(
-    engine: AsyncEngine, svix_id: str, event_type: str, exc: Exception
+    engine: AsyncEngine, svix_id: str, event_type: str, exc: Exception, max_attempts: int | None
 ) -> BatchResult:
-    """A batch of one that the database refused: back off (transient) or mark it failed."""
+    """A batch of one that the database refused: back off (transient) or mark it failed (a
+    permanent refusal, or transient ones that reached `max_attempts`)."""
     error = describe(exc)
     bound = log.bind(svix_id=svix_id, event_type=event_type)
     if is_transient(exc):
-        await _note_retry(engine, svix_id, error)
-        bound.warning("event.retry", error=error)
-        EVENTS.labels(event_type, "retry").inc()
-        raise TransientError(error) from exc
-    # A database refusal that retrying cannot fix (e.g. a value too long for a column).
+        if not await _note_retry(engine, svix_id, error, max_attempts):
+            bound.warning("event.retry", error=error)
+            EVENTS.labels(event_type, "retry").inc()
+            raise TransientError(error) from exc
+        error = f"{error} (gave up after {max_attempts} attempts)"
+    # A refusal that retrying cannot fix (e.g. a value too long for a column), or one that
+    # has been retried long enough.
     try:
         async with engine.begin() as conn:
             await store.settle(conn, svix_id, Status.FAILED, error=error)
@@ -191,24 +205,33 @@ async def _one_failed(
     return BatchResult(claimed=1, outcomes=Counter({Status.FAILED: 1}))
 
 
-async def _note_retry(engine: AsyncEngine, svix_id: str, error: str) -> None:
+async def _note_retry(
+    engine: AsyncEngine, svix_id: str, error: str, max_attempts: int | None
+) -> bool:
+    """Count a transient failure and back the event off; True when it has used up its
+    attempts instead (the caller marks it failed)."""
     try:
         async with engine.begin() as conn:
             attempts = await store.attempts(conn, svix_id) + 1
+            if max_attempts is not None and attempts >= max_attempts:
+                return True
             retry_after = datetime.now(UTC) + timedelta(seconds=retry_delay_seconds(attempts))
             await store.note_retry(conn, svix_id, error, retry_after)
     except Exception:  # the database may be the thing that is down; the retry still happens
         log.debug("event.note_retry_failed", svix_id=svix_id)
+    return False
 
 
-async def _one_by_one(ids: list[str], engine: AsyncEngine, options: RowOptions) -> BatchResult:
+async def _one_by_one(
+    ids: list[str], engine: AsyncEngine, options: RowOptions, max_attempts: int | None
+) -> BatchResult:
     """Each event in its own batch: a permanent failure is recorded on its own row, a
     transient one backs that event off; a streak of transient ones means the database is down."""
     result = BatchResult(claimed=len(ids))
     streak = 0
     for svix_id in ids:
         try:
-            outcome = await apply_one(engine, svix_id, options)
+            outcome = await apply_one(engine, svix_id, options, max_attempts=max_attempts)
             streak = 0
         except TransientError:
             streak += 1

@@ -43,6 +43,7 @@ class Drainer:
     batch_size: int
     streams: int  # batches at once while there is a backlog, where writers may run concurrently
     time_budget_seconds: float  # a job hands a long backlog to a fresh job after this
+    max_attempts: int | None = None  # transient failures before an event is marked failed
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     latest_until: float = 0.0  # the latest window end of any job started
 
@@ -104,7 +105,9 @@ class _Run:
         """Apply one batch; how many events it took, or None when the database is down."""
         d = self.drainer
         try:
-            result = await apply_batch(d.engine, d.options, d.batch_size)
+            result = await apply_batch(
+                d.engine, d.options, d.batch_size, max_attempts=d.max_attempts
+            )
         except TransientError as exc:
             self.down.append(exc)
             return None

@@ -101,6 +101,9 @@ class Dialect:
         """The planner's idea of the table's size."""
         return 0.0
 
+    async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
+        """Cancel any statement of the current transaction that runs longer than `seconds`."""
+
 
 class PostgreSQL(Dialect):
     name = "postgresql"
@@ -174,6 +177,9 @@ class PostgreSQL(Dialect):
         estimate = await conn.scalar(_RELTUPLES, {"t": table.name})
         return max(float(estimate or 0), 0.0)
 
+    async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
+        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+
 
 class SQLite(Dialect):
     name = "sqlite"
@@ -196,6 +202,18 @@ async def _driver(conn: AsyncConnection) -> Any:
 
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+# Role names PostgreSQL gives a meaning of its own (GRANT ... TO public grants every role).
+_RESERVED_ROLES = {"public", "none", "current_user", "current_role", "session_user", "user"}
+
+
+def reserved_role_name(name: str) -> bool:
+    """A role name PostgreSQL reserves: a special role, a system role (`pg_*`) or a keyword."""
+    lowered = name.lower()
+    return (
+        lowered in _RESERVED_ROLES
+        or lowered.startswith("pg_")
+        or lowered in _PG.identifier_preparer.reserved_words
+    )
 
 
 def _pg_type(column: Column[Any]) -> str:

@@ -39,8 +39,9 @@ async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot
     """Store the snapshots that move their rows forward; returns the ids applied."""
     latest = newest(snapshots)
     rows = [s.row for s in latest]
-    if kind.parents:
+    if kind.parents or kind.before_upsert is not None:
         rows = [dict(r) for r in rows]  # ended below without touching the caller's rows
+    if kind.parents:
         await lock_parents(
             conn, (r[p.column] for p in kind.parents for r in rows if r.get(p.column))
         )

@@ -47,7 +47,7 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
         await engine.dispose()
 
 
-async def run_sql(settings: Settings, sql: str) -> None:
+async def run_sql(settings: Settings, statements: list[str]) -> None:
     """Run trusted, generated statements (readonly-sql) in one transaction."""
     engine = create_engine(settings)
     if not dialect_of(engine).roles:
@@ -55,9 +55,7 @@ async def run_sql(settings: Settings, sql: str) -> None:
         raise ConfigError("roles and grants need PostgreSQL; SQLite has no users")
     try:
         async with engine.begin() as conn:
-            for statement in (
-                line for line in sql.splitlines() if line and not line.startswith("--")
-            ):
+            for statement in statements:
                 await conn.exec_driver_sql(statement)
     finally:
         await engine.dispose()

@@ -5,30 +5,49 @@ from __future__ import annotations
 
 import re
 
+from service.db.dialect import reserved_role_name
 from service.kinds.registry import replica_tables
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 REPLICA_TABLES = [table.name for table in replica_tables()]
 
 
-def readonly_sql(role: str, *, schema: str = "public", create: bool = True) -> str:
-    """PostgreSQL statements for a read-only role. Rerun after migrations that add tables."""
+def readonly_statements(role: str, *, schema: str = "public", create: bool = True) -> list[str]:
+    """The statements, to run in one transaction. Rerun after migrations that add tables.
+
+    Names are checked whole: a plain lower-case identifier, and for the role not one that
+    PostgreSQL reserves (`public`, `current_user`, `pg_*`, keywords), which would grant every
+    role or fail half-way.
+    """
     for name in (role, schema):
-        if not _IDENTIFIER.match(name):
+        if not _IDENTIFIER.fullmatch(name):
             raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+    if reserved_role_name(role):
+        raise ValueError(f"{role!r} is a name PostgreSQL reserves: choose another role name")
     tables = ", ".join(f"{schema}.{name}" for name in REPLICA_TABLES)
-    lines = [
-        f"-- Read-only access to the Clerk replica for {role}.",
-        f"-- Give it a login with: ALTER ROLE {role} LOGIN PASSWORD '...';",
-    ]
+    statements = []
     if create:
-        lines.append(
+        statements.append(
             "DO $$ BEGIN "
             f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
             f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$;"
         )
-    lines += [
+    statements += [
         f"GRANT USAGE ON SCHEMA {schema} TO {role};",
         f"GRANT SELECT ON {tables} TO {role};",
+    ]
+    return statements
+
+
+def readonly_sql(role: str, *, schema: str = "public", create: bool = True) -> str:
+    """A psql script of `readonly_statements`: it stops at the first error, and runs in one
+    transaction, so a failed CREATE ROLE leaves no GRANT behind."""
+    lines = [
+        f"-- Read-only access to the Clerk replica for {role}.",
+        f"-- Give it a login with: ALTER ROLE {role} LOGIN PASSWORD '...';",
+        "\\set ON_ERROR_STOP on",
+        "BEGIN;",
+        *readonly_statements(role, schema=schema, create=create),
+        "COMMIT;",
     ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.db.dialect import dialect_of
 from service.db.errors import describe
 from service.inbox.table import Status, inbox
 from service.kinds.registry import replica_tables
@@ -34,8 +35,14 @@ async def replica_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
     return counts
 
 
-async def inbox_summary(engine: AsyncEngine) -> dict[str, Any]:
+async def inbox_summary(
+    engine: AsyncEngine, *, timeout_seconds: float | None = None
+) -> dict[str, Any]:
+    """Events by status, the backlog's age, the newest failures; `timeout_seconds` bounds each
+    statement (a scrape must not load the database)."""
     async with engine.connect() as conn:
+        if timeout_seconds is not None:
+            await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
         grouped = await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
         by_status: dict[str, int] = {row[0]: int(row[1]) for row in grouped}
         oldest = (
@@ -80,8 +87,12 @@ async def inbox_summary(engine: AsyncEngine) -> dict[str, Any]:
     }
 
 
-async def last_reconcile(engine: AsyncEngine) -> dict[str, Any] | None:
+async def last_reconcile(
+    engine: AsyncEngine, *, timeout_seconds: float | None = None
+) -> dict[str, Any] | None:
     async with engine.connect() as conn:
+        if timeout_seconds is not None:
+            await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
         found = await last_runs(conn, 1)
     if not found:
         return None

@@ -59,6 +59,7 @@ def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> 
         batch_size=settings.worker_batch_size,
         streams=settings.worker_batch_streams,
         time_budget_seconds=settings.worker_job_timeout_seconds / 2,
+        max_attempts=settings.worker_max_event_attempts,
     )
     state = WorkerState(settings, engine, enqueuer, drainer)
     return {"settings": settings, "worker": state, "job_try": 1}
@@ -131,7 +132,7 @@ async def _startup(ctx: WorkerContext) -> None:
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     if settings.worker_metrics_port is not None:
-        start_http_server(settings.worker_metrics_port)
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
 
 
 async def _shutdown(ctx: WorkerContext) -> None:

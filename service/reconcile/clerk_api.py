@@ -55,11 +55,11 @@ class RequestStats:
     retries: int = 0
 
 
-def _describe(response: httpx.Response) -> str:
+def _describe(response: httpx.Response, content: bytes) -> str:
     """Clerk's error JSON as one line: status, code, message (never the request's key)."""
     detail = ""
     try:
-        body = response.json()
+        body = jsoncodec.loads(content)
         first = body["errors"][0]
         message = first.get("long_message") or first.get("message", "")
         detail = f" {first.get('code', '')}: {message}"
@@ -74,6 +74,21 @@ def _retry_after(response: httpx.Response) -> float | None:
         return min(_MAX_RETRY_AFTER_SECONDS, max(0.0, float(value))) if value else None
     except ValueError:
         return None
+
+
+async def _read_capped(response: httpx.Response, limit: int, path: str) -> bytes:
+    """The body, refused past `limit` bytes (a broken or hostile API cannot fill our memory)."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ClerkRequestError(f"{path}: the answer is larger than {limit} bytes", 200)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ClerkRequestError(f"{path}: the answer is larger than {limit} bytes", 200)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def limiter_for(per_10s: int) -> AsyncLimiter:
@@ -101,6 +116,7 @@ class ClerkAPI:
         self._max_attempts = settings.reconcile_max_attempts
         self._backoff = wait_random_exponential(multiplier=0.5, max=backoff_max_seconds)
         self._limiter = limiter_for(settings.clerk_requests_per_10s())
+        self._max_bytes = settings.reconcile_max_response_bytes
         self._client = httpx.AsyncClient(
             base_url=settings.clerk_api_url.rstrip("/") + "/",
             headers={
@@ -147,23 +163,28 @@ class ClerkAPI:
         async with self._limiter:
             self.stats.requests += 1
             try:
-                response = await self._client.get(path, params=params)
+                async with self._client.stream("GET", path, params=params) as response:
+                    content = await _read_capped(response, self._max_bytes, path)
             except httpx.TransportError as exc:  # connection refused, reset, timeouts
                 raise _Retryable(f"{type(exc).__name__} on {path}") from None
         if response.status_code == 429:
             self.stats.throttled += 1
-            raise _Retryable(_describe(response), _retry_after(response))
+            raise _Retryable(_describe(response, content), _retry_after(response))
         if response.status_code >= 500:
-            raise _Retryable(_describe(response), _retry_after(response))
+            raise _Retryable(_describe(response, content), _retry_after(response))
         if response.status_code in (401, 403):
             raise ClerkAuthError(
-                f"Clerk rejected CLERK_SECRET_KEY ({_describe(response)}): check that it is the "
-                "secret key of this instance and has not been revoked"
+                f"Clerk rejected CLERK_SECRET_KEY ({_describe(response, content)}): check that it "
+                "is the secret key of this instance and has not been revoked"
             )
         if response.status_code >= 400:
-            raise ClerkRequestError(_describe(response), response.status_code)
+            raise ClerkRequestError(_describe(response, content), response.status_code)
+        if not 200 <= response.status_code < 300:  # a redirect or the like is not data
+            raise ClerkRequestError(
+                f"{response.status_code} {path}: not a successful answer", response.status_code
+            )
         try:
-            return jsoncodec.loads(response.content)
+            return jsoncodec.loads(content)
         except ValueError:
             raise _Retryable(f"{response.status_code} {path}: body is not JSON") from None
 

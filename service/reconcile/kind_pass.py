@@ -11,25 +11,24 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
-from service.db.chunks import chunks
 from service.db.dialect import dialect_of
+from service.db.errors import describe, is_transient
 from service.kinds import writes
 from service.kinds.declaration import Kind, Listing
 from service.logs import get_logger
 from service.reconcile import checkpoints, deletions
+from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.paging import Position, pages, total
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
 from service.reconcile.statistics import Statistics
 from service.replica.bulk import copy_new
-from service.replica.versioned import moves_forward
 
 log = get_logger(__name__)
 
@@ -45,6 +44,17 @@ class _Page:
     ids: list[str] = field(default_factory=list)
     built: list[Snapshot] = field(default_factory=list)
     invalid: int = 0
+
+
+class _EarlierPageFailed(Exception):
+    """The page before this one failed (its own error is what `_list` raises)."""
+
+
+async def _earlier(page: asyncio.Task[None]) -> None:
+    try:
+        await asyncio.shield(page)
+    except Exception as exc:
+        raise _EarlierPageFailed() from exc
 
 
 class KindPass:
@@ -120,7 +130,7 @@ class KindPass:
         async def fetch() -> None:
             try:
                 page_size = self.settings.reconcile_page_size
-                async for items in pages(self.api, self.listing, page_size, fetching):
+                async for items in pages(self.api, self.listing, page_size, fetching, count):
                     await queue.put(self._build(items, replace(fetching)))
             except Exception as exc:  # handed over in order, after the pages before it
                 await queue.put(exc)
@@ -194,31 +204,72 @@ class KindPass:
 
     async def _apply_page(self, page: _Page, after: asyncio.Task[None] | None) -> None:
         """Write a page and checkpoint past it, committing only after the page before it
-        (`after`) has: if that one fails, this one rolls back too."""
+        (`after`) has: if that one fails, this one rolls back too.
+
+        A page the database refuses for a reason retrying cannot fix is written again object
+        by object, so one object it cannot store (counted invalid, logged by id) costs its
+        page the batch, never its neighbours or the pass.
+        """
         if self.dry:
             self.seen_in_memory.update(page.ids)
             async with self.engine.connect() as conn:
-                _, _, counts = await self._classify(conn, page.built)
+                _, _, counts = await classify(conn, self.kind.table, page.built)
             self._count(page, counts)
             return
         assert self.run_id is not None
-        async with self.engine.begin() as conn:
-            created, updated, counts = await self._classify(conn, page.built)
-            if created and not (
-                self.kind.copies_new
-                and await copy_new(
-                    conn, self.kind.table, [o.table for o in self.kind.owns], created
-                )
-            ):
-                updated = created + updated
-            if updated:
-                await writes.upsert(conn, self.kind, updated)
-            await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
-            if after is not None:
-                await asyncio.shield(after)  # its failure is raised by _list as well
-            self._count(page, counts)
-            await self._checkpoint(conn)  # the page, its seen ids and the cursor: all or none
+        try:
+            async with self.engine.begin() as conn:
+                counts = await self._write(conn, page.built)
+                await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
+                if after is not None:
+                    await _earlier(after)
+                self._count(page, counts)
+                await self._checkpoint(conn)  # the page, its seen ids, the cursor: all or none
+        except Exception as exc:
+            if is_transient(exc) or isinstance(exc, _EarlierPageFailed):
+                raise
+            log.warning("reconcile.page_refused", resource=self.kind.name, error=describe(exc))
+            counts = await self._apply_one_by_one(page, after)
         await self.statistics.grew(counts["created"])
+
+    async def _write(self, conn: AsyncConnection, built: Sequence[Snapshot]) -> dict[str, int]:
+        created, updated, counts = await classify(conn, self.kind.table, built)
+        if created and not (
+            self.kind.copies_new
+            and await copy_new(conn, self.kind.table, [o.table for o in self.kind.owns], created)
+        ):
+            updated = created + updated
+        if updated:
+            await writes.upsert(conn, self.kind, updated)
+        return counts
+
+    async def _apply_one_by_one(
+        self, page: _Page, after: asyncio.Task[None] | None
+    ) -> dict[str, int]:
+        assert self.run_id is not None
+        if after is not None:
+            await asyncio.shield(after)
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        for snap in page.built:
+            try:
+                async with self.engine.begin() as conn:
+                    for key, value in (await self._write(conn, [snap])).items():
+                        counts[key] += value
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                page.invalid += 1
+                log.warning(
+                    "reconcile.invalid_object",
+                    resource=self.kind.name,
+                    id=snap.id,
+                    error=describe(exc),
+                )
+        async with self.engine.begin() as conn:
+            await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
+            self._count(page, counts)
+            await self._checkpoint(conn)
+        return counts
 
     def _count(self, page: _Page, counts: dict[str, int]) -> None:
         """Move the report and position past `page` (just before its checkpoint)."""
@@ -227,32 +278,3 @@ class KindPass:
         for key, value in counts.items():
             setattr(self.report, key, getattr(self.report, key) + value)
         self.position = page.after
-
-    async def _classify(
-        self, conn: AsyncConnection, built: Sequence[Snapshot]
-    ) -> tuple[list[Snapshot], list[Snapshot], dict[str, int]]:
-        """What the replica has no row for, what it holds older, and the counts of created,
-        updated and unchanged: a nightly run over an unchanged instance writes nothing but
-        its checkpoints, and a first run can copy what is new."""
-        table = self.kind.table
-        stored: dict[str, Any] = {}
-        ids = [b.id for b in built]
-        columns = (table.c.id, table.c.updated_at, table.c.deleted_at)
-        among = dialect_of(conn).among
-        for chunk in chunks(ids):
-            result = await conn.execute(select(*columns).where(among(table.c.id, chunk)))
-            stored.update({r.id: r for r in result})
-        created: list[Snapshot] = []
-        updated: list[Snapshot] = []
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-        for b in built:
-            held = stored.get(b.id)
-            if held is None:
-                counts["created"] += 1
-                created.append(b)
-            elif moves_forward(held, b.row):
-                counts["updated"] += 1
-                updated.append(b)
-            else:
-                counts["unchanged"] += 1
-        return created, updated, counts

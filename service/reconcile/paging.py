@@ -28,13 +28,20 @@ class Position:
 
 
 async def pages(
-    api: ClerkAPI, listing: Listing, page_size: int, position: Position
+    api: ClerkAPI,
+    listing: Listing,
+    page_size: int,
+    position: Position,
+    total: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Yield pages in created_at order, advancing `position` after each one.
 
     Lists that take a cursor page by `starting_after` (Clerk's advice for deep lists); if the
     API rejects or ignores it we fall back to offsets. Everything else pages by offset.
+    The walk ends at a short page, and also, against an API that would page forever, at a
+    page that brings no id the page before did not, or once the offset has passed `total`.
     """
+    previous: set[Any] = set()
     while True:
         params: dict[str, Any] = {**listing.params, "limit": page_size, "order_by": "+created_at"}
         cursor_mode = listing.cursor and position.use_cursor and position.cursor is not None
@@ -58,6 +65,10 @@ async def pages(
         if cursor_mode and any(i.get("id") == position.cursor for i in items):
             position.use_cursor, position.cursor = False, None  # starting_after was ignored
             continue
+        ids = {i.get("id") for i in items}
+        if items and ids <= previous:
+            return  # the same page again: the API ignores where we asked to start
+        previous = ids
         position.offset += len(items)
         if (
             listing.cursor
@@ -67,7 +78,7 @@ async def pages(
         ):
             position.cursor = items[-1]["id"]
         yield items
-        if len(items) < page_size:
+        if len(items) < page_size or (total is not None and position.offset > total):
             return
 
 

@@ -14,11 +14,13 @@ from service.inbox.writer import InboxWriter
 from service.ingest.body import BodyReader
 from service.ingest.endpoint import IngestState, WebhookEndpoint
 from service.ingest.signature import SignatureVerifier
-from service.logs import configure_logging
+from service.logs import configure_logging, get_logger
 from service.queue.client import Enqueuer, connect
-from service.web.metrics_endpoint import metrics_endpoint
+from service.web.metrics_endpoint import DatabaseGauges, metrics_endpoint
 from service.web.probes import healthz, readyz
 from service.web.state import WebState
+
+log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -40,10 +42,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine=engine,
             enqueuer=enqueuer,
             timeout_seconds=settings.db_connect_timeout_seconds,
+            gauges=DatabaseGauges(
+                engine, settings.metrics_cache_seconds, settings.db_connect_timeout_seconds
+            ),
             metrics_token=(
-                settings.metrics_token.get_secret_value() if settings.metrics_token else None
+                settings.metrics_token.get_secret_value().encode()
+                if settings.metrics_token
+                else None
             ),
         )
+        if settings.clerk_webhook_signing_secret_previous is not None:
+            # A rotation should end: an old secret that stays accepted stays a way in.
+            log.warning(
+                "config.previous_signing_secret_set",
+                variable="CLERK_WEBHOOK_SIGNING_SECRET_PREVIOUS",
+                hint="unset it once Clerk signs with the new secret only",
+            )
         try:
             yield
         finally:

@@ -1,12 +1,15 @@
-"""GET /metrics: this process's counters, and gauges read from the database at scrape time,
+"""GET /metrics: this process's counters, and gauges read from the database (cached briefly),
 so every web process reports the same inbox and reconcile numbers. With
 PROMETHEUS_MULTIPROC_DIR set, processes on one machine share their counters
 (prometheus-client's multiprocess mode)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import math
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -17,8 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.db.errors import describe
+from service.logs import get_logger
 from service.operate import status
 from service.web.state import WebState
+
+log = get_logger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -31,8 +38,8 @@ class _Static(Collector):
         return self._families
 
 
-async def _database_families(engine: AsyncEngine) -> list[Metric]:
-    summary = await status.inbox_summary(engine)
+async def _database_families(engine: AsyncEngine, statement_seconds: float) -> list[Metric]:
+    summary = await status.inbox_summary(engine, timeout_seconds=statement_seconds)
     inbox = GaugeMetricFamily(
         "clerk_replica_inbox_events", "Inbox events by status.", labels=["status"]
     )
@@ -44,7 +51,7 @@ async def _database_families(engine: AsyncEngine) -> list[Metric]:
         value=summary["oldest_pending_age_seconds"] or 0,
     )
     families: list[Metric] = [inbox, oldest]
-    run = await status.last_reconcile(engine)
+    run = await status.last_reconcile(engine, timeout_seconds=statement_seconds)
     if run is not None:
         families.append(
             GaugeMetricFamily(
@@ -64,22 +71,56 @@ async def _database_families(engine: AsyncEngine) -> list[Metric]:
     return families
 
 
-async def render(engine: AsyncEngine) -> bytes:
+class DatabaseGauges:
+    """The gauges read from the database, at most once per `ttl_seconds` per process, each
+    read bounded by `timeout_seconds`: however often (and however many) scrapers ask, the
+    database answers one small query set per period, and a slow database cannot hold scrapes
+    or pool connections. While the database does not answer, the last gauges read are served.
+    """
+
+    def __init__(self, engine: AsyncEngine, ttl_seconds: float, timeout_seconds: float) -> None:
+        self.engine, self.ttl, self.timeout = engine, ttl_seconds, timeout_seconds
+        self._read_at = -math.inf
+        self._families: list[Metric] = []
+        self._lock = asyncio.Lock()
+
+    async def families(self) -> list[Metric]:
+        if time.monotonic() - self._read_at < self.ttl:
+            return self._families
+        async with self._lock:  # concurrent scrapes share one read
+            if time.monotonic() - self._read_at < self.ttl:
+                return self._families
+            try:
+                async with asyncio.timeout(self.timeout):
+                    self._families = await _database_families(self.engine, self.timeout)
+            except Exception as exc:
+                log.warning("metrics.database_unavailable", error=describe(exc))
+            self._read_at = time.monotonic()  # a failed read waits its period too
+            return self._families
+
+
+async def render(gauges: DatabaseGauges) -> bytes:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         process_registry = CollectorRegistry()
         MultiProcessCollector(process_registry)  # type: ignore[no-untyped-call]
     else:
         process_registry = REGISTRY
     database = CollectorRegistry()
-    database.register(_Static(await _database_families(engine)))
+    database.register(_Static(await gauges.families()))
     return generate_latest(process_registry) + generate_latest(database)
+
+
+def authorized(scope_headers: list[tuple[bytes, bytes]], token: bytes | None) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>`, compared as bytes in
+    constant time (any header, non-ASCII included, is just bytes that do not match)."""
+    if token is None:
+        return True
+    given = next((v for k, v in scope_headers if k.lower() == b"authorization"), b"")
+    return hmac.compare_digest(given, b"Bearer " + token)
 
 
 async def metrics_endpoint(request: Request) -> Response:
     state: WebState = request.app.state.web
-    token = state.metrics_token
-    if token is not None and not hmac.compare_digest(
-        request.headers.get("authorization", ""), f"Bearer {token}"
-    ):
+    if not authorized(request.scope["headers"], state.metrics_token):
         return JSONResponse({"error": "unauthorized"}, status_code=401)
-    return Response(await render(state.engine), media_type=CONTENT_TYPE)
+    return Response(await render(state.gauges), media_type=CONTENT_TYPE)

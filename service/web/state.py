@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.queue.client import Enqueuer
+
+if TYPE_CHECKING:
+    from service.web.metrics_endpoint import DatabaseGauges
 
 
 @dataclass
@@ -14,4 +18,5 @@ class WebState:
     engine: AsyncEngine
     enqueuer: Enqueuer
     timeout_seconds: float  # bound on each probe's check
-    metrics_token: str | None = None
+    gauges: DatabaseGauges
+    metrics_token: bytes | None = None
