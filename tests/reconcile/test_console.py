@@ -1,31 +1,16 @@
-"""`clerk-replica reconcile` as a user runs it, the nightly cron job, and flat memory at 100k."""
+"""`clerk-replica reconcile` as a user runs it: the summary table, one clear line per error, and
+the exit status."""
 
 from __future__ import annotations
 
 import re
-import signal
-import sqlite3
 import subprocess
-import sys
-import threading
-import time
-from contextlib import closing
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.queue.client import Enqueuer, connect
-from service.queue.worker import cron_jobs, job_context, reconcile_job
-from service.reconcile.tables import runs
-from tests.support import tables as t
-from tests.support.clerk_instances import SyntheticUsers, populate
-from tests.support.commands import CLI, env
-from tests.support.fake_clerk import KEY, FakeClerk, serve
-from tests.support.measured import REPORT
-from tests.support.replica_helpers import rows
-from tests.support.settings import make_settings
+from tests.support.clerk_instances import populate
+from tests.support.commands import CLI, env, reconcile_cli
+from tests.support.fake_clerk import KEY, FakeClerk
 
 
 @pytest.fixture
@@ -38,24 +23,6 @@ def fake() -> FakeClerk:
 @pytest.fixture
 def migrated_sqlite(sqlite_db_url: str) -> str:
     return sqlite_db_url
-
-
-def reconcile_cli(
-    *args: str, database_url: str, clerk_url: str, key: str = KEY, **extra: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, "reconcile", *args],
-        env=env(
-            database_url=database_url,
-            clerk_secret_key=key,
-            clerk_api_url=clerk_url,
-            reconcile_max_requests_per_10s="10000",
-            **extra,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_url: str) -> None:
@@ -104,147 +71,3 @@ def test_failed_type_means_nonzero_exit(
     assert result.returncode == 1
     assert re.search(r"domains\s+│\s+failed", result.stdout)
     assert re.search(r"users\s+│\s+completed", result.stdout)
-
-
-async def test_nightly_job_records_its_run(
-    db_url: str, redis_url: str, clerk_url: str, engine: AsyncEngine
-) -> None:
-    settings = make_settings(
-        db_url,
-        redis_url,
-        clerk_secret_key=KEY,
-        clerk_api_url=clerk_url,
-        reconcile_max_requests_per_10s=10000,
-        reconcile_cron_hours="2,14",
-        reconcile_cron_minute=5,
-    )
-    crons = {job.name: job for job in cron_jobs(settings)}
-    nightly = crons[f"{settings.queue_prefix}:reconcile"]
-    assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
-
-    enqueuer = Enqueuer(connect(settings), settings)
-    ctx = job_context(settings, engine, enqueuer)
-    # arq hands each job a shallow copy of the worker's context, as here.
-    assert await reconcile_job(dict(ctx)) == {"started": True}
-    assert (await reconcile_job(dict(ctx)))["started"] is False  # one at a time in a worker
-    running = ctx["worker"].nightly
-    assert running is not None
-    result = await running
-    await enqueuer.close()
-    assert result["ok"] is True
-    async with engine.connect() as conn:
-        (run,) = (await conn.execute(select(runs))).all()
-    assert (run.trigger, run.status) == ("cron", "completed")
-    assert len(await rows(engine, t.users)) == 30
-
-
-def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
-    settings = make_settings(db_url, redis_url)
-    names = [job.name for job in cron_jobs(settings)]
-    assert names == [f"{settings.queue_prefix}:sweep"]
-
-
-def peak_rss_mib(database_url: str, clerk_url: str) -> tuple[float, str]:
-    """Run the real command in its own process and read its own peak RSS at exit."""
-    code = (
-        "import atexit, re, sys\n"
-        # VmHWM is this process image's peak; ru_maxrss would carry the forking parent's.
-        "peak = lambda: re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-        "atexit.register(lambda: print('PEAK_RSS_KIB', peak(), file=sys.stderr))\n"
-        "from service.cli import main\n"
-        "sys.argv = ['clerk-replica', 'reconcile', '--only', 'users']\n"
-        "main()\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env(
-            database_url=database_url,
-            clerk_secret_key=KEY,
-            clerk_api_url=clerk_url,
-            reconcile_max_requests_per_10s="100000",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    match = re.search(r"PEAK_RSS_KIB (\d+)", result.stderr)
-    assert match, result.stderr[-2000:]
-    return int(match.group(1)) / 1024, result.stdout
-
-
-@pytest.mark.slow
-def test_memory_stays_flat_from_10k_to_100k_users(pg_url: str, tmp_path: Path) -> None:
-    """Measured, not guessed: peak RSS of the reconcile process at 10k and 100k users."""
-    from tests.support.databases import truncate_pg
-
-    peaks = {}
-    for n in (10_000, 100_000):
-        truncate_pg(pg_url)
-        fake = FakeClerk(users=SyntheticUsers(n))
-        with serve(fake) as url:
-            peaks[n], out = peak_rss_mib(pg_url, url)
-        assert re.search(rf"users\s+│\s+completed\s+│\s+{n}\s+│", out), out
-    REPORT.append(
-        f"reconcile --only users, peak RSS: 10k users {peaks[10_000]:.0f} MiB, "
-        f"100k users {peaks[100_000]:.0f} MiB (ratio {peaks[100_000] / peaks[10_000]:.2f})"
-    )
-    assert peaks[100_000] < 150
-    assert peaks[100_000] < peaks[10_000] * 1.25  # 10x the users, not 10x the memory
-
-
-def test_a_killed_reconcile_resumes_after_its_lease_expires(
-    migrated_sqlite: str, clerk_url: str, fake: FakeClerk
-) -> None:
-    populate(fake, users=400, orgs=1, members_per_org=1)
-    stalled = threading.Event()
-
-    def stall_on_third_users_page(name: str, params: dict[str, str]) -> None:
-        if name == "users" and len(fake.requests_to("users")) == 2 and not stalled.is_set():
-            stalled.set()
-            time.sleep(3)
-
-    fake.on_list = stall_on_third_users_page
-    extra = {"reconcile_page_size": "100", "reconcile_lock_ttl_seconds": "10"}
-    proc = subprocess.Popen(
-        [CLI, "reconcile", "--only", "users"],
-        env=env(
-            database_url=migrated_sqlite,
-            clerk_secret_key=KEY,
-            clerk_api_url=clerk_url,
-            reconcile_max_requests_per_10s="10000",
-            **extra,
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert stalled.wait(30)
-    # Page 3 is fetched while page 2 is written: kill once page 2 is committed.
-    database = migrated_sqlite.removeprefix("sqlite:///")
-    deadline = time.monotonic() + 2.5
-    while time.monotonic() < deadline:
-        with closing(sqlite3.connect(database)) as db:
-            (saved,) = db.execute(
-                'SELECT max("offset") FROM clerk_replica_reconcile_progress'
-            ).fetchone()
-        if saved is not None and saved >= 200:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)  # no cleanup at all: the lease and the run stay behind
-    proc.wait(10)
-
-    busy = reconcile_cli(
-        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
-    )
-    assert busy.returncode == 1 and "another process holds" in busy.stderr
-
-    time.sleep(10.5)  # the dead process's lease expires
-    before = len(fake.requests_to("users"))
-    resumed = reconcile_cli(
-        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "(resumed)" in resumed.stdout
-    cursors = [r.params.get("starting_after") for r in fake.requests_to("users")[before:]]
-    assert cursors[0] == "user_00199"  # two pages were committed before the kill
-    assert re.search(r"users\s+│\s+completed\s+│\s+400\s+│", resumed.stdout), resumed.stdout
