@@ -4,7 +4,8 @@ A part is a subpackage of service (service/apply, service/queue, ...) or a root 
 (service/config.py, service/cli.py, ...). The checks: no import cycle between parts; imports
 point down the layers of LAYERS, which ranks every part; third-party packages such as arq stay
 in their one part; no module over MAX_LINES lines unless its docstring says why; PostgreSQL and
-SQLite differences only in the db part; no measured figures in docstrings or comments.
+SQLite differences only in the db part; no measured figures in docstrings or comments; every
+module with logic has its test module (tests/<part>/test_<module>.py).
 
 Everything a check depends on is one of the constants below, so a new layout means editing
 data, not code. `python -m tests.test_structure` prints the part graph, its cycles and what every
@@ -69,6 +70,37 @@ DIALECT_MODULES: tuple[str, ...] = ("sqlalchemy.dialects.postgresql", "sqlalchem
 DIALECT_STRING = re.compile(r"(?:postgres|postgresql|sqlite)(?:\+\w+)?")
 # Dialect-specific keyword arguments such as Index(..., postgresql_where=...).
 DIALECT_KWARG_PREFIXES: tuple[str, ...] = ("postgresql_", "sqlite_")
+
+TESTS_ROOT = Path(__file__).resolve().parent
+# Modules with logic but no test module of their own: "service/x.py" -> why, naming the tests
+# that cover it. A module leaves this list when it gets its tests/<part>/test_<module>.py.
+TESTLESS_ALLOWED: dict[str, str] = {
+    "service/config.py": "read by every test through tests/support/settings.py; refusals in "
+    "tests/ingest/test_endpoint.py and tests/test_cli.py",
+    "service/db/chunks.py": "one slicing helper, run by every set-based write",
+    "service/db/engine.py": "every engine fixture; lost connections in tests/inbox/test_writer.py",
+    "service/db/types.py": "tests/operate/test_migrate.py (the models match the migrations)",
+    "service/dev/examples.py": "tests/dev/test_stack.py sends them through send-test-event",
+    "service/dev/ports.py": "free_port and wait_for_port serve the tests themselves",
+    "service/dev/runtime.py": "tests/dev/test_stack.py (the state file of a running stack)",
+    "service/dev/secret.py": "tests/dev/test_stack.py (the dev secret persists, env wins)",
+    "service/dev/send.py": "tests/dev/test_stack.py (send-test-event against the dev stack)",
+    "service/ingest/envelope.py": "tests/ingest/test_endpoint.py (bodies that are not envelopes, "
+    "huge timestamps)",
+    "service/ingest/refusals.py": "a data class; tests/ingest/test_body.py and test_signature.py",
+    "service/kinds/domains.py": "tests/kinds/test_writes.py (the domain lifecycle)",
+    "service/kinds/invitations.py": "tests/kinds/test_writes.py (invitations accepted, ended)",
+    "service/kinds/organizations.py": "tests/kinds/test_writes.py (organizations, metadata)",
+    "service/kinds/tables.py": "column helpers; tests/operate/test_migrate.py",
+    "service/kinds/users.py": "tests/kinds/test_writes.py (users and identifiers)",
+    "service/operate/actions.py": "tests/queue/test_worker.py (replay) and tests/test_cli.py",
+    "service/operate/status_view.py": "tests/dev/test_stack.py and tests/system/test_secrets.py "
+    "(the status command's output)",
+    "service/reconcile/options.py": "tests/reconcile/test_run.py (the kinds, parents first)",
+    "service/reconcile/report.py": "tests/reconcile/test_run.py and test_console.py",
+    "service/reconcile/session.py": "tests/queue/test_worker.py (the nightly job) and "
+    "tests/reconcile/test_console.py",
+}
 
 # Exact phrases that look like measurements but are facts of configuration or of Clerk's
 # documentation (matched with any run of whitespace, line breaks included, between words).
@@ -440,6 +472,32 @@ def measurement_violations(root: Path, allowed: Iterable[str]) -> list[str]:
     return sorted(lines, key=lambda line: (line.split(":")[0], int(line.split(":")[1])))
 
 
+def has_logic(module: Module) -> bool:
+    """A module-level function, or a class with a method of its own."""
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    return any(
+        isinstance(node, functions)
+        or (isinstance(node, ast.ClassDef) and any(isinstance(n, functions) for n in node.body))
+        for node in module.tree.body
+    )
+
+
+def expected_test_module(module: Module, tests_root: Path) -> Path:
+    """service/apply/batch.py -> tests/apply/test_batch.py; service/cli.py -> tests/test_cli.py
+    (a package's __init__.py -> test___init__.py in its mirrored folder)."""
+    *folders, name = Path(module.rel).parts[1:]
+    return tests_root.joinpath(*folders, f"test_{Path(name).stem}.py")
+
+
+def missing_test_modules(root: Path, tests_root: Path, allowed: Mapping[str, str]) -> list[str]:
+    lines = []
+    for module in load_modules(root):
+        expected = expected_test_module(module, tests_root)
+        if has_logic(module) and module.rel not in allowed and not expected.exists():
+            lines.append(f"{module.rel}: {expected.relative_to(tests_root.parent).as_posix()}")
+    return lines
+
+
 # --- the tests over service/ --------------------------------------------------------------
 
 
@@ -491,6 +549,14 @@ def test_no_measured_figures_in_docstrings_or_comments() -> None:
     violations = measurement_violations(SERVICE_ROOT, MEASUREMENT_ALLOWED)
     assert not violations, _report(
         "Measured figures in docstrings/comments (they belong in benchmarks or the README):",
+        violations,
+    )
+
+
+def test_every_module_with_logic_has_a_test_module() -> None:
+    violations = missing_test_modules(SERVICE_ROOT, TESTS_ROOT, TESTLESS_ALLOWED)
+    assert not violations, _report(
+        "Modules with logic but no test module (write it, or say in TESTLESS_ALLOWED why not):",
         violations,
     )
 
@@ -607,6 +673,30 @@ def test_checkers_catch_violations(tmp_path: Path) -> None:
     ]
 
 
+def test_missing_test_modules(tmp_path: Path) -> None:
+    root = _write_tree(
+        tmp_path,
+        {
+            "__init__.py": '"""A package."""\n',
+            "__main__.py": "from pkg.cli import main\nmain()\n",
+            "cli.py": "def main() -> None: ...\n",
+            "config.py": "LIMIT = 1000\n",
+            "db/__init__.py": "",
+            "db/engine.py": "class Engine:\n    def connect(self) -> None: ...\n",
+            "db/types.py": "class Kind:\n    name: str\n",
+            "apply/rows.py": "async def write() -> None: ...\n",
+            "apply/plan.py": "def plan() -> None: ...\n",
+        },
+    )
+    tests = tmp_path / "tests"
+    for rel in ("test_cli.py", "db/test_engine.py", "test_rows.py"):
+        (tests / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tests / rel).write_text("", encoding="utf-8")
+    assert missing_test_modules(root, tests, {"pkg/apply/plan.py": "covered elsewhere"}) == [
+        "pkg/apply/rows.py: tests/apply/test_rows.py"
+    ]
+
+
 def test_measurement_pattern() -> None:
     flagged = [
         "0.8 ms",
@@ -680,6 +770,9 @@ def main(root: Path = SERVICE_ROOT) -> int:
         ),
         "Measured figures in docstrings/comments": measurement_violations(
             root, MEASUREMENT_ALLOWED
+        ),
+        "Modules with logic but no test module": missing_test_modules(
+            root, TESTS_ROOT, TESTLESS_ALLOWED
         ),
     }
     for title, violations in checks.items():

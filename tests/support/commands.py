@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.fake_clerk import KEY
+
 CLI = str(Path(sys.executable).parent / "clerk-replica")
 
 
@@ -29,4 +31,23 @@ def run(*args: str, timeout: float = 120, **values: str) -> subprocess.Completed
     """`clerk-replica *args` to completion, its output captured as text."""
     return subprocess.run(
         [CLI, *args], env=env(**values), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def reconcile_cli(
+    *args: str, database_url: str, clerk_url: str, key: str = KEY, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`clerk-replica reconcile *args` against a database and a (fake) Clerk API."""
+    return subprocess.run(
+        [CLI, "reconcile", *args],
+        env=env(
+            database_url=database_url,
+            clerk_secret_key=key,
+            clerk_api_url=clerk_url,
+            reconcile_max_requests_per_10s="10000",
+            **extra,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import asyncpg
-from service.db.types import metadata
 from sqlalchemy.engine import make_url
+
+from service.db.types import metadata
 
 
 def libpq_url(url: str) -> str:

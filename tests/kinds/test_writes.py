@@ -141,18 +141,6 @@ async def test_deletion_without_envelope_timestamp_uses_arrival_time(engine: Asy
     assert org["deleted_at"] is not None and org["deleted_at"] >= before.replace(microsecond=0)
 
 
-async def test_membership_before_its_user_and_organization(engine: AsyncEngine) -> None:
-    assert (
-        await deliver(engine, cp.envelope("organizationMembership.created", cp.membership()))
-        is Status.APPLIED
-    )
-    (m,) = await rows(engine, t.organization_memberships)
-    assert (m["organization_id"], m["user_id"], m["deleted_at"]) == (ORG, U, None)
-    await deliver(engine, cp.envelope("user.created", cp.user()))
-    await deliver(engine, cp.envelope("organization.created", cp.organization()))
-    assert (await one(engine, t.organization_memberships, m["id"]))["deleted_at"] is None
-
-
 async def test_user_deletion_ends_memberships_and_late_ones_arrive_ended(
     engine: AsyncEngine,
 ) -> None:
@@ -191,53 +179,6 @@ async def test_organization_deletion_ends_memberships_invitations_domains(
     assert (
         ms((await one(engine, t.organization_invitations, "orginv_late"))["deleted_at"])
         == cp.T0 + 9
-    )
-
-
-async def test_one_live_membership_per_pair_newer_replaces_older(engine: AsyncEngine) -> None:
-    old = cp.membership("orgmem_old", created_at=cp.T0, updated_at=cp.T0)
-    new = cp.membership(
-        "orgmem_new", role="org:admin", created_at=cp.T0 + 100, updated_at=cp.T0 + 100
-    )
-    await deliver(engine, cp.envelope("organizationMembership.created", old))
-    await deliver(engine, cp.envelope("organizationMembership.created", new))
-    assert (
-        ms((await one(engine, t.organization_memberships, "orgmem_old"))["deleted_at"])
-        == cp.T0 + 100
-    )
-    assert (await one(engine, t.organization_memberships, "orgmem_new"))["deleted_at"] is None
-    # The old one's late update must not bring it back or end the new one.
-    old_update = cp.membership("orgmem_old", created_at=cp.T0, updated_at=cp.T0 + 50)
-    await deliver(engine, cp.envelope("organizationMembership.updated", old_update))
-    live = [
-        r["id"] for r in await rows(engine, t.organization_memberships) if r["deleted_at"] is None
-    ]
-    assert live == ["orgmem_new"]
-
-
-async def test_older_membership_arriving_after_newer_is_stored_ended(engine: AsyncEngine) -> None:
-    new = cp.membership("orgmem_new", created_at=cp.T0 + 100, updated_at=cp.T0 + 100)
-    old = cp.membership("orgmem_old", created_at=cp.T0, updated_at=cp.T0)
-    await deliver(engine, cp.envelope("organizationMembership.created", new))
-    await deliver(engine, cp.envelope("organizationMembership.created", old))
-    assert (
-        ms((await one(engine, t.organization_memberships, "orgmem_old"))["deleted_at"])
-        == cp.T0 + 100
-    )
-    assert (await one(engine, t.organization_memberships, "orgmem_new"))["deleted_at"] is None
-
-
-async def test_membership_deleted_carries_the_whole_membership(engine: AsyncEngine) -> None:
-    gone = cp.membership("orgmem_gone", role="org:admin")
-    await deliver(engine, cp.envelope("organizationMembership.deleted", gone, cp.T0 + 77))
-    row = await one(engine, t.organization_memberships, "orgmem_gone")
-    assert (row["role"], ms(row["deleted_at"])) == ("org:admin", cp.T0 + 77)
-    await deliver(
-        engine, cp.envelope("organizationMembership.created", cp.membership("orgmem_gone"))
-    )
-    assert (
-        ms((await one(engine, t.organization_memberships, "orgmem_gone"))["deleted_at"])
-        == cp.T0 + 77
     )
 
 
@@ -319,22 +260,6 @@ async def test_children_keep_the_earliest_end_time(engine: AsyncEngine) -> None:
     await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 50))
     assert (
         ms((await one(engine, t.organization_memberships, "orgmem_M"))["deleted_at"]) == cp.T0 + 50
-    )
-
-
-async def test_a_newer_ended_membership_still_ends_an_older_one(engine: AsyncEngine) -> None:
-    new = cp.membership("orgmem_new", created_at=cp.T0 + 100, updated_at=cp.T0 + 100)
-    old = cp.membership("orgmem_old", created_at=cp.T0, updated_at=cp.T0)
-    await deliver(engine, cp.envelope("organizationMembership.created", new))
-    await deliver(engine, cp.envelope("organizationMembership.deleted", new, cp.T0 + 200))
-    await deliver(engine, cp.envelope("organizationMembership.created", old))
-    assert (
-        ms((await one(engine, t.organization_memberships, "orgmem_old"))["deleted_at"])
-        == cp.T0 + 100
-    )
-    assert (
-        ms((await one(engine, t.organization_memberships, "orgmem_new"))["deleted_at"])
-        == cp.T0 + 200
     )
 
 

@@ -1,4 +1,5 @@
-"""`clerk-replica reconcile` as a user runs it, the nightly cron job, and flat memory at 100k."""
+"""Reconcile as whole processes: flat memory from 10k to 100k users, and a killed run that
+resumes once its lease expires."""
 
 from __future__ import annotations
 
@@ -13,19 +14,11 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.queue.client import Enqueuer, connect
-from service.queue.worker import cron_jobs, job_context, reconcile_job
-from service.reconcile.tables import runs
-from tests.support import tables as t
 from tests.support.clerk_instances import SyntheticUsers, populate
-from tests.support.commands import CLI, env
+from tests.support.commands import CLI, env, reconcile_cli
 from tests.support.fake_clerk import KEY, FakeClerk, serve
 from tests.support.measured import REPORT
-from tests.support.replica_helpers import rows
-from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -38,110 +31,6 @@ def fake() -> FakeClerk:
 @pytest.fixture
 def migrated_sqlite(sqlite_db_url: str) -> str:
     return sqlite_db_url
-
-
-def reconcile_cli(
-    *args: str, database_url: str, clerk_url: str, key: str = KEY, **extra: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, "reconcile", *args],
-        env=env(
-            database_url=database_url,
-            clerk_secret_key=key,
-            clerk_api_url=clerk_url,
-            reconcile_max_requests_per_10s="10000",
-            **extra,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_url: str) -> None:
-    dry = reconcile_cli("--dry-run", database_url=migrated_sqlite, clerk_url=clerk_url)
-    assert dry.returncode == 0, dry.stderr
-    assert "dry run" in dry.stdout
-    assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│\s+0\s+│", dry.stdout), dry.stdout
-
-    real = reconcile_cli("--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
-    assert real.returncode == 0, real.stderr
-    assert "organizations" not in real.stdout
-    assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│", real.stdout), real.stdout
-    for column in ("created", "updated", "unchanged", "tombstoned", "requests", "429s", "seconds"):
-        assert column in real.stdout
-    # Not a terminal: progress is plain log lines, and they carry no personal data.
-    assert "reconcile.progress" in real.stderr and "@example.org" not in real.stderr
-    assert KEY not in real.stdout + real.stderr
-
-
-def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: str) -> None:
-    bad_key = reconcile_cli(database_url=migrated_sqlite, clerk_url=clerk_url, key="sk_test_nope")
-    assert bad_key.returncode == 1
-    assert "error: Clerk rejected CLERK_SECRET_KEY" in bad_key.stderr
-    assert "Traceback" not in bad_key.stderr and "sk_test_nope" not in bad_key.stderr
-
-    unknown = reconcile_cli("--only", "sessions", database_url=migrated_sqlite, clerk_url=clerk_url)
-    assert unknown.returncode == 2 and "unknown type(s) sessions" in unknown.stderr
-
-    no_key = subprocess.run(
-        [CLI, "reconcile"], env=env(database_url=migrated_sqlite), capture_output=True, text=True
-    )
-    assert no_key.returncode == 2 and "CLERK_SECRET_KEY is not set" in no_key.stderr
-
-
-def test_failed_type_means_nonzero_exit(
-    migrated_sqlite: str, clerk_url: str, fake: FakeClerk
-) -> None:
-    from tests.support.fake_clerk import error
-
-    fake.on_list = lambda name, _params: (
-        error(500, "internal_clerk_error", "boom") if name == "domains" else None
-    )
-    result = reconcile_cli(
-        database_url=migrated_sqlite, clerk_url=clerk_url, reconcile_max_attempts="2"
-    )
-    assert result.returncode == 1
-    assert re.search(r"domains\s+│\s+failed", result.stdout)
-    assert re.search(r"users\s+│\s+completed", result.stdout)
-
-
-async def test_nightly_job_records_its_run(
-    db_url: str, redis_url: str, clerk_url: str, engine: AsyncEngine
-) -> None:
-    settings = make_settings(
-        db_url,
-        redis_url,
-        clerk_secret_key=KEY,
-        clerk_api_url=clerk_url,
-        reconcile_max_requests_per_10s=10000,
-        reconcile_cron_hours="2,14",
-        reconcile_cron_minute=5,
-    )
-    crons = {job.name: job for job in cron_jobs(settings)}
-    nightly = crons[f"{settings.queue_prefix}:reconcile"]
-    assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
-
-    enqueuer = Enqueuer(connect(settings), settings)
-    ctx = job_context(settings, engine, enqueuer)
-    # arq hands each job a shallow copy of the worker's context, as here.
-    assert await reconcile_job(dict(ctx)) == {"started": True}
-    assert (await reconcile_job(dict(ctx)))["started"] is False  # one at a time in a worker
-    running = ctx["worker"].nightly
-    assert running is not None
-    result = await running
-    await enqueuer.close()
-    assert result["ok"] is True
-    async with engine.connect() as conn:
-        (run,) = (await conn.execute(select(runs))).all()
-    assert (run.trigger, run.status) == ("cron", "completed")
-    assert len(await rows(engine, t.users)) == 30
-
-
-def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
-    settings = make_settings(db_url, redis_url)
-    names = [job.name for job in cron_jobs(settings)]
-    assert names == [f"{settings.queue_prefix}:sweep"]
 
 
 def peak_rss_mib(database_url: str, clerk_url: str) -> tuple[float, str]:

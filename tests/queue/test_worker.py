@@ -11,8 +11,7 @@ import httpx
 import pytest
 from arq import Retry
 from pydantic import SecretStr
-from redis.exceptions import RedisError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -20,14 +19,32 @@ from service.db.engine import create_engine
 from service.dev.ports import free_port
 from service.inbox.table import Status, inbox
 from service.operate.actions import replay_events
-from service.queue.client import Enqueuer, connect, queue_name
-from service.queue.worker import apply_pending, build_worker, job_context, sweep
+from service.queue.client import Enqueuer, connect
+from service.queue.worker import (
+    apply_pending,
+    build_worker,
+    cron_jobs,
+    job_context,
+    reconcile_job,
+    sweep,
+)
+from service.reconcile.tables import runs
 from service.web.app import create_app
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
+from tests.support.clerk_instances import populate
+from tests.support.fake_clerk import KEY, FakeClerk
 from tests.support.replica_helpers import inbox_row, one, rows, store_event
 from tests.support.settings import make_settings
 from tests.support.signing import signed
+
+
+@pytest.fixture
+def fake() -> FakeClerk:
+    """The Clerk instance the nightly job reconciles against."""
+    fake = FakeClerk()
+    populate(fake, users=30, orgs=3, members_per_org=2)
+    return fake
 
 
 async def run_burst_worker(settings: Settings) -> None:
@@ -158,39 +175,6 @@ async def test_a_job_takes_events_stored_until_its_window_closes(
     assert (await inbox_row(engine, late))["status"] == Status.APPLIED
 
 
-async def test_deliveries_in_one_window_share_one_job(settings: Settings) -> None:
-    # An hour-long window (beyond what config allows) so that it cannot turn during the test.
-    wide = settings.model_copy(update={"worker_wake_window_ms": 3_600_000})
-    redis = connect(wide)
-    enqueuer = Enqueuer(redis, wide)
-    try:
-        woke = [await enqueuer.wake() for _ in range(5)]
-        # Another web process in the same window: arq refuses the job id it already holds.
-        other = Enqueuer(connect(wide), wide)
-        try:
-            assert await other.wake() is False
-        finally:
-            await other.close()
-        queued = await redis.queued_jobs(queue_name=queue_name(wide))
-    finally:
-        await enqueuer.close()
-    assert woke == [True, False, False, False, False]
-    assert len(queued) == 1
-
-
-async def test_a_failed_wake_up_is_tried_again_by_the_next_delivery(settings: Settings) -> None:
-    down = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "redis_timeout_seconds": 0.3}
-    )
-    enqueuer = Enqueuer(connect(down), down)
-    try:
-        for _ in range(2):  # not remembered as done: each delivery tries Redis again
-            with pytest.raises((OSError, RedisError, asyncio.TimeoutError)):
-                await enqueuer.wake()
-    finally:
-        await enqueuer.close()
-
-
 async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEngine) -> None:
     good = await store_event(engine, cp.envelope("user.created", cp.user()))
     # As if a bug had failed it: an operator fixes the bug, then replays.
@@ -246,3 +230,41 @@ async def test_a_later_job_takes_over_from_an_earlier_one(
     svix_id = await store_event(engine, cp.envelope("user.created", cp.user()))
     assert await asyncio.wait_for(later, timeout=5) == {"applied": 1}
     assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
+
+
+async def test_nightly_job_records_its_run(
+    db_url: str, redis_url: str, clerk_url: str, engine: AsyncEngine
+) -> None:
+    settings = make_settings(
+        db_url,
+        redis_url,
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_max_requests_per_10s=10000,
+        reconcile_cron_hours="2,14",
+        reconcile_cron_minute=5,
+    )
+    crons = {job.name: job for job in cron_jobs(settings)}
+    nightly = crons[f"{settings.queue_prefix}:reconcile"]
+    assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
+
+    enqueuer = Enqueuer(connect(settings), settings)
+    ctx = job_context(settings, engine, enqueuer)
+    # arq hands each job a shallow copy of the worker's context, as here.
+    assert await reconcile_job(dict(ctx)) == {"started": True}
+    assert (await reconcile_job(dict(ctx)))["started"] is False  # one at a time in a worker
+    running = ctx["worker"].nightly
+    assert running is not None
+    result = await running
+    await enqueuer.close()
+    assert result["ok"] is True
+    async with engine.connect() as conn:
+        (run,) = (await conn.execute(select(runs))).all()
+    assert (run.trigger, run.status) == ("cron", "completed")
+    assert len(await rows(engine, t.users)) == 30
+
+
+def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
+    settings = make_settings(db_url, redis_url)
+    names = [job.name for job in cron_jobs(settings)]
+    assert names == [f"{settings.queue_prefix}:sweep"]

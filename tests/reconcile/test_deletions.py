@@ -1,0 +1,121 @@
+"""Deletion detection against the fake Clerk API, on PostgreSQL and SQLite: only after a complete
+listing, each candidate confirmed by a lookup, never beyond the safety share unless forced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.reconcile.clerk_api import ClerkAPI
+from service.reconcile.tables import runs, seen
+from tests.support import clerk_payloads as cp
+from tests.support import tables as t
+from tests.support.fake_clerk import FakeClerk, error
+from tests.support.reconciling import by_type, live, run
+from tests.support.replica_helpers import one
+
+
+async def test_a_failing_pass_deletes_nothing(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings)
+    fake.delete("users", "user_00001")
+
+    def users_fail_after_first_page(name: str, params: dict[str, str]) -> Any:
+        if name == "users" and "starting_after" in params:
+            return error(503, "internal_clerk_error", "Something went wrong")
+        return None
+
+    fake.on_list = users_fail_after_first_page
+    report = await run(engine, api, rsettings)
+    users = by_type(report)["users"]
+    assert not report.ok and users.status == "failed"
+    assert "after 4 attempts" in (users.error or "")
+    assert users.tombstoned == 0
+    assert (await one(engine, t.users, "user_00001"))["deleted_at"] is None
+    assert by_type(report)["memberships"].status == "completed"  # the others still ran
+    async with engine.connect() as conn:
+        assert (
+            await conn.execute(select(runs.c.status).order_by(runs.c.id.desc()))
+        ).scalar() == "failed"
+
+
+async def test_safety_limit_refuses_mass_deletion_unless_forced(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings)
+    fake.users = fake.users[:60]  # half the users vanish: an API bug, a wrong key...
+    report = await run(engine, api, rsettings)
+    users = by_type(report)["users"]
+    assert not report.ok and users.status == "refused" and "60 of 120" in (users.error or "")
+    assert len(await live(engine, t.users)) == 120
+    forced = await run(engine, api, rsettings, force=True, restart=True)
+    assert forced.ok and by_type(forced)["users"].tombstoned == 60
+    assert len(await live(engine, t.users)) == 60
+
+
+async def test_candidates_are_confirmed_before_tombstoning(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    both = ("organizations", "memberships")
+    await run(engine, api, rsettings, resources=both)
+
+    # The first membership is deleted while the walk is on page 2: offsets shift by one and
+    # the membership that was 51st is never listed. Its lookup must save it.
+    def delete_during_walk(name: str, params: dict[str, str]) -> None:
+        if name == "memberships" and params.get("offset") == "50":
+            fake.delete("memberships", "orgmem_0000_000")
+
+    fake.on_list = delete_during_walk
+    report = await run(engine, api, rsettings, resources=both)
+    assert report.ok and by_type(report)["memberships"].tombstoned == 0
+    assert len(await live(engine, t.organization_memberships)) == 60
+    lookups = fake.requests_to("organizations/org_0010/memberships")
+    assert [r.params.get("user_id") for r in lookups] == ["user_00050"]
+
+    # Without the lookup the skipped membership would have been tombstoned.
+    fake.on_list = None
+    fake.memberships.append(cp.membership("orgmem_fresh", org_id="org_0011", user_id="user_00001"))
+    unconfirmed = await run(engine, api, rsettings, resources=both, confirm_deletions=False)
+    assert by_type(unconfirmed)["memberships"].tombstoned == 1  # the really deleted one
+    assert (await one(engine, t.organization_memberships, "orgmem_0000_000"))[
+        "deleted_at"
+    ] is not None
+
+
+async def test_a_refused_pass_lists_again_next_time(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings, resources=("users",))
+    kept = fake.users[:60]
+    fake.users = kept
+    refused = await run(engine, api, rsettings, resources=("users",))
+    assert by_type(refused)["users"].status == "refused"
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(seen))).all() == []  # no stale listing kept
+    fake.users = kept + [
+        cp.user(f"user_{i:05d}", created_at=cp.T0 + i, updated_at=cp.T0 + i) for i in range(60, 120)
+    ]
+    before = len(fake.requests_to("users"))
+    again = await run(engine, api, rsettings, resources=("users",))  # resumes the failed run
+    assert again.resumed and again.ok
+    assert len(fake.requests_to("users")) - before == 3  # it listed again
+    assert by_type(again)["users"].tombstoned == 0
+    assert len(await live(engine, t.users)) == 120
+
+
+async def test_a_deleted_domain_is_confirmed_through_its_organization(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    both = ("organizations", "domains")
+    await run(engine, api, rsettings, resources=both)
+    fake.delete("domains", "orgdmn_0003")
+    report = await run(engine, api, rsettings, resources=both)
+    assert report.ok and by_type(report)["domains"].tombstoned == 1
+    assert [r.params.get("limit") for r in fake.requests_to("organizations/org_0003/domains")] == [
+        "500"
+    ]
+    assert (await one(engine, t.organization_domains, "orgdmn_0003"))["deleted_at"] is not None
