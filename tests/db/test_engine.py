@@ -1,0 +1,66 @@
+"""Engines: the URLs teams paste map to the async drivers; SQLite is tuned for durability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from service.config import ConfigError
+from service.db.engine import async_url, create_engine
+from tests.support.settings import make_settings
+
+
+@pytest.mark.parametrize(
+    ("raw", "driver"),
+    [
+        ("postgres://u:p@db.example:5432/app", "postgresql+asyncpg"),
+        ("postgresql://u:p@db.example/app", "postgresql+asyncpg"),
+        ("postgresql+psycopg://u@db.example/app", "postgresql+asyncpg"),
+        ("sqlite:///replica.db", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///replica.db", "sqlite+aiosqlite"),
+    ],
+)
+def test_async_url_picks_the_async_driver(raw: str, driver: str) -> None:
+    url = async_url(raw)
+    assert url.drivername == driver
+    assert url.database in {"app", "replica.db"}
+
+
+def test_postgres_scheme_keeps_credentials_host_and_port() -> None:
+    url = async_url("postgres://u:p@db.example:6543/app")
+    assert (url.username, url.password, url.host, url.port) == ("u", "p", "db.example", 6543)
+
+
+def test_sslmode_becomes_ssl_and_other_parameters_stay() -> None:
+    url = async_url("postgres://u@db.example/app?sslmode=require&application_name=replica")
+    assert dict(url.query) == {"ssl": "require", "application_name": "replica"}
+
+
+@pytest.mark.parametrize("raw", ["mysql://u@db.example/app", "redis://localhost:6379/0"])
+def test_an_unsupported_scheme_is_a_config_error_naming_it(raw: str) -> None:
+    with pytest.raises(ConfigError, match="not supported") as caught:
+        async_url(raw)
+    assert raw.split(":")[0] in str(caught.value)
+
+
+def test_a_url_that_does_not_parse_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not a valid database URL"):
+        async_url("not a url at all")
+
+
+async def test_sqlite_file_engine_uses_wal_full_sync_and_a_busy_timeout(
+    tmp_path: Path, redis_url: str
+) -> None:
+    path = tmp_path / "nested" / "dir" / "replica.db"
+    engine = create_engine(make_settings(f"sqlite:///{path}", redis_url))
+    try:
+        async with engine.connect() as conn:
+            mode = await conn.scalar(text("PRAGMA journal_mode"))
+            synchronous = await conn.scalar(text("PRAGMA synchronous"))
+            busy = await conn.scalar(text("PRAGMA busy_timeout"))
+    finally:
+        await engine.dispose()
+    assert (mode, synchronous, busy) == ("wal", 2, 10000)  # 2 is FULL
+    assert path.exists()

@@ -1,0 +1,139 @@
+"""The registry: every kind discovered once, parents first, every event type routed once, and
+the declarations consistent with their tables."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import service.kinds
+from service.db.types import metadata
+from service.inbox.table import inbox
+from service.kinds import registry, writes
+from service.kinds.declaration import Kind
+from service.kinds.registry import KINDS, ROUTES, Action
+from service.reconcile.tables import locks, runs
+from tests.support import tables as t
+from tests.support.replica_helpers import rows
+
+AT = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def test_every_declared_kind_is_discovered_once() -> None:
+    declared = []
+    for module in pkgutil.iter_modules(service.kinds.__path__):
+        found = getattr(importlib.import_module(f"service.kinds.{module.name}"), "KIND", None)
+        if isinstance(found, Kind):
+            declared.append(found)
+    assert sorted(k.name for k in KINDS) == sorted(k.name for k in declared)
+    assert len({id(k) for k in KINDS}) == len(KINDS) == 5
+    assert {k.name: k for k in KINDS} == registry.BY_NAME
+    assert registry.kind("users").table is t.users
+
+
+def test_parents_come_first_then_by_order() -> None:
+    names = [k.name for k in KINDS]
+    assert names == ["organizations", "users", "memberships", "invitations", "domains"]
+    for k in KINDS:
+        for parent in k.parents:
+            assert names.index(parent.kind) < names.index(k.name)
+
+
+def test_routes_cover_every_kinds_event_types_exactly_once() -> None:
+    expected: dict[str, tuple[Kind, Action]] = {}
+    for k in KINDS:
+        expected.update({e: (k, Action.UPSERT) for e in k.upserts})
+        expected.update({e: (k, Action.END) for e in k.deletes})
+    assert sum(len(k.upserts) + len(k.deletes) for k in KINDS) == len(expected)
+    assert expected == ROUTES
+    assert ROUTES["organizationMembership.deleted"] == (registry.kind("memberships"), Action.END)
+
+
+def test_is_replicated() -> None:
+    assert all(registry.is_replicated(e) for e in ROUTES)
+    for other in ("session.created", "email.created", "user", "", "organizationInvitation.deleted"):
+        assert not registry.is_replicated(other)
+
+
+def test_dependents_name_the_kinds_and_their_column() -> None:
+    def of(name: str) -> set[tuple[str, str]]:
+        return {(k.name, p.column) for k, p in registry.dependents(registry.kind(name))}
+
+    assert of("users") == {("memberships", "user_id")}
+    assert of("organizations") == {
+        ("memberships", "organization_id"),
+        ("invitations", "organization_id"),
+        ("domains", "organization_id"),
+    }
+    assert of("memberships") == of("invitations") == of("domains") == set()
+
+
+def child(id: str, **columns: Any) -> dict[str, Any]:
+    return {"id": id, "deleted_at": None, **columns}
+
+
+async def test_ending_a_parent_ends_its_dependents(engine: AsyncEngine) -> None:
+    m, inv, dom = t.organization_memberships, t.organization_invitations, t.organization_domains
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(m),
+            [
+                child("m_1", organization_id="o_1", user_id="u_1"),
+                child("m_2", organization_id="o_2", user_id="u_2"),
+                child("m_3", organization_id="o_3", user_id="u_3"),
+            ],
+        )
+        await conn.execute(
+            insert(inv), [child("i_1", organization_id="o_2"), child("i_2", organization_id="o_9")]
+        )
+        await conn.execute(insert(dom), [child("d_1", organization_id="o_2")])
+    async with engine.begin() as conn:
+        await writes.end(conn, registry.kind("users"), [("u_1", AT)])
+        await writes.end(conn, registry.kind("organizations"), [("o_2", AT)])
+
+    def ends(found: list[dict[str, Any]]) -> dict[str, datetime | None]:
+        return {r["id"]: r["deleted_at"] for r in found}
+
+    assert ends(await rows(engine, m)) == {"m_1": AT, "m_2": AT, "m_3": None}
+    assert ends(await rows(engine, inv)) == {"i_1": AT, "i_2": None}
+    assert ends(await rows(engine, dom)) == {"d_1": AT}
+    assert ends(await rows(engine, t.users)) == {"u_1": AT}  # a bare tombstone
+
+
+def test_replica_tables_are_every_clerk_table_but_the_bookkeeping() -> None:
+    tables = registry.replica_tables()
+    assert len(tables) == len(set(tables))
+    expected = {
+        name
+        for name in metadata.tables
+        if name.startswith("clerk_") and not name.startswith("clerk_replica_")
+    }
+    assert {table.name for table in tables} == expected
+    assert {inbox.name, runs.name, locks.name} <= set(metadata.tables)  # all are loaded
+
+
+def test_personal_columns_belong_to_the_kinds_tables() -> None:
+    for k in KINDS:
+        for column in k.personal:
+            assert column.table in k.tables, (k.name, column)
+    assert t.users.c.primary_email_address in registry.kind("users").personal
+
+
+def fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_listing_and_lookup_paths_use_only_columns_of_the_table() -> None:
+    for k in KINDS:
+        if k.lookup is not None:
+            assert set(k.lookup.columns) <= set(k.table.c.keys()), k.name
+        if k.listing is not None:
+            used = fields(k.listing.path).union(*map(fields, k.listing.params.values()))
+            assert used <= set(k.table.c.keys()), k.name
+    assert all(k.listing is not None and k.lookup is not None for k in KINDS)
