@@ -77,9 +77,6 @@ TESTS_ROOT = Path(__file__).resolve().parent
 TESTLESS_ALLOWED: dict[str, str] = {
     "service/config.py": "read by every test through tests/support/settings.py; refusals in "
     "tests/ingest/test_endpoint.py and tests/test_cli.py",
-    "service/db/chunks.py": "one slicing helper, run by every set-based write",
-    "service/db/engine.py": "every engine fixture; lost connections in tests/inbox/test_writer.py",
-    "service/db/types.py": "tests/operate/test_migrate.py (the models match the migrations)",
     "service/dev/examples.py": "tests/dev/test_stack.py sends them through send-test-event",
     "service/dev/ports.py": "free_port and wait_for_port serve the tests themselves",
     "service/dev/runtime.py": "tests/dev/test_stack.py (the state file of a running stack)",
@@ -88,11 +85,7 @@ TESTLESS_ALLOWED: dict[str, str] = {
     "service/ingest/envelope.py": "tests/ingest/test_endpoint.py (bodies that are not envelopes, "
     "huge timestamps)",
     "service/ingest/refusals.py": "a data class; tests/ingest/test_body.py and test_signature.py",
-    "service/kinds/domains.py": "tests/kinds/test_writes.py (the domain lifecycle)",
-    "service/kinds/invitations.py": "tests/kinds/test_writes.py (invitations accepted, ended)",
-    "service/kinds/organizations.py": "tests/kinds/test_writes.py (organizations, metadata)",
     "service/kinds/tables.py": "column helpers; tests/operate/test_migrate.py",
-    "service/kinds/users.py": "tests/kinds/test_writes.py (users and identifiers)",
     "service/operate/actions.py": "tests/queue/test_worker.py (replay) and tests/test_cli.py",
     "service/operate/status_view.py": "tests/dev/test_stack.py and tests/system/test_secrets.py "
     "(the status command's output)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -38,12 +38,11 @@ def test_the_largest_storable_value_is_kept() -> None:
     assert envelope_ms(MAX_MS) == MAX_MS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: from_ms divides as a float, so ms past ~2250 come back microseconds off",
-)
 def test_from_ms_is_exact_to_the_millisecond_up_to_the_largest_value() -> None:
     assert from_ms(MAX_MS) == datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    # Either side of where the exact path takes over, and well past where floats drift.
+    for ms in (4_102_444_799_999, 4_102_444_800_000, 8_000_000_000_123):
+        assert from_ms(ms) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
 def test_from_ms_is_aware_utc() -> None:
