@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     webhook_read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A client slower than this to send its body gets 408."
     )
+    ingest_db_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="A delivery not durable within this gets 503 (Svix retries)."
+    )
+    ingest_max_waiting: int = Field(
+        default=10_000, ge=1, description="Deliveries waiting for the database before 503 at once."
+    )
     store_private_metadata: bool = True
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -77,6 +83,12 @@ class Settings(BaseSettings):
     sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)
     sweep_grace_seconds: int = Field(default=30, ge=0)
     sweep_batch_size: int = Field(default=1000, ge=1)
+    inbox_body_retention_hours: float = Field(
+        default=168.0, gt=0, description="Bodies of applied events are forgotten after this."
+    )
+    inbox_row_retention_days: float = Field(
+        default=30.0, gt=0, description="Settled inbox rows are deleted after this."
+    )
     clerk_secret_key: SecretStr | None = Field(
         default=None, description="sk_live_... or sk_test_...; required by reconcile."
     )

@@ -188,3 +188,37 @@ def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) 
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def test_worker_metrics_listen_only_where_they_are_told(
+    server: tuple[int, str], redis_url: str
+) -> None:
+    port, database_url = server
+    metrics_port = free_port()
+    worker = subprocess.Popen(
+        [CLI, "worker"],
+        env=env(
+            database_url=database_url,
+            redis_url=redis_url,
+            queue_prefix=f"cli-host-{port}",
+            worker_metrics_port=str(metrics_port),
+            worker_metrics_host="127.0.0.2",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.2:{metrics_port}/metrics", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the worker's metrics never listened"
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        with pytest.raises(httpx.ConnectError):  # not on the default address
+            httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1)
+    finally:
+        worker.terminate()
+        worker.wait(20)

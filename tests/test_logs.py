@@ -38,3 +38,20 @@ def test_info_lines_are_written_only_at_info(
         expected.insert(0, ("delivery.accepted", "info", "msg_1"))
     assert events == expected
     assert all("timestamp" in line for line in lines)
+
+
+def test_json_lines_carry_tracebacks_as_text(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(Settings(log_format="json"))
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        get_logger("test").error("apply.crashed", exc_info=True)
+        logging.getLogger("a.library").exception("library.crashed")
+    ours, theirs = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    for line in (ours, theirs):
+        assert isinstance(line["exception"], str)
+        assert line["exception"].startswith("Traceback (most recent call last):")
+        assert "ZeroDivisionError: boom" in line["exception"]
+    assert (ours["event"], theirs["event"]) == ("apply.crashed", "library.crashed")

@@ -214,6 +214,7 @@ async def _note_retry(
         async with engine.begin() as conn:
             attempts = await store.attempts(conn, svix_id) + 1
             if max_attempts is not None and attempts >= max_attempts:
+                await store.note_retry(conn, svix_id, error, None)
                 return True
             retry_after = datetime.now(UTC) + timedelta(seconds=retry_delay_seconds(attempts))
             await store.note_retry(conn, svix_id, error, retry_after)

@@ -45,10 +45,26 @@ class Snapshot:
 
 
 def raw(data: dict[str, Any], options: RowOptions) -> dict[str, Any]:
-    """The object as Clerk sent it, without private metadata when that is not to be kept."""
-    if options.store_private_metadata or "private_metadata" not in data:
+    """The object as Clerk sent it, without private metadata at any depth (a membership's
+    organization carries its own) when that is not to be kept."""
+    if options.store_private_metadata:
         return data
-    return {k: v for k, v in data.items() if k != "private_metadata"}
+    return without_private(data)
+
+
+def without_private(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every `private_metadata` key removed, at any depth (a copy where needed)."""
+    redacted = _redact(data)
+    assert isinstance(redacted, dict)
+    return redacted
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items() if k != "private_metadata"}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 def private(value: dict[str, Any] | None, options: RowOptions) -> dict[str, Any] | None:

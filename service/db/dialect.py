@@ -42,6 +42,9 @@ class Dialect:
     statistics: bool = False
     # Bulk COPY of new rows.
     bulk_copy: bool = False
+    # A statement in flight can be abandoned from the client (cancelled) safely. SQLite's
+    # driver runs it in a thread that goes on regardless: bound its lock waits instead.
+    cancellable: bool = False
 
     def insert(self, table: Table) -> Any:
         """INSERT with this database's ON CONFLICT clause builder."""
@@ -104,6 +107,9 @@ class Dialect:
     async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
         """Cancel any statement of the current transaction that runs longer than `seconds`."""
 
+    async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
+        """For the rest of this connection's life, give up on a lock after `seconds`."""
+
 
 class PostgreSQL(Dialect):
     name = "postgresql"
@@ -111,6 +117,7 @@ class PostgreSQL(Dialect):
     roles = True
     statistics = True
     bulk_copy = True
+    cancellable = True
 
     def insert(self, table: Table) -> Any:
         return pg_insert(table)
@@ -180,12 +187,18 @@ class PostgreSQL(Dialect):
     async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
         await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
 
+    async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
+        await conn.exec_driver_sql(f"SET lock_timeout = {max(1, int(seconds * 1000))}")
+
 
 class SQLite(Dialect):
     name = "sqlite"
 
     def insert(self, table: Table) -> Any:
         return sqlite_insert(table)
+
+    async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
+        await conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
 
 
 _ADVISORY_LOCKS = text(

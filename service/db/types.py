@@ -50,6 +50,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def partial_index(
+    name: str, *columns: Any, where: ColumnElement[bool], unique: bool = False
+) -> Index:
+    """An index over the rows matching `where` only, on both databases."""
+    return Index(name, *columns, unique=unique, postgresql_where=where, sqlite_where=where)
+
+
 def partial_unique_index(name: str, *columns: Any, where: ColumnElement[bool]) -> Index:
     """A unique index over the rows matching `where`, on both databases."""
-    return Index(name, *columns, unique=True, postgresql_where=where, sqlite_where=where)
+    return partial_index(name, *columns, where=where, unique=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, and_, text
 
-from service.db.types import UTCDateTime, metadata
+from service.db.types import UTCDateTime, metadata, partial_index
 
 
 class Status(StrEnum):
@@ -35,3 +35,15 @@ inbox = Table(
     Column("retry_after", UTCDateTime),
 )
 Index("ix_clerk_replica_inbox_status_received_at", inbox.c.status, inbox.c.received_at)
+# Retention (service/inbox/retention.py) finds what to forget without scanning the inbox: bodies
+# still kept by applied events, and settled rows, each by the time they were settled.
+partial_index(
+    "ix_clerk_replica_inbox_kept_bodies",
+    inbox.c.applied_at,
+    where=and_(inbox.c.status == Status.APPLIED.value, inbox.c.body.is_not(None)),
+)
+partial_index(
+    "ix_clerk_replica_inbox_settled",
+    inbox.c.applied_at,
+    where=inbox.c.status.in_([Status.APPLIED.value, Status.IGNORED.value]),
+)

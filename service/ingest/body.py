@@ -1,8 +1,8 @@
 """Read a request body under a size limit and a deadline, never buffering past the limit.
 
 The deadline is kept by one sweeping task per process rather than a timer per request: under
-uvloop, `asyncio.timeout` (a timer armed and cancelled per request) cost a fifth of ingest's
-own CPU per delivery, for a guard that almost never fires. A read past its deadline is
+uvloop, `asyncio.timeout` (a timer armed and cancelled per request) costs a large share of
+ingest's own CPU per delivery, for a guard that almost never fires. A read past its deadline is
 cancelled at the next sweep, so it ends between `seconds` and `seconds` plus one tick.
 """
 

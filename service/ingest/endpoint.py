@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
 from service import jsoncodec
+from service.clerk.rows import without_private
 from service.db.errors import describe
 from service.inbox.store import Delivery
 from service.inbox.table import Status
@@ -50,16 +51,24 @@ class IngestState:
     verifier: SignatureVerifier
     enqueuer: Enqueuer
     bodies: BodyReader
+    store_private_metadata: bool = True
 
 
-def delivery_for(svix_id: str, body: bytes, envelope: Envelope) -> Delivery:
+def delivery_for(
+    svix_id: str, body: bytes, envelope: Envelope, *, store_private_metadata: bool = True
+) -> Delivery:
     """What the inbox keeps: the body only for types we replicate (others may carry PII that
-    we have no reason to hold), already settled as ignored for the rest."""
+    we have no reason to hold), already settled as ignored for the rest; without private
+    metadata at any depth when that is not to be kept (the signature was checked on the raw
+    bytes before)."""
     replicated = is_replicated(envelope.type)
+    text = None
+    if replicated:
+        text = body.decode() if store_private_metadata else _redacted(body)
     return Delivery(
         svix_id=svix_id,
         event_type=envelope.type,
-        body=body.decode() if replicated else None,
+        body=text,
         event_timestamp_ms=envelope.timestamp_ms,
         object_id=envelope.object_id,
         status=Status.PENDING if replicated else Status.IGNORED,
@@ -104,7 +113,9 @@ async def _ingest(ingest: IngestState, scope: Scope, receive: Receive) -> tuple[
         return refusal.status, jsoncodec.dumps(answer).encode()
 
     svix_id = headers["svix-id"]
-    delivery = delivery_for(svix_id, body, envelope)
+    delivery = delivery_for(
+        svix_id, body, envelope, store_private_metadata=ingest.store_private_metadata
+    )
     try:
         is_new = await ingest.inbox.record(delivery)
     except Exception as exc:
@@ -129,6 +140,12 @@ async def _ingest(ingest: IngestState, scope: Scope, receive: Receive) -> tuple[
     log.info("delivery.accepted", **_ids(delivery))
     _ACCEPTED.inc()
     return 200, _ACCEPTED_BODY
+
+
+def _redacted(body: bytes) -> str:
+    value = jsoncodec.loads(body)  # exact: the stored text keeps every number as sent
+    redacted = without_private(value)
+    return body.decode() if redacted == value else jsoncodec.dumps(redacted)
 
 
 def _ids(delivery: Delivery) -> dict[str, str | None]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db.dialect import dialect_of
 from service.db.errors import describe
+from service.inbox import retention
 from service.inbox.table import Status, inbox
 from service.kinds.registry import replica_tables
 from service.queue.client import connect, queue_name
@@ -126,10 +127,19 @@ async def queue_depth(settings: Settings) -> dict[str, Any]:
         await redis.connection_pool.disconnect()
 
 
+async def retention_summary(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
+    held = retention.Retention(
+        settings.inbox_body_retention_hours, settings.inbox_row_retention_days
+    )
+    async with engine.connect() as conn:
+        return await retention.summary(conn, held, datetime.now(UTC))
+
+
 async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
     return {
         "replica": await replica_counts(engine),
         "inbox": await inbox_summary(engine),
+        "retention": await retention_summary(settings, engine),
         "last_reconcile": await last_reconcile(engine),
         "queue": await queue_depth(settings),
     }

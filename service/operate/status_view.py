@@ -29,6 +29,15 @@ def print_status(report: dict[str, Any]) -> None:
         + f"; queue depth: {depth}",
         highlight=False,
     )
+    kept = report.get("retention")
+    if kept is not None:
+        console.print(
+            f"retention: bodies of applied events for {kept['body_retention_hours']:g} h "
+            f"({kept['applied_bodies_kept']} kept, {kept['bodies_due']} due), settled rows "
+            f"for {kept['row_retention_days']:g} days ({kept['rows_due']} due); failed events "
+            "keep their body until replayed",
+            highlight=False,
+        )
     if inbox["failed"]:
         failed = Table(title="failed events (newest first)")
         for column in ("svix_id", "type", "object", "received", "error"):

@@ -25,7 +25,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
-from service.inbox import store
+from service.inbox import retention, store
 from service.logs import get_logger
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
 from service.reconcile.lock import AlreadyRunning, LeaseLost
@@ -33,6 +33,9 @@ from service.reconcile.options import ReconcileOptions
 from service.reconcile.session import run_reconcile
 
 log = get_logger(__name__)
+
+# Batches of SWEEP_BATCH_SIZE each kind of pruning may take per sweep.
+_RETENTION_BATCHES = 10
 
 
 # arq hands every task a plain dict: `settings` (ours), `redis` and `job_try` (arq's), and
@@ -94,7 +97,28 @@ async def sweep(ctx: WorkerContext) -> int:
     if ids:
         await state.enqueuer.wake()
         log.info("sweep.woke", pending=len(ids))
+    await _forget(state, now)
     return len(ids)
+
+
+async def _forget(state: WorkerState, now: datetime) -> None:
+    """Inbox retention, a few bounded batches per sweep (each sweep takes its share)."""
+    settings = state.settings
+    try:
+        cleared, deleted = await retention.prune(
+            state.engine,
+            retention.Retention(
+                settings.inbox_body_retention_hours, settings.inbox_row_retention_days
+            ),
+            now,
+            batch=settings.sweep_batch_size,
+            batches=_RETENTION_BATCHES,
+        )
+    except Exception as exc:  # the next sweep tries again
+        log.warning("sweep.retention_failed", error=describe(exc))
+        return
+    if cleared or deleted:
+        log.info("sweep.forgot", bodies=cleared, rows=deleted)
 
 
 async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:

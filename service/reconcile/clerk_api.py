@@ -185,6 +185,10 @@ class ClerkAPI:
             )
         try:
             return jsoncodec.loads(content)
+        except RecursionError:
+            raise ClerkRequestError(
+                f"{path}: the answer is nested too deeply to read", 200
+            ) from None
         except ValueError:
             raise _Retryable(f"{response.status_code} {path}: body is not JSON") from None
 

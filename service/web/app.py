@@ -33,13 +33,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         enqueuer = Enqueuer(connect(settings), settings)
-        inbox = InboxWriter(engine)
+        inbox = InboxWriter(
+            engine,
+            timeout_seconds=settings.ingest_db_timeout_seconds,
+            max_waiting=settings.ingest_max_waiting,
+        )
         bodies = BodyReader(settings.webhook_max_body_bytes, settings.webhook_read_timeout_seconds)
         webhook.ingest = IngestState(
-            engine=engine, inbox=inbox, verifier=verifier, enqueuer=enqueuer, bodies=bodies
+            engine=engine,
+            inbox=inbox,
+            verifier=verifier,
+            enqueuer=enqueuer,
+            bodies=bodies,
+            store_private_metadata=settings.store_private_metadata,
         )
         app.state.web = WebState(
             engine=engine,
+            inbox=inbox,
             enqueuer=enqueuer,
             timeout_seconds=settings.db_connect_timeout_seconds,
             gauges=DatabaseGauges(

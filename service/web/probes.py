@@ -17,8 +17,12 @@ from service.web.state import WebState
 log = get_logger(__name__)
 
 
-async def healthz(_request: Request) -> JSONResponse:
-    """The process is up (nothing else is checked: liveness, not readiness)."""
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up and can still make deliveries durable: its inbox writer runs (the
+    database is not checked: liveness, not readiness)."""
+    state: WebState = request.app.state.web
+    if not state.inbox.alive():
+        return JSONResponse({"status": "down", "inbox_writer": "down"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.inbox.writer import InboxWriter
 from service.queue.client import Enqueuer
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 @dataclass
 class WebState:
     engine: AsyncEngine
+    inbox: InboxWriter
     enqueuer: Enqueuer
     timeout_seconds: float  # bound on each probe's check
     gauges: DatabaseGauges

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.apply.batch import apply_batch
+from service.apply.batch import apply_batch, apply_one
 from service.clerk.rows import RowOptions
+from service.db.errors import TransientError
 from service.inbox import store
 from service.inbox.table import Status, inbox
 from tests.support import clerk_payloads as cp
@@ -124,3 +126,42 @@ async def test_a_membership_and_its_parents_deletion_in_one_batch(engine: AsyncE
     [membership] = await rows(engine, t.organization_memberships)
     assert ms(membership["deleted_at"]) == cp.T0 + 50
     assert ms((await one(engine, t.users, U))["deleted_at"]) == cp.T0 + 50
+
+
+async def test_an_event_failing_transiently_gives_up_after_its_attempts(
+    engine: AsyncEngine,
+) -> None:
+    domain = await store_event(engine, cp.envelope("organizationDomain.created", cp.domain()))
+    # A real transient fault: the table is missing (as before a migration).
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE clerk_organization_domains RENAME TO moved_away"))
+    try:
+        for _ in range(2):
+            with pytest.raises(TransientError):
+                await apply_one(engine, domain, RowOptions(), max_attempts=3)
+            assert (await inbox_row(engine, domain))["status"] == Status.PENDING
+        assert await apply_one(engine, domain, RowOptions(), max_attempts=3) is Status.FAILED
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE moved_away RENAME TO clerk_organization_domains"))
+    failed = await inbox_row(engine, domain)
+    assert failed["status"] == Status.FAILED and failed["attempts"] == 3
+    assert "gave up after 3 attempts" in failed["last_error"]
+    # Failed with its body, so it can be replayed once the cause is fixed.
+    assert failed["body"] is not None
+    assert await apply_one(engine, domain, RowOptions()) is None  # no longer pending
+
+
+async def test_without_a_limit_transient_failures_keep_backing_off(engine: AsyncEngine) -> None:
+    domain = await store_event(engine, cp.envelope("organizationDomain.created", cp.domain()))
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE clerk_organization_domains RENAME TO moved_away"))
+    try:
+        for _ in range(5):
+            with pytest.raises(TransientError):
+                await apply_one(engine, domain, RowOptions())
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE moved_away RENAME TO clerk_organization_domains"))
+    assert (await inbox_row(engine, domain))["attempts"] == 5
+    assert await apply_one(engine, domain, RowOptions()) is Status.APPLIED

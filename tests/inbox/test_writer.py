@@ -1,9 +1,17 @@
-"""Group commit: concurrent deliveries share commits, and each still learns its own outcome."""
+"""Group commit: concurrent deliveries share commits, and each still learns its own outcome;
+no delivery is left hanging when the database stalls (a table locked by another session):
+each gets a StalledError in bounded time, a cap refuses new ones at once, and a dead flusher
+is started again. SQLite locked by another process: tests/system/test_stalls.py."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import asyncpg
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,7 +20,7 @@ from service.db.engine import create_engine
 from service.dev.ports import free_port
 from service.inbox.store import Delivery
 from service.inbox.table import Status, inbox
-from service.inbox.writer import InboxWriter
+from service.inbox.writer import InboxWriter, StalledError
 
 
 def delivery(svix_id: str) -> Delivery:
@@ -88,3 +96,74 @@ async def test_a_cancelled_request_does_not_cancel_the_write_it_shares(
     finally:
         await writer.close()
     assert await stored(engine) == 6  # the cancelled request's row too: it was in the batch
+
+
+@asynccontextmanager
+async def inbox_locked(pg_db_url: str) -> AsyncIterator[None]:
+    holder = await asyncpg.connect(pg_db_url)
+    lock = holder.transaction()
+    await lock.start()
+    await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await lock.rollback()
+        await holder.close()
+
+
+async def test_a_locked_inbox_answers_in_bounded_time(
+    pg_engine: AsyncEngine, pg_db_url: str
+) -> None:
+    writer = InboxWriter(pg_engine, timeout_seconds=0.5)
+    try:
+        assert await writer.record(delivery("msg_warm")) is True  # a kept connection
+        async with inbox_locked(pg_db_url):
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(writer.record(delivery(f"msg_{i}")) for i in range(5)), return_exceptions=True
+            )
+            waited = time.monotonic() - started
+        assert all(isinstance(r, StalledError) for r in results), results
+        assert waited < 2.0
+        # The database answers again: so does the writer (the stuck connection was replaced).
+        assert await asyncio.wait_for(writer.record(delivery("msg_after")), 5) is True
+    finally:
+        await writer.close()
+
+
+async def test_past_the_cap_a_delivery_is_refused_at_once(
+    pg_engine: AsyncEngine, pg_db_url: str
+) -> None:
+    writer = InboxWriter(pg_engine, timeout_seconds=2, max_waiting=3)
+    try:
+        async with inbox_locked(pg_db_url):
+            first = asyncio.create_task(writer.record(delivery("msg_in_flight")))
+            await asyncio.sleep(0.1)  # taken by the flusher, which now waits on the lock
+            waiting = [asyncio.create_task(writer.record(delivery(f"msg_{i}"))) for i in range(3)]
+            await asyncio.sleep(0)
+            started = time.monotonic()
+            with pytest.raises(StalledError, match="already wait"):
+                await writer.record(delivery("msg_one_too_many"))
+            assert time.monotonic() - started < 0.1
+            for task in (first, *waiting):
+                with pytest.raises(StalledError):
+                    await task
+    finally:
+        await writer.close()
+
+
+async def test_a_dead_flusher_is_reported_and_started_again(engine: AsyncEngine) -> None:
+    writer = InboxWriter(engine)
+    try:
+        assert writer.alive()
+        assert await writer.record(delivery("msg_1")) is True
+        flusher = writer._flusher  # as a crash would: the task ends
+        assert flusher is not None
+        flusher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+        assert not writer.alive()
+        assert await writer.record(delivery("msg_2")) is True
+        assert writer.alive()
+    finally:
+        await writer.close()

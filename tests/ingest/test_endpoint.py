@@ -273,3 +273,32 @@ async def test_redis_down_still_acknowledges_durably(
 def test_missing_signing_secret_is_a_clear_startup_error(db_url: str, redis_url: str) -> None:
     with pytest.raises(ConfigError, match="CLERK_WEBHOOK_SIGNING_SECRET"):
         create_app(make_settings(db_url, redis_url, clerk_webhook_signing_secret=None))
+
+
+async def test_a_stalled_database_answers_503_in_bounded_time(
+    client_for: Any, pg_db_url: str, redis_url: str
+) -> None:
+    import asyncio
+
+    import asyncpg
+
+    client = await client_for(make_settings(pg_db_url, redis_url, ingest_db_timeout_seconds=1))
+    holder = await asyncpg.connect(pg_db_url)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        body, headers = signed(cp.envelope("user.created", cp.user()))
+        response = await asyncio.wait_for(
+            client.post("/webhooks/clerk", content=body, headers=headers), timeout=10
+        )
+        waited = time.monotonic() - started
+        await lock.rollback()
+    finally:
+        await holder.close()
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    assert waited < 3  # well before Svix's own 15 s delivery timeout
+    # Svix's retry of the same delivery is then stored, once.
+    again = await client.post("/webhooks/clerk", content=body, headers=headers)
+    assert again.status_code == 200

@@ -10,6 +10,7 @@ import subprocess
 import asyncpg
 import pytest
 
+from service.operate.readonly import readonly_sql, readonly_statements
 from tests.support.commands import CLI, env
 
 
@@ -55,3 +56,49 @@ def test_readonly_role_selects_replica_tables_and_nothing_else(pg_url: str) -> N
         [CLI, "readonly-sql", "Robert'); DROP TABLE--"], env=env(), capture_output=True, text=True
     )
     assert refused.returncode == 2 and "not a plain lower-case SQL identifier" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "role", ["public", "current_user", "session_user", "pg_monitor", "select", "user", "none"]
+)
+def test_reserved_role_names_are_refused(role: str) -> None:
+    with pytest.raises(ValueError, match="reserves"):
+        readonly_sql(role)
+
+
+@pytest.mark.parametrize("role", ["reader\n", "reader\nGRANT", " reader", "Reader", "a-b"])
+def test_the_whole_name_must_be_a_plain_identifier(role: str) -> None:
+    with pytest.raises(ValueError, match="plain lower-case SQL identifier"):
+        readonly_sql(role)
+
+
+def test_the_script_stops_at_the_first_error_inside_one_transaction() -> None:
+    lines = readonly_sql("app_reader").splitlines()
+    statements = [line for line in lines if line and not line.startswith("--")]
+    assert statements[:2] == ["\\set ON_ERROR_STOP on", "BEGIN;"]
+    assert statements[-1] == "COMMIT;"
+    assert statements[2:-1] == readonly_statements("app_reader")
+
+
+def test_apply_is_one_transaction_a_failed_grant_leaves_no_role(pg_url: str) -> None:
+    # A schema that does not exist: CREATE ROLE succeeds, then GRANT USAGE fails.
+    applied = subprocess.run(
+        [CLI, "readonly-sql", "clerk_half_granted", "--schema", "no_such_schema", "--apply"],
+        env=env(database_url=pg_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert applied.returncode == 1 and "no_such_schema" in applied.stderr
+
+    async def role_exists() -> bool:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM pg_roles WHERE rolname = 'clerk_half_granted'"
+            )
+            return bool(found)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(role_exists()) is False

@@ -1,37 +1,30 @@
-"""The app as declared, its lifespan's engine and Redis behind it: /readyz names what is down."""
+"""The app as declared: its routes, and what its lifespan says at start-up."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from service.config import Settings
-from service.dev.ports import free_port
-from tests.support.settings import make_settings
-
-ClientFor = Callable[[Settings], Any]
+from tests.support.signing import PREVIOUS_SECRET
 
 
-async def test_readyz_when_both_answer(client_for: ClientFor, settings: Settings) -> None:
-    response = await (await client_for(settings)).get("/readyz")
-    assert response.status_code == 200
-    assert response.json() == {"ready": True, "database": "ok", "redis": "ok"}
-
-
-async def test_readyz_names_redis_when_it_is_down(client_for: ClientFor, db_url: str) -> None:
-    down = make_settings(db_url, f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.5)
-    response = await (await client_for(down)).get("/readyz")
-    body = response.json()
-    assert response.status_code == 503 and body["database"] == "ok"
-    assert body["ready"] is False and "Connect" in body["redis"]
-
-
-async def test_readyz_names_the_database_when_it_is_down(
-    client_for: ClientFor, redis_url: str
+async def test_a_previous_signing_secret_is_warned_about_while_it_is_set(
+    client_for: Any, settings: Settings
 ) -> None:
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
-    response = await (
-        await client_for(make_settings(dead, redis_url, db_connect_timeout_seconds=1))
-    ).get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["redis"] == "ok" and response.json()["database"] != "ok"
+    assert settings.clerk_webhook_signing_secret_previous is not None
+    with structlog.testing.capture_logs() as logged:
+        await client_for(settings)
+    (line,) = [e for e in logged if e["event"] == "config.previous_signing_secret_set"]
+    assert line["log_level"] == "warning"
+    assert line["variable"] == "CLERK_WEBHOOK_SIGNING_SECRET_PREVIOUS"
+    assert PREVIOUS_SECRET not in repr(logged)
+
+
+async def test_no_warning_without_a_previous_secret(client_for: Any, settings: Settings) -> None:
+    only_current = settings.model_copy(update={"clerk_webhook_signing_secret_previous": None})
+    with structlog.testing.capture_logs() as logged:
+        client = await client_for(only_current)
+    assert [e for e in logged if e["event"] == "config.previous_signing_secret_set"] == []
+    assert (await client.get("/healthz")).status_code == 200

@@ -3,12 +3,14 @@ emails or names."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 from service.config import Settings
 from tests.support import clerk_payloads as cp
-from tests.support.replica_helpers import deliver
+from tests.support.replica_helpers import deliver, store_event
 from tests.support.settings import make_settings
 from tests.support.signing import SECRET, signed
 
@@ -44,3 +46,57 @@ async def test_metrics_token(client_for: ClientFor, db_url: str, redis_url: str)
     assert wrong.status_code == 401
     right = await client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
     assert right.status_code == 200 and "clerk_replica_inbox_events" in right.text
+
+
+async def test_a_token_of_any_bytes_is_compared_not_crashed_on(
+    client_for: ClientFor, db_url: str, redis_url: str
+) -> None:
+    client = await client_for(make_settings(db_url, redis_url, metrics_token="scrape-me"))
+    for given in ("Bearer scrape-mé".encode(), b"Bearer \xff\xfe", "Bearer 🔑".encode()):
+        response = await client.get("/metrics", headers={"authorization": given})
+        assert response.status_code == 401, given
+
+
+async def test_database_gauges_are_read_once_per_period(
+    client_for: ClientFor, db_url: str, redis_url: str, engine: Any
+) -> None:
+    def pending(text: str) -> str:
+        (line,) = [
+            line
+            for line in text.splitlines()
+            if line.startswith("clerk_replica_inbox_events") and 'status="pending"' in line
+        ]
+        return line.rsplit(" ", 1)[1]
+
+    cached = await client_for(make_settings(db_url, redis_url, metrics_cache_seconds=60))
+    fresh = await client_for(make_settings(db_url, redis_url, metrics_cache_seconds=0))
+    assert pending((await cached.get("/metrics")).text) == "0.0"
+    await store_event(engine, cp.envelope("user.created", cp.user()))
+    assert pending((await cached.get("/metrics")).text) == "0.0"  # within its period
+    assert pending((await fresh.get("/metrics")).text) == "1.0"
+
+
+async def test_a_locked_database_cannot_hold_a_scrape(
+    client_for: ClientFor, pg_db_url: str, redis_url: str
+) -> None:
+    import asyncpg
+
+    client = await client_for(
+        make_settings(pg_db_url, redis_url, db_connect_timeout_seconds=1, metrics_cache_seconds=0)
+    )
+    holder = await asyncpg.connect(pg_db_url)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = await asyncio.wait_for(client.get("/metrics"), timeout=10)
+        waited = time.monotonic() - started
+        await lock.rollback()
+    finally:
+        await holder.close()
+    assert response.status_code == 200 and waited < 5
+    assert "clerk_replica_deliveries_total" in response.text  # the process's own counters
+    assert "clerk_replica_inbox_events" not in response.text  # never read: not made up
+    # Once the database answers again, so do the gauges.
+    assert "clerk_replica_inbox_events" in (await client.get("/metrics")).text

@@ -1,0 +1,102 @@
+"""The inbox forgets: bodies of applied events after INBOX_BODY_RETENTION_HOURS, settled rows
+(applied or ignored) after INBOX_ROW_RETENTION_DAYS, in bounded batches the sweep runs.
+
+A body is personal data kept only to apply (and replay) its event; the row keeps the svix id,
+type, status, object id and times. Rows go once Svix can no longer redeliver them, and a later
+redelivery is harmless anyway: the ordering rules keep the newer state. Failed events keep their
+body until they are replayed, whatever their age. Partial indexes on the settle time (inbox
+table) make each batch a short index range, however large the inbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.inbox.table import Status, inbox
+
+_SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
+
+
+@dataclass(frozen=True)
+class Retention:
+    body_hours: float
+    row_days: float
+
+    def body_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(hours=self.body_hours)
+
+    def row_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.row_days)
+
+
+def _kept_body(before: datetime) -> Any:
+    return and_(
+        inbox.c.status == Status.APPLIED.value,
+        inbox.c.body.is_not(None),
+        inbox.c.applied_at < before,
+    )
+
+
+def _settled(before: datetime) -> Any:
+    return and_(inbox.c.status.in_(_SETTLED), inbox.c.applied_at < before)
+
+
+async def clear_bodies(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Forget the bodies of up to `limit` events applied before `before`; how many."""
+    chosen = select(inbox.c.svix_id).where(_kept_body(before)).limit(limit).scalar_subquery()
+    result = await conn.execute(update(inbox).where(inbox.c.svix_id.in_(chosen)).values(body=None))
+    return int(result.rowcount or 0)
+
+
+async def delete_rows(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Delete up to `limit` rows settled before `before`; how many."""
+    chosen = select(inbox.c.svix_id).where(_settled(before)).limit(limit).scalar_subquery()
+    result = await conn.execute(delete(inbox).where(inbox.c.svix_id.in_(chosen)))
+    return int(result.rowcount or 0)
+
+
+async def prune(
+    engine: AsyncEngine, retention: Retention, now: datetime, *, batch: int, batches: int
+) -> tuple[int, int]:
+    """Forget what retention says is due, at most `batches` batches of `batch` of each kind,
+    each batch its own short transaction; (bodies cleared, rows deleted)."""
+    cleared = deleted = 0
+    for _ in range(batches):
+        async with engine.begin() as conn:
+            done = await clear_bodies(conn, retention.body_cutoff(now), batch)
+        cleared += done
+        if done < batch:
+            break
+    for _ in range(batches):
+        async with engine.begin() as conn:
+            done = await delete_rows(conn, retention.row_cutoff(now), batch)
+        deleted += done
+        if done < batch:
+            break
+    return cleared, deleted
+
+
+async def summary(conn: AsyncConnection, retention: Retention, now: datetime) -> dict[str, Any]:
+    """What retention holds now: bodies kept, and what the next sweeps will forget."""
+    kept = select(func.count()).where(
+        inbox.c.body.is_not(None), inbox.c.status == Status.APPLIED.value
+    )
+    oldest = select(func.min(inbox.c.applied_at)).where(
+        inbox.c.body.is_not(None), inbox.c.status == Status.APPLIED.value
+    )
+    due_bodies = select(func.count()).where(_kept_body(retention.body_cutoff(now)))
+    due_rows = select(func.count()).where(_settled(retention.row_cutoff(now)))
+    oldest_at = (await conn.execute(oldest)).scalar()
+    return {
+        "body_retention_hours": retention.body_hours,
+        "row_retention_days": retention.row_days,
+        "applied_bodies_kept": int((await conn.execute(kept)).scalar() or 0),
+        "oldest_kept_body_applied_at": oldest_at.isoformat() if oldest_at else None,
+        "bodies_due": int((await conn.execute(due_bodies)).scalar() or 0),
+        "rows_due": int((await conn.execute(due_rows)).scalar() or 0),
+    }
