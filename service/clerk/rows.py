@@ -53,7 +53,8 @@ def raw(data: dict[str, Any], options: RowOptions) -> dict[str, Any]:
 
 
 def without_private(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with every `private_metadata` key removed, at any depth (a copy where needed)."""
+    """`data` with every `private_metadata` key removed, at any depth: copies only of what
+    held one, `data` itself when nothing did."""
     redacted = _redact(data)
     assert isinstance(redacted, dict)
     return redacted
@@ -61,9 +62,12 @@ def without_private(data: dict[str, Any]) -> dict[str, Any]:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items() if k != "private_metadata"}
+        items = {k: _redact(v) for k, v in value.items() if k != "private_metadata"}
+        same = len(items) == len(value) and all(items[k] is value[k] for k in items)
+        return value if same else items
     if isinstance(value, list):
-        return [_redact(v) for v in value]
+        redacted = [_redact(v) for v in value]
+        return value if all(a is b for a, b in zip(redacted, value, strict=True)) else redacted
     return value
 
 

@@ -145,7 +145,7 @@ async def _ingest(ingest: IngestState, scope: Scope, receive: Receive) -> tuple[
 def _redacted(body: bytes) -> str:
     value = jsoncodec.loads(body)  # exact: the stored text keeps every number as sent
     redacted = without_private(value)
-    return body.decode() if redacted == value else jsoncodec.dumps(redacted)
+    return body.decode() if redacted is value else jsoncodec.dumps(redacted)
 
 
 def _ids(delivery: Delivery) -> dict[str, str | None]:
