@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.config import Settings
 from service.inbox.table import Status, inbox
 
 _SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
@@ -26,6 +27,10 @@ _SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
 class Retention:
     body_hours: float
     row_days: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        return cls(settings.inbox_body_retention_hours, settings.inbox_row_retention_days)
 
     def body_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(hours=self.body_hours)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -60,7 +61,7 @@ class Lookup:
     params: Mapping[str, str] = field(default_factory=dict)
     in_list: bool = False
 
-    @property
+    @cached_property
     def columns(self) -> tuple[str, ...]:
         """The row columns the lookup needs (always `id` first)."""
         names = ["id"]

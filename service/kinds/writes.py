@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.clerk.rows import Snapshot
+from service.clerk.rows import Row, Snapshot
 from service.kinds import registry
 from service.kinds.declaration import Kind
 from service.replica import versioned
@@ -25,19 +25,9 @@ from service.replica.children import drop_children, replace_children
 from service.replica.locks import lock_parents
 
 
-def newest(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
-    """The newest snapshot per id (the later of equals)."""
-    held: dict[str, Snapshot] = {}
-    for snap in snapshots:
-        other = held.get(snap.id)
-        if other is None or snap.row["updated_at"] >= other.row["updated_at"]:
-            held[snap.id] = snap
-    return list(held.values())
-
-
 async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot]) -> set[str]:
     """Store the snapshots that move their rows forward; returns the ids applied."""
-    latest = newest(snapshots)
+    latest = list(versioned.newest_by_id(snapshots, _row_of).values())
     rows = [s.row for s in latest]
     if kind.parents or kind.before_upsert is not None:
         rows = [dict(r) for r in rows]  # ended below without touching the caller's rows
@@ -67,6 +57,10 @@ async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot
                 children = [row for i in live for row in by_id[i].children.get(owned.table, ())]
                 await replace_children(conn, owned.table, owned.owner_column, live, children)
     return set(applied)
+
+
+def _row_of(snapshot: Snapshot) -> Row:
+    return snapshot.row
 
 
 async def end(conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, datetime]]) -> None:

@@ -128,11 +128,8 @@ async def queue_depth(settings: Settings) -> dict[str, Any]:
 
 
 async def retention_summary(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
-    held = retention.Retention(
-        settings.inbox_body_retention_hours, settings.inbox_row_retention_days
-    )
     async with engine.connect() as conn:
-        return await retention.summary(conn, held, datetime.now(UTC))
+        return await retention.summary(conn, retention.Retention.of(settings), datetime.now(UTC))
 
 
 async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:

@@ -107,9 +107,7 @@ async def _forget(state: WorkerState, now: datetime) -> None:
     try:
         cleared, deleted = await retention.prune(
             state.engine,
-            retention.Retention(
-                settings.inbox_body_retention_hours, settings.inbox_row_retention_days
-            ),
+            retention.Retention.of(settings),
             now,
             batch=settings.sweep_batch_size,
             batches=_RETENTION_BATCHES,

@@ -31,15 +31,15 @@ async def copy_new(
     """COPY objects the replica has no row for, with their owned child rows; False when
     nothing was written (the database cannot copy, or an id already exists) and the upserts
     must do it."""
+    dialect = dialect_of(conn)
+    if not dialect.bulk_copy:
+        return False
     batches: list[tuple[Table, list[Row]]] = [(table, [s.row for s in snapshots])]
     for child in owned:
         batches.append((child, [row for s in snapshots for row in s.children.get(child, ())]))
     for _table, rows in batches:
         if len({row["id"] for row in rows}) != len(rows):
             return False  # one id twice: which snapshot wins is the upsert's business
-    dialect = dialect_of(conn)
-    if not dialect.bulk_copy:
-        return False
     return await dialect.copy_new(conn, [(t, _records(t, rows)) for t, rows in batches])
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +15,19 @@ from service.clerk.rows import Row
 from service.db.chunks import chunks
 from service.db.dialect import Dialect, dialect_of
 
+T = TypeVar("T")
+
+
+def newest_by_id(items: Iterable[T], row_of: Callable[[T], Row]) -> dict[str, T]:
+    """The newest of each id by its row's `updated_at` (the later of equals)."""
+    newest: dict[str, T] = {}
+    for item in items:
+        row = row_of(item)
+        held = newest.get(row["id"])
+        if held is None or row["updated_at"] >= row_of(held)["updated_at"]:
+            newest[row["id"]] = item
+    return newest
+
 
 def newest_per_id(rows: Iterable[Row]) -> list[Row]:
     """The newest snapshot of each id (the later of equals), in id order.
@@ -22,12 +35,12 @@ def newest_per_id(rows: Iterable[Row]) -> list[Row]:
     One statement cannot touch a row twice (PostgreSQL refuses); in id order, concurrent
     batches lock shared rows in the same order.
     """
-    newest: dict[str, Row] = {}
-    for row in rows:
-        held = newest.get(row["id"])
-        if held is None or row["updated_at"] >= held["updated_at"]:
-            newest[row["id"]] = row
+    newest = newest_by_id(rows, _itself)
     return [newest[key] for key in sorted(newest)]
+
+
+def _itself(row: Row) -> Row:
+    return row
 
 
 def earliest_per_id(items: Iterable[tuple[str, datetime]]) -> list[tuple[str, datetime]]:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +18,7 @@ from service.dev.ports import free_port
 from service.inbox.store import Delivery
 from service.inbox.table import Status, inbox
 from service.inbox.writer import InboxWriter, StalledError
+from tests.support.databases import inbox_locked
 
 
 def delivery(svix_id: str) -> Delivery:
@@ -96,19 +94,6 @@ async def test_a_cancelled_request_does_not_cancel_the_write_it_shares(
     finally:
         await writer.close()
     assert await stored(engine) == 6  # the cancelled request's row too: it was in the batch
-
-
-@asynccontextmanager
-async def inbox_locked(pg_db_url: str) -> AsyncIterator[None]:
-    holder = await asyncpg.connect(pg_db_url)
-    lock = holder.transaction()
-    await lock.start()
-    await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
-    try:
-        yield
-    finally:
-        await lock.rollback()
-        await holder.close()
 
 
 async def test_a_locked_inbox_answers_in_bounded_time(

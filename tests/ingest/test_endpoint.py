@@ -280,23 +280,16 @@ async def test_a_stalled_database_answers_503_in_bounded_time(
 ) -> None:
     import asyncio
 
-    import asyncpg
+    from tests.support.databases import inbox_locked
 
     client = await client_for(make_settings(pg_db_url, redis_url, ingest_db_timeout_seconds=1))
-    holder = await asyncpg.connect(pg_db_url)
-    try:
-        lock = holder.transaction()
-        await lock.start()
-        await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+    body, headers = signed(cp.envelope("user.created", cp.user()))
+    async with inbox_locked(pg_db_url):
         started = time.monotonic()
-        body, headers = signed(cp.envelope("user.created", cp.user()))
         response = await asyncio.wait_for(
             client.post("/webhooks/clerk", content=body, headers=headers), timeout=10
         )
         waited = time.monotonic() - started
-        await lock.rollback()
-    finally:
-        await holder.close()
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
     assert waited < 3  # well before Svix's own 15 s delivery timeout
     # Svix's retry of the same delivery is then stored, once.

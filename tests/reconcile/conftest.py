@@ -10,7 +10,7 @@ import pytest
 from service.config import Settings
 from service.reconcile.clerk_api import ClerkAPI
 from tests.support.clerk_instances import populate
-from tests.support.fake_clerk import FakeClerk
+from tests.support.fake_clerk import KEY, FakeClerk
 from tests.support.settings import make_settings
 
 
@@ -38,5 +38,21 @@ def rsettings(db_url: str, redis_url: str, clerk_url: str) -> Settings:
 @pytest.fixture
 async def api(rsettings: Settings) -> AsyncIterator[ClerkAPI]:
     api = ClerkAPI(rsettings, backoff_max_seconds=0.05)
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def quick_api(clerk_url: str, sqlite_db_url: str, redis_url: str) -> AsyncIterator[ClerkAPI]:
+    """A client of the module's fake that retries little and waits less (no database used)."""
+    settings = make_settings(
+        sqlite_db_url,
+        redis_url,
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_max_requests_per_10s=100_000,
+        reconcile_max_attempts=2,
+    )
+    api = ClerkAPI(settings, backoff_max_seconds=0.01)
     yield api
     await api.close()

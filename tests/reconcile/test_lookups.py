@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.lookups import look_up
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
-from tests.support.fake_clerk import KEY, FakeClerk
-from tests.support.settings import make_settings
+from tests.support.fake_clerk import FakeClerk
 
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
@@ -34,18 +32,8 @@ def fake() -> FakeClerk:
 
 
 @pytest.fixture
-async def api(clerk_url: str, sqlite_db_url: str, redis_url: str) -> AsyncIterator[ClerkAPI]:
-    settings = make_settings(
-        sqlite_db_url,
-        redis_url,
-        clerk_secret_key=KEY,
-        clerk_api_url=clerk_url,
-        reconcile_max_requests_per_10s=100_000,
-        reconcile_max_attempts=2,
-    )
-    api = ClerkAPI(settings, backoff_max_seconds=0.01)
-    yield api
-    await api.close()
+async def api(quick_api: ClerkAPI) -> ClerkAPI:
+    return quick_api  # no database needed: SQLite settings, few retries
 
 
 def membership_row(id: str = MEMBERSHIP, **columns: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,8 +11,7 @@ from service.kinds.registry import kind
 from service.reconcile.clerk_api import ClerkAPI, ClerkRequestError
 from service.reconcile.paging import Position, pages, total
 from tests.support import clerk_payloads as cp
-from tests.support.fake_clerk import KEY, FakeClerk
-from tests.support.settings import make_settings
+from tests.support.fake_clerk import FakeClerk
 
 
 def listing_of(name: str) -> Listing:
@@ -34,18 +32,8 @@ def fake() -> FakeClerk:
 
 
 @pytest.fixture
-async def api(clerk_url: str, sqlite_db_url: str, redis_url: str) -> AsyncIterator[ClerkAPI]:
-    settings = make_settings(
-        sqlite_db_url,
-        redis_url,
-        clerk_secret_key=KEY,
-        clerk_api_url=clerk_url,
-        reconcile_max_requests_per_10s=100_000,
-        reconcile_max_attempts=2,
-    )
-    api = ClerkAPI(settings, backoff_max_seconds=0.01)
-    yield api
-    await api.close()
+async def api(quick_api: ClerkAPI) -> ClerkAPI:
+    return quick_api  # no database needed: SQLite settings, few retries
 
 
 async def listed(api: ClerkAPI, listing: Listing, size: int, at: Position) -> list[list[str]]:

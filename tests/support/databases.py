@@ -4,8 +4,8 @@ between tests. Every statement runs on its own short connection."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -57,3 +57,17 @@ def truncate_pg(url: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+@asynccontextmanager
+async def inbox_locked(url: str) -> AsyncIterator[None]:
+    """Another session holds the inbox table locked (ACCESS EXCLUSIVE) while the block runs."""
+    holder = await asyncpg.connect(url)
+    lock = holder.transaction()
+    await lock.start()
+    await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await lock.rollback()
+        await holder.close()

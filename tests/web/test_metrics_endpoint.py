@@ -79,22 +79,15 @@ async def test_database_gauges_are_read_once_per_period(
 async def test_a_locked_database_cannot_hold_a_scrape(
     client_for: ClientFor, pg_db_url: str, redis_url: str
 ) -> None:
-    import asyncpg
+    from tests.support.databases import inbox_locked
 
     client = await client_for(
         make_settings(pg_db_url, redis_url, db_connect_timeout_seconds=1, metrics_cache_seconds=0)
     )
-    holder = await asyncpg.connect(pg_db_url)
-    try:
-        lock = holder.transaction()
-        await lock.start()
-        await holder.execute("LOCK TABLE clerk_replica_inbox IN ACCESS EXCLUSIVE MODE")
+    async with inbox_locked(pg_db_url):
         started = time.monotonic()
         response = await asyncio.wait_for(client.get("/metrics"), timeout=10)
         waited = time.monotonic() - started
-        await lock.rollback()
-    finally:
-        await holder.close()
     assert response.status_code == 200 and waited < 5
     assert "clerk_replica_deliveries_total" in response.text  # the process's own counters
     assert "clerk_replica_inbox_events" not in response.text  # never read: not made up
