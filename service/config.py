@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Deliveries waiting for the database before 503 at once."
     )
     store_private_metadata: bool = True
+    erase_deleted_users: bool = Field(
+        default=True, description="Erase a user's personal data when Clerk deletes the user."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -107,13 +107,14 @@ async def _apply(
                 claimed = await take(conn, datetime.now(UTC))
                 result.claimed = len(claimed)
                 planned, settled = _plan_all(claimed, options)
-                await run_planned(conn, [p for _, p in planned])
-                for status, items in settled.items():
-                    await store.settle_many(conn, status, items)
+                # Object ids first: an erasure in the writes finds events by them.
                 await store.set_object_ids(
                     conn,
                     [(c.svix_id, p.object_id) for c, p in planned if p.object_id != c.object_id],
                 )
+                await run_planned(conn, [p for _, p in planned], erase=options.erase_deleted_users)
+                for status, items in settled.items():
+                    await store.settle_many(conn, status, items)
         except Exception as exc:
             if single is not None:
                 event_type = claimed[0].event_type if claimed else "unknown"

@@ -85,9 +85,12 @@ def plan(event: Event, options: RowOptions) -> Planned:
     )
 
 
-async def run_planned(conn: AsyncConnection, planned: Sequence[Planned]) -> None:
+async def run_planned(
+    conn: AsyncConnection, planned: Sequence[Planned], *, erase: bool = True
+) -> None:
     """Run the writes of several events in the caller's transaction: one call per kind and
-    action. Grouping changes the cost, not the result: the writes are order-independent."""
+    action. Grouping changes the cost, not the result: the writes are order-independent.
+    `erase`: erase deleted persons' personal data (ERASE_DELETED_USERS)."""
     await lock_parents(conn, (key for p in planned for key in p.locks))
     upserts: dict[str, list[Snapshot]] = defaultdict(list)
     ends: dict[str, list[Planned]] = defaultdict(list)
@@ -98,12 +101,13 @@ async def run_planned(conn: AsyncConnection, planned: Sequence[Planned]) -> None
             upserts[p.kind.name].append(p.snapshot)
     for kind in registry.KINDS:
         if upserts.get(kind.name):
-            await writes.upsert(conn, kind, upserts[kind.name])
+            await writes.upsert(conn, kind, upserts[kind.name], erase=erase)
     for kind in registry.KINDS:
         ending = ends.get(kind.name)
         if not ending:
             continue
         if kind.deletion_carries_snapshot:
-            await writes.end_snapshots(conn, kind, [p.snapshot for p in ending if p.snapshot])
+            snapshots = [p.snapshot for p in ending if p.snapshot]
+            await writes.end_snapshots(conn, kind, snapshots, erase=erase)
         else:
-            await writes.end(conn, kind, [p.ending for p in ending if p.ending])
+            await writes.end(conn, kind, [p.ending for p in ending if p.ending], erase=erase)

@@ -14,6 +14,7 @@ from sqlalchemy import Table
 
 from service.clerk.payloads import Verification
 from service.clerk.timestamps import from_ms
+from service.config import Settings
 
 Row = dict[str, Any]
 
@@ -22,7 +23,14 @@ _NO_CHILDREN: Mapping[Table, list[Row]] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class RowOptions:
+    """How this install keeps Clerk's data (STORE_PRIVATE_METADATA, ERASE_DELETED_USERS)."""
+
     store_private_metadata: bool = True
+    erase_deleted_users: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings) -> RowOptions:
+        return cls(settings.store_private_metadata, settings.erase_deleted_users)
 
 
 class Snapshot:

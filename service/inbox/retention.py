@@ -1,5 +1,6 @@
 """The inbox forgets: bodies of applied events after INBOX_BODY_RETENTION_HOURS, settled rows
-(applied or ignored) after INBOX_ROW_RETENTION_DAYS, in bounded batches the sweep runs.
+(applied or ignored) after INBOX_ROW_RETENTION_DAYS, in bounded batches the sweep runs; and at
+once, the bodies of settled events about a person Clerk deleted (`clear_bodies_about`).
 
 A body is personal data kept only to apply (and replay) its event; the row keeps the svix id,
 type, status, object id and times. Rows go once Svix can no longer redeliver them, and a later
@@ -10,6 +11,7 @@ table) make each batch a short index range, however large the inbox.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +20,8 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import Settings
+from service.db.chunks import chunks
+from service.db.dialect import dialect_of
 from service.inbox.table import Status, inbox
 
 _SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
@@ -56,6 +60,29 @@ async def clear_bodies(conn: AsyncConnection, before: datetime, limit: int) -> i
     chosen = select(inbox.c.svix_id).where(_kept_body(before)).limit(limit).scalar_subquery()
     result = await conn.execute(update(inbox).where(inbox.c.svix_id.in_(chosen)).values(body=None))
     return int(result.rowcount or 0)
+
+
+async def clear_bodies_about(conn: AsyncConnection, object_ids: Sequence[str]) -> int:
+    """Forget the bodies of the settled events (failed ones too) about these objects; how many.
+
+    Pending events keep theirs: they still have to apply, and applying one about an erased
+    person erases again. An index on the object of events still holding a body keeps this a
+    lookup per id.
+    """
+    among = dialect_of(conn).among
+    cleared = 0
+    for chunk in chunks(sorted(set(object_ids))):
+        result = await conn.execute(
+            update(inbox)
+            .where(
+                among(inbox.c.object_id, chunk),
+                inbox.c.body.is_not(None),
+                inbox.c.status != Status.PENDING.value,
+            )
+            .values(body=None)
+        )
+        cleared += int(result.rowcount or 0)
+    return cleared
 
 
 async def delete_rows(conn: AsyncConnection, before: datetime, limit: int) -> int:

@@ -40,6 +40,17 @@ class Owned:
     owner_column: str
 
 
+@dataclass(frozen=True)
+class Personal:
+    """`columns` (of the kind's table or its owned tables) hold personal data of the object of
+    kind `person` that `column` names (`id`: the object is the person). Deleting the person
+    erases them (service/kinds/erasure.py)."""
+
+    column: str
+    person: str
+    columns: tuple[Column[Any], ...]
+
+
 @dataclass(frozen=True, eq=False)
 class Listing:
     """Where the Backend API lists every object of the kind, in created_at order."""
@@ -103,8 +114,7 @@ class Kind:
     before_upsert: BeforeUpsert | None = None
     listing: Listing | None = None
     lookup: Lookup | None = None
-    # Columns (of `table` or of owned tables) that hold personal data.
-    personal: tuple[Column[Any], ...] = field(default=())
+    personal: Personal | None = None
 
     @property
     def tables(self) -> tuple[Table, ...]:

@@ -12,7 +12,7 @@ from service.clerk.payloads import Millis, PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
-from service.kinds.declaration import Kind, Listing, Lookup, Parent
+from service.kinds.declaration import Kind, Listing, Lookup, Parent, Personal
 from service.kinds.tables import versioned_times
 
 organization_invitations = Table(
@@ -91,5 +91,15 @@ KIND = Kind(
     parents=(Parent("organization_id", "organizations"),),
     listing=Listing("organization_invitations"),
     lookup=Lookup("organizations/{organization_id}/invitations/{id}"),
-    personal=(organization_invitations.c.email_address, organization_invitations.c.raw),
+    # An accepted invitation names its user: the user's email address is the invitee's.
+    personal=Personal(
+        "user_id",
+        "users",
+        (
+            organization_invitations.c.email_address,
+            organization_invitations.c.public_metadata,
+            organization_invitations.c.private_metadata,
+            organization_invitations.c.raw,
+        ),
+    ),
 )

@@ -16,7 +16,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
 from service.db.types import JSONValue, metadata, partial_unique_index
-from service.kinds.declaration import Kind, Listing, Lookup, Parent
+from service.kinds.declaration import Kind, Listing, Lookup, Parent, Personal
 from service.kinds.tables import versioned_times
 
 organization_memberships = Table(
@@ -142,5 +142,14 @@ KIND = Kind(
         {"user_id": "{user_id}", "limit": "10"},
         in_list=True,
     ),
-    personal=(organization_memberships.c.raw,),
+    # The raw payload's public_user_data holds the member's names, identifier and image.
+    personal=Personal(
+        "user_id",
+        "users",
+        (
+            organization_memberships.c.public_metadata,
+            organization_memberships.c.private_metadata,
+            organization_memberships.c.raw,
+        ),
+    ),
 )

@@ -55,6 +55,8 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
         for parent in kind.parents:
             if parent.kind not in by_name:
                 raise RuntimeError(f"{kind.name}: unknown parent kind {parent.kind!r}")
+        if kind.personal is not None and kind.personal.person not in by_name:
+            raise RuntimeError(f"{kind.name}: unknown person kind {kind.personal.person!r}")
     return tuple(sorted(kinds, key=lambda k: (depth_of(k), k.order, k.name)))
 
 
@@ -103,6 +105,28 @@ _DEPENDENTS = _dependents()
 def dependents(of: Kind) -> tuple[tuple[Kind, Parent], ...]:
     """The kinds whose objects end when an object of `of` is deleted, with the column."""
     return _DEPENDENTS[of.name]
+
+
+def _erased_with() -> dict[str, tuple[Kind, ...]]:
+    found: dict[str, list[Kind]] = {k.name: [] for k in KINDS}
+    for k in KINDS:
+        if k.personal is not None:
+            found[k.personal.person].append(k)
+    return {name: tuple(items) for name, items in found.items()}
+
+
+_ERASED_WITH = _erased_with()
+
+
+def erased_with(person: Kind) -> tuple[Kind, ...]:
+    """The kinds holding personal data of objects of `person` (itself included when it holds
+    its own): what deleting one of them erases."""
+    return _ERASED_WITH[person.name]
+
+
+def persons() -> tuple[Kind, ...]:
+    """The kinds whose objects are people: deleting one erases their personal data."""
+    return tuple(k for k in KINDS if _ERASED_WITH[k.name])
 
 
 def replica_tables() -> tuple[Table, ...]:

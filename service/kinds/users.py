@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import Boolean, Column, String, Table, Text, text
+from sqlalchemy import Boolean, Column, String, Table, Text, and_, text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
-from service.db.types import JSONValue, UTCDateTime, metadata
-from service.kinds.declaration import Kind, Listing, Lookup, Owned
+from service.db.types import JSONValue, UTCDateTime, metadata, partial_index
+from service.kinds.declaration import Kind, Listing, Lookup, Owned, Personal
 from service.kinds.tables import identifier_table, versioned_times
 
 users = Table(
@@ -36,6 +36,13 @@ users = Table(
     Column("last_active_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+)
+# Tombstones still holding personal data: what the sweep erases (none once it has run, so the
+# index stays empty), without scanning the users.
+partial_index(
+    "ix_clerk_users_unerased",
+    users.c.id,
+    where=and_(users.c.deleted_at.is_not(None), users.c.raw.is_not(None)),
 )
 email_addresses = identifier_table("clerk_email_addresses", "email_address")
 phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")
@@ -198,24 +205,30 @@ KIND = Kind(
     ),
     listing=Listing("users", bare_array=True, cursor=True, count_path="users/count"),
     lookup=Lookup("users/{id}"),
-    personal=(
-        users.c.username,
-        users.c.first_name,
-        users.c.last_name,
-        users.c.primary_email_address,
-        users.c.primary_phone_number,
-        users.c.image_url,
-        users.c.public_metadata,
-        users.c.private_metadata,
-        users.c.unsafe_metadata,
-        users.c.raw,
-        email_addresses.c.email_address,
-        email_addresses.c.raw,
-        phone_numbers.c.phone_number,
-        phone_numbers.c.raw,
-        external_accounts.c.provider_user_id,
-        external_accounts.c.email_address,
-        external_accounts.c.username,
-        external_accounts.c.raw,
+    # A deleted user keeps id, external_id, flags and times: the tombstone, nothing that names
+    # the person. The owned rows go with the user anyway.
+    personal=Personal(
+        "id",
+        "users",
+        (
+            users.c.username,
+            users.c.first_name,
+            users.c.last_name,
+            users.c.primary_email_address,
+            users.c.primary_phone_number,
+            users.c.image_url,
+            users.c.public_metadata,
+            users.c.private_metadata,
+            users.c.unsafe_metadata,
+            users.c.raw,
+            email_addresses.c.email_address,
+            email_addresses.c.raw,
+            phone_numbers.c.phone_number,
+            phone_numbers.c.raw,
+            external_accounts.c.provider_user_id,
+            external_accounts.c.email_address,
+            external_accounts.c.username,
+            external_accounts.c.raw,
+        ),
     ),
 )

@@ -5,6 +5,8 @@ replica through.
   rule, move rows forward, and replace the owned child rows of the live ones.
 - `end`: end objects by id (a bare tombstone where the table can hold one), drop their owned
   rows, and end the objects of dependent kinds.
+- With `erase` (ERASE_DELETED_USERS), a deleted person's personal data goes wherever a kind
+  holds it, and stays gone whatever arrives later (service/kinds/erasure.py).
 
 Each call is equivalent to applying its items one by one (the newest snapshot per id wins, the
 earliest end holds), so a batch may group any events of a kind into one call.
@@ -18,14 +20,16 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk.rows import Row, Snapshot
-from service.kinds import registry
+from service.kinds import erasure, registry
 from service.kinds.declaration import Kind
 from service.replica import versioned
 from service.replica.children import drop_children, replace_children
 from service.replica.locks import lock_parents
 
 
-async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot]) -> set[str]:
+async def upsert(
+    conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot], *, erase: bool = True
+) -> set[str]:
     """Store the snapshots that move their rows forward; returns the ids applied."""
     latest = list(versioned.newest_by_id(snapshots, _row_of).values())
     rows = [s.row for s in latest]
@@ -56,6 +60,8 @@ async def upsert(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot
             for owned in kind.owns:
                 children = [row for i in live for row in by_id[i].children.get(owned.table, ())]
                 await replace_children(conn, owned.table, owned.owner_column, live, children)
+    if erase:
+        await erasure.erase_ended(conn, kind, rows)
     return set(applied)
 
 
@@ -63,8 +69,11 @@ def _row_of(snapshot: Snapshot) -> Row:
     return snapshot.row
 
 
-async def end(conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, datetime]]) -> None:
-    """End objects by id at the given times, with what depends on them."""
+async def end(
+    conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, datetime]], *, erase: bool = True
+) -> None:
+    """End objects by id at the given times, with what depends on them (and, for persons,
+    their personal data with `erase`)."""
     dependents = registry.dependents(kind)
     if dependents:
         await lock_parents(conn, (i for i, _ in items))
@@ -78,9 +87,13 @@ async def end(conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, date
             await drop_children(conn, owned.table, owned.owner_column, ids)
     for child, parent in dependents:
         await versioned.end_live(conn, child.table, parent.column, items)
+    if erase and registry.erased_with(kind):
+        await erasure.erase(conn, kind, (i for i, _ in items))
 
 
-async def end_snapshots(conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot]) -> None:
+async def end_snapshots(
+    conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot], *, erase: bool = True
+) -> None:
     """A deletion that carries the whole object: store it, then end it at its `deleted_at`."""
-    await upsert(conn, kind, snapshots)
-    await end(conn, kind, [(s.id, s.row["deleted_at"]) for s in snapshots])
+    await upsert(conn, kind, snapshots, erase=erase)
+    await end(conn, kind, [(s.id, s.row["deleted_at"]) for s in snapshots], erase=erase)

@@ -15,6 +15,7 @@ from service.db.dialect import dialect_of
 from service.db.errors import describe
 from service.inbox import retention
 from service.inbox.table import Status, inbox
+from service.kinds import erasure
 from service.kinds.registry import replica_tables
 from service.queue.client import connect, queue_name
 from service.reconcile.checkpoints import last_runs
@@ -132,11 +133,19 @@ async def retention_summary(settings: Settings, engine: AsyncEngine) -> dict[str
         return await retention.summary(conn, retention.Retention.of(settings), datetime.now(UTC))
 
 
+async def erasure_summary(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
+    """Whether deletions erase, and how many deleted users the sweep has yet to erase."""
+    async with engine.connect() as conn:
+        left = await erasure.remaining(conn)
+    return {"erase_deleted_users": settings.erase_deleted_users, "deleted_users_to_erase": left}
+
+
 async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
     return {
         "replica": await replica_counts(engine),
         "inbox": await inbox_summary(engine),
         "retention": await retention_summary(settings, engine),
+        "erasure": await erasure_summary(settings, engine),
         "last_reconcile": await last_reconcile(engine),
         "queue": await queue_depth(settings),
     }

@@ -38,6 +38,14 @@ def print_status(report: dict[str, Any]) -> None:
             "keep their body until replayed",
             highlight=False,
         )
+    erasing = report.get("erasure")
+    if erasing is not None:
+        console.print(
+            "erasure: deleted users' personal data is "
+            + ("erased" if erasing["erase_deleted_users"] else "kept (ERASE_DELETED_USERS=false)")
+            + f"; {erasing['deleted_users_to_erase']} deleted users still hold some",
+            highlight=False,
+        )
     if inbox["failed"]:
         failed = Table(title="failed events (newest first)")
         for column in ("svix_id", "type", "object", "received", "error"):

@@ -26,6 +26,7 @@ from service.config import Settings
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
 from service.inbox import retention, store
+from service.kinds import erasure
 from service.logs import get_logger
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
 from service.reconcile.lock import AlreadyRunning, LeaseLost
@@ -57,7 +58,7 @@ def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> 
     """The context the jobs of one worker process share (tests call jobs with it directly)."""
     drainer = Drainer(
         engine=engine,
-        options=RowOptions(store_private_metadata=settings.store_private_metadata),
+        options=RowOptions.of(settings),
         wake=enqueuer.wake,
         batch_size=settings.worker_batch_size,
         streams=settings.worker_batch_streams,
@@ -102,7 +103,8 @@ async def sweep(ctx: WorkerContext) -> int:
 
 
 async def _forget(state: WorkerState, now: datetime) -> None:
-    """Inbox retention, a few bounded batches per sweep (each sweep takes its share)."""
+    """Inbox retention, a few bounded batches per sweep (each sweep takes its share), and the
+    erasure of deleted users still holding personal data (tombstones from before erasure)."""
     settings = state.settings
     try:
         cleared, deleted = await retention.prune(
@@ -112,11 +114,15 @@ async def _forget(state: WorkerState, now: datetime) -> None:
             batch=settings.sweep_batch_size,
             batches=_RETENTION_BATCHES,
         )
+        erased = 0
+        if settings.erase_deleted_users:
+            async with state.engine.begin() as conn:
+                erased = await erasure.erase_remaining(conn, settings.sweep_batch_size)
     except Exception as exc:  # the next sweep tries again
         log.warning("sweep.retention_failed", error=describe(exc))
         return
-    if cleared or deleted:
-        log.info("sweep.forgot", bodies=cleared, rows=deleted)
+    if cleared or deleted or erased:
+        log.info("sweep.forgot", bodies=cleared, rows=deleted, erased_users=erased)
 
 
 async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:

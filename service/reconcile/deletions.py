@@ -78,10 +78,11 @@ async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetim
     if run.dry:
         return
     async with run.engine.begin() as conn:
+        erase = run.row_options.erase_deleted_users
         if gone:
-            await writes.end(conn, run.kind, gone)
+            await writes.end(conn, run.kind, gone, erase=erase)
         if alive:
-            await writes.upsert(conn, run.kind, alive)
+            await writes.upsert(conn, run.kind, alive, erase=erase)
 
 
 async def _candidates(run: KindPass) -> AsyncIterator[list[dict[str, Any]]]:

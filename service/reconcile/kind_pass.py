@@ -72,7 +72,7 @@ class KindPass:
         self.engine, self.api, self.settings, self.options = engine, api, settings, options
         self.run_id, self.kind, self.report = run_id, kind, report
         self.listing: Listing = kind.listing
-        self.row_options = RowOptions(store_private_metadata=settings.store_private_metadata)
+        self.row_options = RowOptions.of(settings)
         self.position = Position()
         self.listed = False
         self.started_at = datetime.now(UTC)
@@ -240,7 +240,9 @@ class KindPass:
         ):
             updated = created + updated
         if updated:
-            await writes.upsert(conn, self.kind, updated)
+            await writes.upsert(
+                conn, self.kind, updated, erase=self.row_options.erase_deleted_users
+            )
         return counts
 
     async def _apply_one_by_one(

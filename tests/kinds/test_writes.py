@@ -15,6 +15,9 @@ from tests.support.replica_helpers import deliver, inbox_row, one, rows, store_e
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"
 ORG = "org_29w9IfBrPmcpi0IeBVaKtA7R94W"
+# The ordering rules for a deleted user's last known state, with erasure off (with it on, the
+# tombstone keeps nothing personal: tests/kinds/test_erasure.py).
+KEEP = RowOptions(erase_deleted_users=False)
 
 
 def ms(dt: datetime | None) -> int | None:
@@ -96,9 +99,9 @@ async def test_redelivery_of_one_svix_id_applies_once(engine: AsyncEngine) -> No
 
 
 async def test_delete_keeps_a_tombstone_at_the_envelope_time_in_ms(engine: AsyncEngine) -> None:
-    await deliver(engine, cp.envelope("user.created", cp.user()))
+    await deliver(engine, cp.envelope("user.created", cp.user()), KEEP)
     deleted_ms = cp.T0 + 5_432
-    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), deleted_ms))
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), deleted_ms), KEEP)
     user = await one(engine, t.users, U)
     assert ms(user["deleted_at"]) == deleted_ms
     assert user["first_name"] == "Example"  # the last known state stays readable
@@ -112,20 +115,20 @@ async def test_envelope_timestamp_in_seconds_is_the_end_of_that_second(
     # not be able to resurrect the user deleted "at" that second; its content (taken before
     # the deletion) is kept as the last known state, and no identifiers come back.
     seconds = cp.T0 // 1000 + 10
-    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), seconds))
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), seconds), KEEP)
     assert ms((await one(engine, t.users, U))["deleted_at"]) == seconds * 1000 + 999
     late = cp.user(updated_at=seconds * 1000 + 700, first_name="Ghost")
-    await deliver(engine, cp.envelope("user.updated", late))
+    await deliver(engine, cp.envelope("user.updated", late), KEEP)
     user = await one(engine, t.users, U)
     assert ms(user["deleted_at"]) == seconds * 1000 + 999 and user["first_name"] == "Ghost"
     assert await rows(engine, t.email_addresses, user_id=U) == []
 
 
 async def test_snapshot_older_than_the_deletion_never_resurrects(engine: AsyncEngine) -> None:
-    await deliver(engine, cp.envelope("user.created", cp.user()))
-    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 10_000))
+    await deliver(engine, cp.envelope("user.created", cp.user()), KEEP)
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 10_000), KEEP)
     late = cp.user(updated_at=cp.T0 + 20_000, first_name="Zombie")
-    await deliver(engine, cp.envelope("user.updated", late))
+    await deliver(engine, cp.envelope("user.updated", late), KEEP)
     user = await one(engine, t.users, U)
     assert ms(user["deleted_at"]) == cp.T0 + 10_000
     assert user["first_name"] == "Example"
@@ -244,7 +247,7 @@ async def test_last_state_before_deletion_does_not_depend_on_order(engine: Async
     v2 = cp.envelope("user.updated", cp.user(updated_at=cp.T0 + 10, first_name="V2"))
     gone = cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 100)
     for event in (v1, gone, v2):
-        await deliver(engine, event)
+        await deliver(engine, event, KEEP)
     user = await one(engine, t.users, U)
     assert (user["first_name"], ms(user["updated_at"]), ms(user["deleted_at"])) == (
         "V2",

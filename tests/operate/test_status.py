@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, null
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
+from service.config import Settings
 from service.inbox.table import Status
 from service.kinds.registry import replica_tables
-from service.operate.status import inbox_summary, last_reconcile, replica_counts
+from service.operate.status import erasure_summary, inbox_summary, last_reconcile, replica_counts
 from service.reconcile.checkpoints import finish_run, open_run
 from service.reconcile.tables import RunStatus
 from tests.support import clerk_payloads as cp
@@ -94,3 +95,19 @@ async def test_last_reconcile_sums_the_passes(engine: AsyncEngine) -> None:
     assert last["totals"] == {"created": 4, "updated": 1, "tombstoned": 2, "requests": 6}
     started, finished = (datetime.fromisoformat(last[k]) for k in ("started_at", "finished_at"))
     assert started <= finished
+
+
+async def test_erasure_summary_counts_deleted_users_still_holding_data(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(t.users),
+            [
+                {"id": "u_live", "raw": {"id": "u_live"}, "deleted_at": None},
+                {"id": "u_kept", "raw": {"id": "u_kept"}, "deleted_at": ENDED},
+                {"id": "u_erased", "raw": null(), "deleted_at": ENDED},
+            ],
+        )
+    summary = await erasure_summary(settings, engine)
+    assert summary == {"erase_deleted_users": True, "deleted_users_to_erase": 1}

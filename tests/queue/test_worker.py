@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port
@@ -34,7 +35,7 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import KEY, FakeClerk
-from tests.support.replica_helpers import inbox_row, one, rows, store_event
+from tests.support.replica_helpers import deliver, inbox_row, one, rows, store_event
 from tests.support.settings import make_settings
 from tests.support.signing import signed
 
@@ -115,6 +116,21 @@ async def test_sweep_recovers_events_whose_jobs_were_lost(
     await run_burst_worker(settings)
     assert (await inbox_row(engine, svix_id))["status"] == Status.APPLIED
     assert len(await rows(engine, t.users)) == 1
+
+
+async def test_sweep_erases_tombstones_kept_from_before_erasure(
+    db_url: str, redis_url: str, engine: AsyncEngine, enqueuer: Enqueuer
+) -> None:
+    # Written by a version (or a setting) that kept a deleted user's last known state.
+    keep = RowOptions(erase_deleted_users=False)
+    await deliver(engine, cp.envelope("user.created", cp.user(username="kept")), keep)
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", cp.user()["id"])), keep)
+    off = make_settings(db_url, redis_url, erase_deleted_users=False)
+    await sweep(job_context(off, engine, enqueuer))
+    assert (await one(engine, t.users, cp.user()["id"]))["username"] == "kept"
+    await sweep(job_context(make_settings(db_url, redis_url), engine, enqueuer))
+    user = await one(engine, t.users, cp.user()["id"])
+    assert user["username"] is None and user["raw"] is None and user["deleted_at"] is not None
 
 
 async def test_event_acknowledged_while_redis_was_down_is_applied_after(

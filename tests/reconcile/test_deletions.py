@@ -119,3 +119,21 @@ async def test_a_deleted_domain_is_confirmed_through_its_organization(
         "500"
     ]
     assert (await one(engine, t.organization_domains, "orgdmn_0003"))["deleted_at"] is not None
+
+
+async def test_a_user_gone_from_clerk_is_erased_with_its_memberships(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings)
+    member = next(m for m in fake.memberships if m["public_user_data"]["user_id"])
+    user_id = member["public_user_data"]["user_id"]
+    assert (await one(engine, t.users, user_id))["primary_email_address"] is not None
+    fake.delete("users", user_id)
+    fake.delete("memberships", member["id"])
+    report = await run(engine, api, rsettings)
+    assert report.ok and by_type(report)["users"].tombstoned == 1
+    user = await one(engine, t.users, user_id)
+    assert user["deleted_at"] is not None
+    assert (user["primary_email_address"], user["first_name"], user["raw"]) == (None,) * 3
+    gone = await one(engine, t.organization_memberships, member["id"])
+    assert gone["deleted_at"] is not None and gone["raw"] is None

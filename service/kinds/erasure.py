@@ -1,0 +1,105 @@
+"""Erasure: when Clerk deletes a person (a user), the replica forgets what identifies them.
+
+Every kind that declares `Personal` data of the person has those columns set to NULL in the
+rows that name the person, in its own table and in the tables it owns; the person's own row
+keeps its tombstone (id, external_id, flags and times). The inbox forgets the bodies of the
+settled events about any of those objects. Pending events keep theirs until they apply, and
+applying one about an erased person erases again (`erase_ended`), so a late snapshot, older
+than the deletion, never brings the data back. Everything happens in the caller's transaction:
+once it commits, the data is gone everywhere at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import ColumnElement, Table, and_, func, null, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.clerk.rows import Row
+from service.db.chunks import chunks
+from service.db.dialect import dialect_of
+from service.inbox.retention import clear_bodies_about
+from service.kinds import registry
+from service.kinds.declaration import Kind
+from service.replica import versioned
+
+
+async def erase(conn: AsyncConnection, person: Kind, ids: Iterable[str]) -> None:
+    """Erase the personal data of these deleted persons (objects of kind `person`)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return
+    among = dialect_of(conn).among
+    about: set[str] = set(wanted)
+    for kind in registry.erased_with(person):
+        assert kind.personal is not None
+        link = kind.table.c[kind.personal.column]
+        for chunk in chunks(wanted):
+            found = [
+                r.id for r in await conn.execute(select(kind.table.c.id).where(among(link, chunk)))
+            ]
+            about.update(found)
+            await _null(conn, kind, kind.table, "id", found)
+            for owned in kind.owns:
+                await _null(conn, kind, owned.table, owned.owner_column, found)
+    await clear_bodies_about(conn, sorted(about))
+
+
+async def _null(
+    conn: AsyncConnection, kind: Kind, table: Table, key: str, values: Sequence[str]
+) -> None:
+    """NULL the kind's personal columns in the rows of `table` whose `key` is in `values`
+    (only rows still holding some, so erasing twice writes nothing)."""
+    assert kind.personal is not None
+    columns = [c for c in kind.personal.columns if c.table is table]
+    if not columns or not values:
+        return
+    among = dialect_of(conn).among
+    for chunk in chunks(values):
+        await conn.execute(
+            update(table)
+            .where(among(table.c[key], chunk), or_(*(c.is_not(None) for c in columns)))
+            .values({c.name: null() for c in columns})  # SQL NULL, not JSON null
+        )
+
+
+async def erase_ended(conn: AsyncConnection, kind: Kind, rows: Sequence[Row]) -> None:
+    """Erase again the persons these rows (just written, or refused as older) name that are
+    deleted: a late snapshot, or the membership of a deleted user, keeps nothing of them."""
+    if kind.personal is None:
+        return
+    person = registry.kind(kind.personal.person)
+    named = (row[kind.personal.column] for row in rows if row.get(kind.personal.column))
+    ended = await versioned.ended(conn, person.table, named)
+    if ended:
+        await erase(conn, person, ended)
+
+
+def _unerased(person: Kind) -> ColumnElement[bool]:
+    table = person.table
+    return and_(table.c.deleted_at.is_not(None), table.c.raw.is_not(None))
+
+
+async def remaining(conn: AsyncConnection) -> int:
+    """Deleted persons still holding personal data (what the sweep has yet to erase)."""
+    total = 0
+    for person in registry.persons():
+        stmt = select(func.count()).select_from(person.table).where(_unerased(person))
+        total += int((await conn.execute(stmt)).scalar() or 0)
+    return total
+
+
+async def erase_remaining(conn: AsyncConnection, limit: int) -> int:
+    """Erase up to `limit` deleted persons still holding personal data (tombstones written
+    before erasure was on, or by a version without it); how many."""
+    done = 0
+    for person in registry.persons():
+        table = person.table
+        stmt = select(table.c.id).where(_unerased(person)).order_by(table.c.id).limit(limit - done)
+        ids = [r.id for r in await conn.execute(stmt)]
+        await erase(conn, person, ids)
+        done += len(ids)
+        if done >= limit:
+            break
+    return done
