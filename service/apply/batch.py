@@ -110,7 +110,11 @@ async def _apply(
                 # Object ids first: an erasure in the writes finds events by them.
                 await store.set_object_ids(
                     conn,
-                    [(c.svix_id, p.object_id) for c, p in planned if p.object_id != c.object_id],
+                    [
+                        (c.svix_id, p.object_id)
+                        for c, p in planned
+                        if p.object_id is not None and p.object_id != c.object_id
+                    ],
                 )
                 await run_planned(conn, [p for _, p in planned], erase=options.erase_deleted_users)
                 for status, items in settled.items():

@@ -43,7 +43,7 @@ class Planned:
     order instead of deadlocking.
     """
 
-    object_id: str
+    object_id: str | None  # None: a deletion that names no object (nothing to write)
     kind: Kind
     snapshot: Snapshot | None
     ending: tuple[str, datetime] | None
@@ -80,6 +80,8 @@ def plan(event: Event, options: RowOptions) -> Planned:
             locks = (snap.id, *locks)
         return Planned(snap.id, kind, snap, ending, locks)
     object_id = deleted_id(event.data)
+    if object_id is None:
+        return Planned(None, kind, None, None, ())
     return Planned(
         object_id, kind, None, (object_id, event.occurred_at), (object_id,) if locks_own else ()
     )

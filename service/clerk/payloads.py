@@ -30,9 +30,9 @@ class Verification(Model):
 
 
 class Deleted(Model):
-    """What Clerk sends when it deletes an object by id."""
+    """What Clerk sends when it deletes an object by id (the spec does not require the id)."""
 
-    id: str
+    id: str | None = None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,5 +50,6 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
         raise PayloadError(f"{model.__name__} payload does not fit: {problems}") from None
 
 
-def deleted_id(data: dict[str, Any]) -> str:
+def deleted_id(data: dict[str, Any]) -> str | None:
+    """The deleted object's id; None when the deletion names none (nothing to end)."""
     return parse(Deleted, data).id

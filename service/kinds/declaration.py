@@ -83,8 +83,8 @@ class Lookup:
         return tuple(names)
 
     def request(self, row: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
-        """The path and params for `row`, or None when a column it needs is empty (the
-        object cannot be found then, so it is gone)."""
+        """The path and params for `row`, or None when a column it needs is empty (it cannot
+        be looked up then, and reconcile keeps it rather than guess)."""
         if any(not row.get(name) for name in self.columns):
             return None
         params = {key: value.format(**row) for key, value in self.params.items()}

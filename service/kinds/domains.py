@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, String, Table
+from sqlalchemy import Column, Table, Text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
@@ -17,12 +17,12 @@ from service.kinds.tables import versioned_times
 organization_domains = Table(
     "clerk_organization_domains",
     metadata,
-    Column("id", String(255), primary_key=True),
+    Column("id", Text, primary_key=True),
     # Nullable: a domain deletion carries only the domain's id.
-    Column("organization_id", String(255), index=True),
-    Column("name", String(255), index=True),
-    Column("enrollment_mode", String(64)),
-    Column("verification_status", String(64)),
+    Column("organization_id", Text, index=True),
+    Column("name", Text, index=True),
+    Column("enrollment_mode", Text),
+    Column("verification_status", Text),
     *versioned_times(),
     Column("raw", JSONValue),
 )

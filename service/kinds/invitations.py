@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, String, Table, Text
+from sqlalchemy import Column, Table, Text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
-from service.clerk.payloads import Millis, PayloadError
+from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
@@ -18,13 +18,13 @@ from service.kinds.tables import versioned_times
 organization_invitations = Table(
     "clerk_organization_invitations",
     metadata,
-    Column("id", String(255), primary_key=True),
-    Column("organization_id", String(255), index=True),
+    Column("id", Text, primary_key=True),
+    Column("organization_id", Text, index=True),
     Column("email_address", Text, index=True),
-    Column("role", String(255)),
-    Column("status", String(32)),
-    Column("user_id", String(255), index=True),
-    Column("inviter_id", String(255)),
+    Column("role", Text),
+    Column("status", Text),
+    Column("user_id", Text, index=True),
+    Column("inviter_id", Text),
     Column("public_metadata", JSONValue),
     Column("private_metadata", JSONValue),
     Column("expires_at", UTCDateTime),
@@ -58,12 +58,10 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
     org_id = inv.organization_id or (
         inv.public_organization_data.id if inv.public_organization_data else None
     )
-    if org_id is None:
-        raise PayloadError("OrganizationInvitation payload does not fit: organization_id: missing")
     return Snapshot(
         {
             "id": inv.id,
-            "organization_id": org_id,
+            "organization_id": org_id,  # NULL where the payload names none (optional)
             "email_address": inv.email_address,
             "role": inv.role,
             "status": inv.status,

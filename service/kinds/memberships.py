@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, String, Table, Text, bindparam, select, tuple_, update
+from sqlalchemy import Column, Table, Text, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk import payloads as p
@@ -22,10 +22,11 @@ from service.kinds.tables import versioned_times
 organization_memberships = Table(
     "clerk_organization_memberships",
     metadata,
-    Column("id", String(255), primary_key=True),
-    Column("organization_id", String(255), nullable=False, index=True),
-    Column("user_id", String(255), nullable=False, index=True),
-    Column("role", String(255)),
+    Column("id", Text, primary_key=True),
+    Column("organization_id", Text, nullable=False, index=True),
+    # NULL until a snapshot names the member: the spec does not require public_user_data.
+    Column("user_id", Text, index=True),
+    Column("role", Text),
     Column("role_name", Text),
     Column("permissions", JSONValue),
     Column("public_metadata", JSONValue),
@@ -57,7 +58,7 @@ class Membership(p.Model):
     public_metadata: dict[str, Any] | None = None
     private_metadata: dict[str, Any] | None = None
     organization: OrganizationRef
-    public_user_data: PublicUserData
+    public_user_data: PublicUserData | None = None
     created_at: Millis
     updated_at: Millis
 
@@ -68,7 +69,7 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
         {
             "id": m.id,
             "organization_id": m.organization.id,
-            "user_id": m.public_user_data.user_id,
+            "user_id": m.public_user_data.user_id if m.public_user_data else None,
             "role": m.role,
             "role_name": m.role_name,
             "permissions": m.permissions,
@@ -88,6 +89,7 @@ async def settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
     Older live rows in the table are ended then; older incoming rows are stored already ended.
     """
     m = organization_memberships
+    rows = [row for row in rows if row["user_id"] is not None]  # no pair until a user is named
     if not rows:
         return
     pairs = sorted({(row["organization_id"], row["user_id"]) for row in rows})

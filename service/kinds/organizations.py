@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Integer, String, Table, Text
+from sqlalchemy import Column, Integer, Table, Text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
@@ -17,13 +17,13 @@ from service.kinds.tables import versioned_times
 organizations = Table(
     "clerk_organizations",
     metadata,
-    Column("id", String(255), primary_key=True),
+    Column("id", Text, primary_key=True),
     Column("name", Text),
-    Column("slug", String(255), index=True),
+    Column("slug", Text, index=True),
     Column("image_url", Text),
     Column("members_count", Integer),
     Column("max_allowed_memberships", Integer),
-    Column("created_by", String(255), index=True),
+    Column("created_by", Text, index=True),
     Column("public_metadata", JSONValue),
     Column("private_metadata", JSONValue),
     *versioned_times(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, String, Table, Text, text
+from sqlalchemy import Boolean, Column, Table, Text, text
 
 from service.db.types import JSONValue, UTCDateTime, metadata
 
@@ -25,11 +25,11 @@ def identifier_table(name: str, value_column: str) -> Table:
     return Table(
         name,
         metadata,
-        Column("id", String(255), primary_key=True),
-        Column("user_id", String(255), nullable=False, index=True),
+        Column("id", Text, primary_key=True),
+        Column("user_id", Text, nullable=False, index=True),
         Column(value_column, Text, index=True),
-        Column("verification_status", String(64)),
-        Column("verification_strategy", String(64)),
+        Column("verification_status", Text),
+        Column("verification_strategy", Text),
         Column("is_primary", Boolean, nullable=False, server_default=text("false")),
         Column("created_at", UTCDateTime),
         Column("updated_at", UTCDateTime),

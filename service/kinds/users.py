@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import Boolean, Column, String, Table, Text, and_, text
+from sqlalchemy import Boolean, Column, Table, Text, and_, text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
@@ -19,9 +19,9 @@ from service.kinds.tables import identifier_table, versioned_times
 users = Table(
     "clerk_users",
     metadata,
-    Column("id", String(255), primary_key=True),
-    Column("external_id", String(255), index=True),
-    Column("username", String(255)),
+    Column("id", Text, primary_key=True),
+    Column("external_id", Text, index=True),
+    Column("username", Text),
     Column("first_name", Text),
     Column("last_name", Text),
     Column("primary_email_address", Text, index=True),
@@ -49,14 +49,14 @@ phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")
 external_accounts = Table(
     "clerk_external_accounts",
     metadata,
-    Column("id", String(255), primary_key=True),
-    Column("user_id", String(255), nullable=False, index=True),
-    Column("provider", String(128)),
+    Column("id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False, index=True),
+    Column("provider", Text),
     Column("provider_user_id", Text),
     Column("email_address", Text, index=True),
     Column("username", Text),
-    Column("verification_status", String(64)),
-    Column("verification_strategy", String(64)),
+    Column("verification_status", Text),
+    Column("verification_strategy", Text),
     Column("is_primary", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
@@ -65,7 +65,7 @@ external_accounts = Table(
 
 
 class EmailAddress(p.Model):
-    id: str
+    id: str | None = None  # optional in the spec: an identifier without one is not stored
     email_address: str
     verification: p.Verification | None = None
     created_at: Millis | None = None
@@ -73,7 +73,7 @@ class EmailAddress(p.Model):
 
 
 class PhoneNumber(p.Model):
-    id: str
+    id: str | None = None
     phone_number: str
     verification: p.Verification | None = None
     created_at: Millis | None = None
@@ -117,8 +117,9 @@ class User(p.Model):
 
 def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
     user = p.parse(User, data)
-    emails = {e.id: e for e in user.email_addresses}
-    phones = {n.id: n for n in user.phone_numbers}
+    # Keyed by id: one without an id cannot be a row of its own (its value stays in `raw`).
+    emails = {e.id: e for e in user.email_addresses if e.id}
+    phones = {n.id: n for n in user.phone_numbers if n.id}
     primary_email = emails.get(user.primary_email_address_id or "")
     primary_phone = phones.get(user.primary_phone_number_id or "")
     row: r.Row = {
@@ -153,7 +154,7 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
                 "is_primary": e.id == user.primary_email_address_id,
                 "created_at": from_ms(e.created_at),
                 "updated_at": from_ms(e.updated_at),
-                "raw": raw_emails.get(e.id),
+                "raw": raw_emails.get(e.id or ""),
             }
             for e in emails.values()
         ],
@@ -166,7 +167,7 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
                 "is_primary": n.id == user.primary_phone_number_id,
                 "created_at": from_ms(n.created_at),
                 "updated_at": from_ms(n.updated_at),
-                "raw": raw_phones.get(n.id),
+                "raw": raw_phones.get(n.id or ""),
             }
             for n in phones.values()
         ],

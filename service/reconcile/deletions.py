@@ -13,7 +13,7 @@ from service.clerk.rows import Snapshot
 from service.db.chunks import CHUNK
 from service.kinds import writes
 from service.reconcile import checkpoints
-from service.reconcile.lookups import look_up
+from service.reconcile.lookups import can_look_up, look_up
 from service.reconcile.paging import Position
 from service.reconcile.tables import seen
 
@@ -64,7 +64,11 @@ async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetim
     gone: list[tuple[str, datetime]] = []
     alive: list[Snapshot] = []
     for row in rows:
-        found = await look_up(run.api, run.kind, row) if run.options.confirm_deletions else None
+        confirm = run.options.confirm_deletions
+        if confirm and run.kind.lookup is not None and not can_look_up(run.kind, row):
+            run.report.unconfirmed += 1
+            continue
+        found = await look_up(run.api, run.kind, row) if confirm else None
         if found is None:
             gone.append((row["id"], now))
             continue

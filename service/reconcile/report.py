@@ -29,6 +29,9 @@ class PassReport:
     updated: int = 0
     unchanged: int = 0
     tombstoned: int = 0
+    # Not listed, but not looked up either (a column the lookup needs is NULL): kept live,
+    # as reconcile never deletes what it cannot confirm is gone.
+    unconfirmed: int = 0
     invalid: int = 0
     requests: int = 0
     throttled: int = 0

@@ -41,7 +41,7 @@ progress = Table(
     Column("resource", String(32), primary_key=True),
     # Objects created after the pass started may be missing from it: never tombstone those.
     Column("pass_started_at", UTCDateTime, nullable=False),
-    Column("cursor", String(255)),  # the last id seen (users' starting_after)
+    Column("cursor", Text),  # the last id seen (users' starting_after)
     Column("offset", Integer, nullable=False, default=0),
     Column("listed", Boolean, nullable=False, default=False),
     Column("done", Boolean, nullable=False, default=False),
@@ -53,7 +53,7 @@ seen = Table(
     metadata,
     Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
     Column("resource", String(32), primary_key=True),
-    Column("object_id", String(255), primary_key=True),
+    Column("object_id", Text, primary_key=True),
 )
 
 locks = Table(

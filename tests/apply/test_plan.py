@@ -74,7 +74,12 @@ def test_a_bad_payload_is_a_payload_error_at_planning() -> None:
     with pytest.raises(PayloadError, match="User payload"):
         planned(cp.envelope("user.created", {"id": U}))
     with pytest.raises(PayloadError, match="Deleted payload"):
-        planned(cp.envelope("user.deleted", {"deleted": True}))
+        planned(cp.envelope("user.deleted", {"id": ["user_1"], "deleted": True}))
+
+
+def test_a_deletion_naming_no_object_plans_no_write() -> None:
+    p = planned(cp.envelope("user.deleted", {"object": "user", "deleted": True}))
+    assert (p.object_id, p.snapshot, p.ending, p.locks) == (None, None, None, ())
 
 
 @pytest.mark.parametrize(

@@ -56,8 +56,10 @@ def test_unknown_fields_are_ignored_and_models_are_frozen() -> None:
 def test_deleted_id() -> None:
     assert deleted_id({"object": "user", "id": "user_1", "deleted": True}) == "user_1"
     assert parse(Deleted, {"id": "x"}).id == "x"
+    # The spec requires only `object` and `deleted`: a deletion may name no object.
+    assert deleted_id({"object": "user", "deleted": True}) is None
     with pytest.raises(PayloadError, match="Deleted payload does not fit: id"):
-        deleted_id({"object": "user", "deleted": True})
+        deleted_id({"object": "user", "id": 7, "deleted": True})
 
 
 def test_data_that_is_not_an_object_names_the_whole() -> None:

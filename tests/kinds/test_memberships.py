@@ -49,15 +49,31 @@ def test_absent_optional_fields_are_null() -> None:
     assert nulls == {c.name for c in M.columns} - kept
 
 
-@pytest.mark.parametrize(
-    ("drop", "field"), [("organization", "organization"), ("public_user_data", "public_user_data")]
-)
-def test_a_membership_without_its_pair_cannot_apply(drop: str, field: str) -> None:
+def test_a_membership_without_its_organization_cannot_apply() -> None:
     data = cp.membership()
-    del data[drop]
-    with pytest.raises(PayloadError, match=field) as caught:
+    del data["organization"]  # required by the spec
+    with pytest.raises(PayloadError, match="organization") as caught:
         build(data, RowOptions())
     assert "jane.doe@acme.example" not in str(caught.value)
+
+
+async def test_a_membership_without_its_user_applies_and_a_later_one_names_it(
+    engine: AsyncEngine,
+) -> None:
+    # The spec does not require public_user_data: the member is NULL until a snapshot says.
+    bare = cp.membership()
+    del bare["public_user_data"]
+    assert await deliver(engine, cp.envelope("organizationMembership.created", bare)) is (
+        Status.APPLIED
+    )
+    assert (await one(engine, M, bare["id"]))["user_id"] is None
+    named = cp.membership(updated_at=cp.T0 + 1)
+    assert await deliver(engine, cp.envelope("organizationMembership.updated", named)) is (
+        Status.APPLIED
+    )
+    stored = await one(engine, M, bare["id"])
+    assert stored["user_id"] == named["public_user_data"]["user_id"]
+    assert stored["deleted_at"] is None
 
 
 def test_private_metadata_kept_or_dropped() -> None:

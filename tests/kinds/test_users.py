@@ -88,8 +88,7 @@ def test_a_primary_id_naming_no_identifier_gives_no_primary() -> None:
         {"created_at": None},
         {"updated_at": "yesterday"},
         {"id": 7},
-        {"email_addresses": [{"id": "idn_1"}]},
-        {"phone_numbers": [{"phone_number": "+1555"}]},
+        {"email_addresses": [{"id": "idn_1"}]},  # no email_address: required by the spec
     ],
 )
 def test_what_cannot_apply_is_a_payload_error(broken: dict[str, Any]) -> None:
@@ -112,3 +111,28 @@ async def test_a_built_user_is_stored_with_its_identifiers(engine: AsyncEngine) 
     assert (await one(engine, t.users, U))["primary_email_address"] == "b@x.example"
     assert [e["id"] for e in await rows(engine, t.email_addresses, user_id=U)] == ["idn_a", "idn_b"]
     assert len(await rows(engine, t.external_accounts, user_id=U)) == 1
+
+
+def test_identifiers_without_an_id_are_kept_only_in_raw() -> None:
+    # The spec does not require an email address's or phone number's id: the user applies,
+    # and an identifier without one (it could not be a row of its own) stays in `raw`.
+    data = cp.user(
+        emails=[{"email_address": "noid@example.org"}, cp.email("idn_1", "one@example.org")],
+        phone_numbers=[{"phone_number": "+15555550100"}],
+        primary_email_id="idn_1",
+    )
+    snap = build(data, RowOptions())
+    assert [e["id"] for e in snap.children[t.email_addresses]] == ["idn_1"]
+    assert snap.children[t.phone_numbers] == []
+    assert snap.row["primary_email_address"] == "one@example.org"
+    assert snap.row["raw"]["email_addresses"][0]["email_address"] == "noid@example.org"
+
+
+async def test_long_strings_are_stored_whole(engine: AsyncEngine) -> None:
+    # No length limits in the spec, none in the tables (PostgreSQL enforced varchar(255)).
+    long = "x" * 1000
+    data = cp.user(username=long, external_id=long)
+    async with engine.begin() as conn:
+        await writes.upsert(conn, KIND, [build(data, RowOptions())])
+    user = await one(engine, t.users, U)
+    assert (user["username"], user["external_id"]) == (long, long)

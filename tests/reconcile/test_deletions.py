@@ -15,7 +15,7 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.fake_clerk import FakeClerk, error
 from tests.support.reconciling import by_type, live, run
-from tests.support.replica_helpers import one
+from tests.support.replica_helpers import deliver, one
 
 
 async def test_a_failing_pass_deletes_nothing(
@@ -137,3 +137,18 @@ async def test_a_user_gone_from_clerk_is_erased_with_its_memberships(
     assert (user["primary_email_address"], user["first_name"], user["raw"]) == (None,) * 3
     gone = await one(engine, t.organization_memberships, member["id"])
     assert gone["deleted_at"] is not None and gone["raw"] is None
+
+
+async def test_a_row_that_cannot_be_looked_up_is_kept_not_guessed_gone(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings)
+    # A membership stored from a webhook that named no member (public_user_data is optional),
+    # and not listed: its lookup needs the user, so Clerk cannot be asked.
+    bare = cp.membership("orgmem_unnamed", org_id="org_0000", created_at=cp.T0 - 1)
+    del bare["public_user_data"]
+    await deliver(engine, cp.envelope("organizationMembership.created", bare))
+    report = await run(engine, api, rsettings)
+    memberships = by_type(report)["memberships"]
+    assert report.ok and memberships.unconfirmed == 1 and memberships.tombstoned == 0
+    assert (await one(engine, t.organization_memberships, "orgmem_unnamed"))["deleted_at"] is None

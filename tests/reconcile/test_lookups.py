@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.responses import JSONResponse
 
 from service.kinds.declaration import Kind
 from service.kinds.organizations import build as build_org
 from service.kinds.registry import kind
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.lookups import look_up
+from service.reconcile.lookups import can_look_up, look_up
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.fake_clerk import FakeClerk
@@ -76,12 +77,26 @@ async def test_an_in_list_lookup_of_a_gone_owner_is_gone(api: ClerkAPI, fake: Fa
     assert [r.status for r in fake.requests_to("organizations/org_gone/memberships")] == [404]
 
 
-async def test_a_row_missing_a_needed_column_is_gone_without_asking(
+async def test_a_row_missing_a_needed_column_cannot_be_looked_up(
     api: ClerkAPI, fake: FakeClerk
 ) -> None:
+    # Reconcile keeps such rows rather than take the silence for a deletion (test_deletions).
+    assert not can_look_up(kind("memberships"), membership_row(user_id=None))
+    assert can_look_up(kind("memberships"), membership_row())
+    assert not can_look_up(kind("domains"), {"id": "orgdmn_1", "organization_id": None})
     assert await look_up(api, kind("memberships"), membership_row(user_id=None)) is None
-    assert await look_up(api, kind("domains"), {"id": "orgdmn_1", "organization_id": None}) is None
     assert fake.log == []
+
+
+async def test_another_object_in_the_answer_is_no_proof_of_life(
+    api: ClerkAPI, fake: FakeClerk
+) -> None:
+    fake.on_get = lambda name, wanted: JSONResponse(cp.user("user_someone_else"))
+    assert await look_up(api, kind("users"), {"id": U}) is None
+    fake.on_get = lambda name, wanted: JSONResponse({"object": "user"})  # no id at all
+    assert await look_up(api, kind("users"), {"id": U}) is None
+    fake.on_get = None
+    assert await look_up(api, kind("users"), {"id": U}) is not None
 
 
 async def test_a_kind_without_a_lookup_is_never_found(api: ClerkAPI, fake: FakeClerk) -> None:

@@ -75,6 +75,8 @@ class FakeClerk:
     # Called (in the server's thread) before each list request: mutate data mid-run, or
     # return a Response to answer with it instead.
     on_list: Callable[[str, dict[str, str]], Any] | None = None
+    # Called before each read of one object (kind, id): a Response returned answers instead.
+    on_get: Callable[[str, str], Any] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     _window: deque[float] = field(default_factory=deque)
 
@@ -191,6 +193,10 @@ class FakeClerk:
             if refused is not None:
                 return self._record(request, refused)
             wanted = request.path_params["id"]
+            if self.on_get is not None:
+                override = self.on_get(name, wanted)
+                if override is not None:
+                    return self._record(request, override)
             with self.lock:
                 items = getattr(self, name)
                 if isinstance(items, Synthetic):
