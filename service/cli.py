@@ -49,21 +49,15 @@ def serve(
 ) -> None:
     """Run the web app that receives Clerk webhooks at POST /webhooks/clerk.
 
+    GET /metrics is served on the same port, or with METRICS_PORT set on that port only.
+
     Example: CLERK_WEBHOOK_SIGNING_SECRET=whsec_... clerk-replica serve --port 8000
     """
-    import uvicorn
+    from service.web.serve import run
 
     settings = _settings()
     settings.signing_secrets()  # refuse to start without a secret, naming the variable
-    process.tune_gc()
-    uvicorn.run(
-        "service.web.app:app_factory",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        proxy_headers=True,
-    )
+    run(settings, host=host or settings.host, port=port or settings.port)
 
 
 @cli.command()

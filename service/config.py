@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(
         default="127.0.0.1", description="Where the worker's /metrics listens."
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="If set, serve answers /metrics on this port only, not on PORT.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Where serve's /metrics listens with METRICS_PORT."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

@@ -67,3 +67,19 @@ def test_a_blank_signing_secret_is_unset_and_serve_refuses_to_start() -> None:
     assert settings.clerk_webhook_signing_secret is None
     with pytest.raises(ConfigError, match="CLERK_WEBHOOK_SIGNING_SECRET"):
         settings.signing_secrets()
+
+
+def test_metrics_stay_on_the_main_port_unless_metrics_port_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("METRICS_PORT", "METRICS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    default = Settings()
+    assert (default.metrics_port, default.metrics_host) == (None, "127.0.0.1")
+    monkeypatch.setenv("METRICS_PORT", "9090")
+    monkeypatch.setenv("METRICS_HOST", "0.0.0.0")
+    configured = Settings()
+    assert (configured.metrics_port, configured.metrics_host) == (9090, "0.0.0.0")
+    for refused in ("0", "65536", "nine"):
+        with pytest.raises(ValidationError, match="metrics_port"):
+            Settings(metrics_port=refused)

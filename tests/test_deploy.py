@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import Route
 
 from service.cli import cli
 from service.dev.ports import free_port, wait_for_port
-from service.web.app import create_app
+from service.web.app import create_app, create_metrics_app
 from tests.support.commands import env
 from tests.support.settings import make_settings
 
@@ -31,6 +32,17 @@ def fly() -> dict:  # type: ignore[type-arg]
 
 def dockerfile() -> list[str]:
     return [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+
+
+def web_app_as_fly_runs_it() -> Starlette:
+    """The web app with fly.toml's METRICS_ settings; building it connects to nothing (the
+    URLs are never used)."""
+    metrics = {k.lower(): v for k, v in fly()["env"].items() if k.startswith("METRICS_")}
+    return create_app(make_settings("sqlite:///unused.db", "redis://unused", **metrics))
+
+
+def paths(app: Starlette) -> dict[str, set[str] | None]:
+    return {r.path: r.methods for r in app.routes if isinstance(r, Route)}
 
 
 def subcommand(command: str) -> str:
@@ -55,18 +67,24 @@ def test_fly_http_service_is_the_web_group_only() -> None:
     assert service["processes"] == ["web"]
     assert service["internal_port"] == int(config["env"]["PORT"])
     assert service["concurrency"]["hard_limit"] >= service["concurrency"]["soft_limit"]
-    routes = {
-        r.path: r.methods
-        # Building the app connects to nothing: the URLs are never used.
-        for r in create_app(make_settings("sqlite:///unused.db", "redis://unused")).routes
-        if isinstance(r, Route)
-    }
+    routes = paths(web_app_as_fly_runs_it())
     for check in service["checks"]:
         assert check["method"] in (routes[check["path"]] or set())
+    assert "/metrics" not in routes  # the public service does not expose metrics
+
+
+def test_fly_scrapes_metrics_on_private_ports_it_can_reach() -> None:
+    config = fly()
+    variables, public = config["env"], config["http_service"]["internal_port"]
     metrics = {tuple(m["processes"]): m for m in config["metrics"]}
-    assert metrics[("web",)]["port"] == service["internal_port"]
-    assert metrics[("worker",)]["port"] == int(config["env"]["WORKER_METRICS_PORT"])
-    assert "/metrics" in routes
+    assert metrics[("web",)]["port"] == int(variables["METRICS_PORT"]) != public
+    assert metrics[("worker",)]["port"] == int(variables["WORKER_METRICS_PORT"]) != public
+    served = paths(create_metrics_app(web_app_as_fly_runs_it()))
+    assert "GET" in (served[metrics[("web",)]["path"]] or set())
+    # Fly's scraper is not on the machine: loopback, the default, would never answer it.
+    assert variables["METRICS_HOST"] == variables["WORKER_METRICS_HOST"] == "0.0.0.0"
+    # [[metrics]] sends no Authorization header: a token in fly.toml would refuse the scraper.
+    assert "METRICS_TOKEN" not in variables
 
 
 def test_dockerfile_is_multistage_non_root_and_runs_a_command() -> None:

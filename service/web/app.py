@@ -14,9 +14,9 @@ from service.inbox.writer import InboxWriter
 from service.ingest.body import BodyReader
 from service.ingest.endpoint import IngestState, WebhookEndpoint
 from service.ingest.signature import SignatureVerifier
-from service.logs import configure_logging, get_logger
+from service.logs import get_logger
 from service.queue.client import Enqueuer, connect
-from service.web.metrics_endpoint import DatabaseGauges, metrics_endpoint
+from service.web.metrics_endpoint import DatabaseGauges, metrics_endpoint, metrics_endpoint_for
 from service.web.probes import healthz, readyz
 from service.web.state import WebState
 
@@ -24,6 +24,7 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
+    """The web app: webhooks, probes, and /metrics unless METRICS_PORT moves it elsewhere."""
     settings = settings or get_settings()
     # Fail at construction, not at the first delivery, when the secret is missing or bad.
     verifier = SignatureVerifier(settings.signing_secrets())
@@ -76,19 +77,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await enqueuer.close()
             await engine.dispose()
 
-    return Starlette(
-        routes=[
-            Route("/webhooks/clerk", webhook, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/webhooks/clerk", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if settings.metrics_port is None:
+        # With METRICS_PORT the public app has no /metrics: create_metrics_app serves it.
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
-def app_factory() -> Starlette:
-    """Entry point for `uvicorn --factory service.web.app:app_factory`."""
-    settings = get_settings()
-    configure_logging(settings)
-    return create_app(settings)
+def create_metrics_app(web: Starlette) -> Starlette:
+    """The app of METRICS_PORT: GET /metrics only, answered from the state `web`'s lifespan
+    makes and closes (its token, its cached gauges); it has no lifespan of its own."""
+    return Starlette(routes=[Route("/metrics", metrics_endpoint_for(web.state), methods=["GET"])])

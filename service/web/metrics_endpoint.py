@@ -1,5 +1,6 @@
 """GET /metrics: this process's counters, and gauges read from the database (cached briefly),
-so every web process reports the same inbox and reconcile numbers. With
+so every web process reports the same inbox and reconcile numbers. Served by the web app, or
+with METRICS_PORT by an app of its own on that port (same token, same gauges). With
 PROMETHEUS_MULTIPROC_DIR set, processes on one machine share their counters
 (prometheus-client's multiprocess mode)."""
 
@@ -10,13 +11,14 @@ import hmac
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -120,7 +122,25 @@ def authorized(scope_headers: list[tuple[bytes, bytes]], token: bytes | None) ->
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    state: WebState = request.app.state.web
+    """GET /metrics on the web app itself (no METRICS_PORT)."""
+    return await _answer(request.app.state.web, request)
+
+
+def metrics_endpoint_for(web: State) -> Callable[[Request], Awaitable[Response]]:
+    """GET /metrics of the METRICS_PORT app, answered from the web app's state `web`: the
+    web app's token and its cached gauges, so a process reads the database once per period
+    whichever app answers. 503 until the web app's lifespan has made that state."""
+
+    async def endpoint(request: Request) -> Response:
+        state: WebState | None = getattr(web, "web", None)
+        if state is None:
+            return JSONResponse({"error": "starting"}, status_code=503)
+        return await _answer(state, request)
+
+    return endpoint
+
+
+async def _answer(state: WebState, request: Request) -> Response:
     if not authorized(request.scope["headers"], state.metrics_token):
         return JSONResponse({"error": "unauthorized"}, status_code=401)
     return Response(await render(state.gauges), media_type=CONTENT_TYPE)
