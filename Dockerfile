@@ -4,9 +4,14 @@ FROM python:3.12-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
 WORKDIR /src
+# The locked dependencies first (their layer outlives code changes), each file checked against
+# the lock's hashes; then the service itself, resolving nothing, and pip check for a lock that
+# left something out.
+COPY requirements/runtime.txt ./requirements/
+RUN /venv/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN /venv/bin/pip install .
+RUN /venv/bin/pip install --no-deps . && /venv/bin/pip check
 
 FROM python:3.12-slim
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app
