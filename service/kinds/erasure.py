@@ -11,7 +11,8 @@ once it commits, the data is gone everywhere at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Table, and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,16 +65,40 @@ async def _null(
         )
 
 
-async def erase_ended(conn: AsyncConnection, kind: Kind, rows: Sequence[Row]) -> None:
+async def erase_ended(
+    conn: AsyncConnection,
+    kind: Kind,
+    rows: Sequence[Row],
+    applied: Mapping[str, datetime | None],
+    parents_ended: Mapping[str, Mapping[str, datetime]],
+) -> None:
     """Erase again the persons these rows (just written, or refused as older) name that are
-    deleted: a late snapshot, or the membership of a deleted user, keeps nothing of them."""
+    deleted: a late snapshot, or the membership of a deleted user, keeps nothing of them.
+
+    What the upsert already knows is not asked again: a person's own rows that applied came
+    back with their `deleted_at`, and a person who is a parent was looked up as one. Only the
+    rest (rows the guard refused; a person that is no parent) costs a query.
+    """
     if kind.personal is None:
         return
-    person = registry.kind(kind.personal.person)
-    named = (row[kind.personal.column] for row in rows if row.get(kind.personal.column))
-    ended = await versioned.ended(conn, person.table, named)
-    if ended:
-        await erase(conn, person, ended)
+    column, person = kind.personal.column, registry.kind(kind.personal.person)
+    gone: set[str] = set()
+    if person is kind and column == "id":
+        gone = {i for i, deleted_at in applied.items() if deleted_at is not None}
+        unknown = [row["id"] for row in rows if row["id"] not in applied]
+    elif column in parents_ended and _is_parent(kind, column, person):
+        gone = {row[column] for row in rows if row.get(column) in parents_ended[column]}
+        unknown = []
+    else:
+        unknown = [row[column] for row in rows if row.get(column)]
+    if unknown:
+        gone.update(await versioned.ended(conn, person.table, unknown))
+    if gone:
+        await erase(conn, person, gone)
+
+
+def _is_parent(kind: Kind, column: str, person: Kind) -> bool:
+    return any(p.column == column and p.kind == person.name for p in kind.parents)
 
 
 def _unerased(person: Kind) -> ColumnElement[bool]:

@@ -35,6 +35,7 @@ async def upsert(
     rows = [s.row for s in latest]
     if kind.parents or kind.before_upsert is not None:
         rows = [dict(r) for r in rows]  # ended below without touching the caller's rows
+    ended: list[tuple[str, dict[str, datetime]]] = []
     if kind.parents:
         await lock_parents(
             conn, (r[p.column] for p in kind.parents for r in rows if r.get(p.column))
@@ -61,7 +62,7 @@ async def upsert(
                 children = [row for i in live for row in by_id[i].children.get(owned.table, ())]
                 await replace_children(conn, owned.table, owned.owner_column, live, children)
     if erase:
-        await erasure.erase_ended(conn, kind, rows)
+        await erasure.erase_ended(conn, kind, rows, applied, dict(ended))
     return set(applied)
 
 

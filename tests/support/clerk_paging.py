@@ -21,9 +21,49 @@ class Invalid(Exception):
         self.message, self.code = message, code
 
 
-def page(items: Any, params: dict[str, str], *, cursor: bool) -> tuple[list[Any], int]:
+# The order_by fields each list accepts, as the backend spec's parameter descriptions list them.
+ORDER_FIELDS: dict[str, frozenset[str]] = {
+    "users": frozenset(
+        {
+            "created_at",
+            "updated_at",
+            "email_address",
+            "web3wallet",
+            "first_name",
+            "last_name",
+            "phone_number",
+            "username",
+            "last_active_at",
+            "last_sign_in_at",
+        }
+    ),
+    "organizations": frozenset({"name", "created_at", "members_count"}),
+    "memberships": frozenset(
+        {"phone_number", "email_address", "created_at", "first_name", "last_name", "username"}
+    ),
+    "invitations": frozenset({"created_at", "email_address"}),
+    "domains": frozenset({"name", "created_at"}),
+}
+
+
+def _sort_key(field: str) -> Any:
+    """Objects by `field` (absent and null first), then id: a total order, as Clerk's is."""
+
+    def key(o: dict[str, Any]) -> tuple[Any, ...]:
+        value = o.get(field)
+        if value is None and isinstance(o.get("public_user_data"), dict):
+            value = o["public_user_data"].get(field)  # a membership's member
+        return (value is not None, str(value) if isinstance(value, str) else value or 0, o["id"])
+
+    return key
+
+
+def page(
+    items: Any, params: dict[str, str], *, cursor: bool, name: str = "users"
+) -> tuple[list[Any], int]:
     """One page of `items` (a list of objects, or a Synthetic instance: JSON bytes once
-    encoded) and the total count; `cursor`: whether starting_after is honoured."""
+    encoded) and the total count; `cursor`: whether starting_after is honoured; `name`: which
+    list (its order_by fields)."""
     limit = _int(params, "limit", 10)
     offset = _int(params, "offset", 0)
     if not 1 <= limit <= MAX_LIMIT:
@@ -31,9 +71,13 @@ def page(items: Any, params: dict[str, str], *, cursor: bool) -> tuple[list[Any]
     if offset < 0:
         raise Invalid("offset must be at least 0")
     order = params.get("order_by", "-created_at")
-    if order.lstrip("+-") != "created_at":
-        raise Invalid("order_by is not supported by this fake")
+    field = order.lstrip("+-")
+    if field not in ORDER_FIELDS.get(name, frozenset({"created_at"})):
+        raise Invalid(f"order_by {field} is not supported")
     descending = order.startswith("-")
+    if field != "created_at" and (isinstance(items, Synthetic) or params.get("starting_after")):
+        # Clerk pages by cursor only in created_at order; the synthetic instance is in it.
+        raise Invalid("starting_after needs order_by created_at")
     total = len(items)
     after = params.get("starting_after") if cursor else None
     if isinstance(items, Synthetic):
@@ -46,7 +90,7 @@ def page(items: Any, params: dict[str, str], *, cursor: bool) -> tuple[list[Any]
             if offset:
                 raise Invalid("starting_after cannot be combined with offset")
         return items.page(indices[offset : offset + limit]), total
-    ordered = sorted(items, key=lambda o: (o["created_at"], o["id"]), reverse=descending)
+    ordered = sorted(items, key=_sort_key(field), reverse=descending)
     if after is not None:
         if offset:
             raise Invalid("starting_after cannot be combined with offset")

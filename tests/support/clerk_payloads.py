@@ -1,10 +1,32 @@
-"""Clerk payloads shaped like the published examples (clerk-facts.md section 1)."""
+"""Clerk payloads shaped like the published examples (clerk-facts.md section 1), valid under both
+of Clerk's specs (tests/system/test_clerk_spec.py checks them): webhook `data` and Backend API
+answers carry the same objects."""
 
 from __future__ import annotations
 
 from typing import Any
 
 T0 = 1_716_883_200_000  # ms, the spec examples' time
+
+
+def _otp(status: str, strategy: str) -> dict[str, Any]:
+    return {
+        "object": "verification_otp",
+        "status": status,
+        "strategy": strategy,
+        "attempts": 1,
+        "expire_at": None,
+    }
+
+
+def _domain_verification() -> dict[str, Any]:
+    return {
+        "status": "verified",
+        "strategy": "email_code",
+        "attempts": 1,
+        "expire_at": None,
+        "verified_at": T0,
+    }
 
 
 def email(id: str, address: str, status: str = "verified") -> dict[str, Any]:
@@ -14,7 +36,7 @@ def email(id: str, address: str, status: str = "verified") -> dict[str, Any]:
         "email_address": address,
         "reserved": False,
         "linked_to": [],
-        "verification": {"status": status, "strategy": "email_code", "attempts": 1},
+        "verification": _otp(status, "email_code"),
         "created_at": T0,
         "updated_at": T0,
     }
@@ -29,7 +51,7 @@ def phone(id: str, number: str) -> dict[str, Any]:
         "default_second_factor": False,
         "reserved": False,
         "linked_to": [],
-        "verification": {"status": "verified", "strategy": "phone_code"},
+        "verification": _otp("verified", "phone_code"),
         "created_at": T0,
         "updated_at": T0,
     }
@@ -46,7 +68,14 @@ def external_account(id: str, provider: str = "oauth_google", **extra: Any) -> d
         "email_address": extra.pop("email_address", "jane@gmail.example"),
         "first_name": "Jane",
         "last_name": "Doe",
-        "verification": {"status": "verified", "strategy": "oauth_google"},
+        "verification": {
+            "object": "verification_oauth",
+            "status": "verified",
+            "strategy": "oauth_google",
+            "attempts": None,
+            "expire_at": None,
+        },
+        "public_metadata": {},
         "created_at": T0,
         "updated_at": T0,
         **extra,
@@ -91,6 +120,15 @@ def user(
         "unsafe_metadata": {},
         "password_enabled": True,
         "two_factor_enabled": False,
+        "totp_enabled": False,
+        "backup_code_enabled": False,
+        "mfa_enabled_at": None,
+        "mfa_disabled_at": None,
+        "lockout_expires_in_seconds": None,
+        "verification_attempts_remaining": 100,
+        "delete_self_enabled": True,
+        "create_organization_enabled": True,
+        "legal_accepted_at": None,
         "banned": False,
         "locked": False,
         "last_sign_in_at": T0,
@@ -152,6 +190,7 @@ def membership(
             "first_name": "Jane",
             "last_name": "Doe",
             "image_url": "https://img.clerk.com/xxxxxx",
+            "profile_image_url": "https://img.clerk.com/xxxxxx",
             "has_image": True,
             "identifier": "jane.doe@acme.example",
         },
@@ -180,6 +219,16 @@ def invitation(
         "public_metadata": {},
         "private_metadata": {},
         "expires_at": T0 + 30 * 86_400_000,
+        "url": None,
+        "inviter_id": "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "public_inviter_data": {
+            "user_id": "user_29w83sxmDNGwOuEthce5gg56FcC",
+            "first_name": "Example",
+            "last_name": "Example",
+            "image_url": "https://img.clerk.com/xxxxxx",
+            "has_image": True,
+            "identifier": "example@example.org",
+        },
         "created_at": created_at,
         "updated_at": updated_at,
     }
@@ -201,8 +250,9 @@ def domain(
         "name": "acme.example",
         "enrollment_mode": "automatic_invitation",
         "affiliation_email_address": None,
-        "verification": {"status": "verified", "strategy": "email_code"},
-        "affiliation_verification": {"status": "verified", "strategy": "email_code"},
+        "verification": _domain_verification(),
+        "affiliation_verification": _domain_verification(),
+        "ownership_verification": None,
         "total_pending_invitations": 0,
         "total_pending_suggestions": 0,
         "created_at": created_at,

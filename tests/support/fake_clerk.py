@@ -2,8 +2,9 @@
 
 Faithful to clerk-facts.md section 3: bare array for /users plus /users/count, {data,
 total_count} elsewhere, limit 1..500 (default 10, 422 outside), offset >= 0, order_by with
-+/- created_at (default -created_at), starting_after cursor for /users (422 with a non-created_at
-order or a non-zero offset), Clerk's error JSON for 401/404/422/429/5xx, Retry-After on 429.
++/- any field the spec lists for that list (default -created_at), starting_after cursor for
+/users (422 with a non-created_at order or a non-zero offset), Clerk's error JSON for
+401/404/422/429/5xx, Retry-After on 429.
 Faults (5xx, 429, slow answers, bad JSON) and data changes between and during runs are scripted.
 The paging rules are in clerk_paging.py, the instances it can serve in clerk_instances.py.
 """
@@ -166,7 +167,9 @@ class FakeClerk:
             try:
                 with self.lock:
                     cursor = name == "users" and self.supports_cursor
-                    page, total = clerk_paging.page(getattr(self, name), params, cursor=cursor)
+                    page, total = clerk_paging.page(
+                        getattr(self, name), params, cursor=cursor, name=name
+                    )
             except clerk_paging.Invalid as exc:
                 return self._record(request, error(422, exc.code, exc.message))
             if page and isinstance(page[0], bytes):  # pre-encoded: join, do not re-encode
