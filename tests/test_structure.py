@@ -75,7 +75,6 @@ TESTS_ROOT = Path(__file__).resolve().parent
 # Modules with logic but no test module of their own: "service/x.py" -> why, naming the tests
 # that cover it. A module leaves this list when it gets its tests/<part>/test_<module>.py.
 TESTLESS_ALLOWED: dict[str, str] = {
-    "service/dev/examples.py": "tests/dev/test_stack.py sends them through send-test-event",
     "service/dev/ports.py": "free_port and wait_for_port serve the tests themselves",
     "service/dev/runtime.py": "tests/dev/test_stack.py (the state file of a running stack)",
     "service/dev/secret.py": "tests/dev/test_stack.py (the dev secret persists, env wins)",

@@ -1,4 +1,5 @@
-"""Erasure: when Clerk deletes a person (a user), the replica forgets what identifies them.
+"""Erasure: when Clerk deletes a person (a user; a waitlist entry, which names nobody else), the
+replica forgets what identifies them.
 
 Every kind that declares `Personal` data of the person has those columns set to NULL in the
 rows that name the person, in its own table and in the tables it owns; the person's own row

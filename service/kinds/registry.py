@@ -16,7 +16,7 @@ from sqlalchemy import Table
 import service.kinds
 from service.kinds.declaration import Kind, Parent
 
-_NOT_KINDS = {"declaration", "registry", "tables", "writes"}
+_NOT_KINDS = {"declaration", "erasure", "registry", "tables", "writes"}
 
 
 class Action(StrEnum):

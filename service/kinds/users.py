@@ -1,11 +1,11 @@
-"""Users, with the email addresses, phone numbers and external accounts each snapshot carries."""
+"""Users, with the email addresses, phone numbers, web3 wallets, external and enterprise accounts
+each snapshot carries."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-from sqlalchemy import Boolean, Column, Table, Text, and_, text
+from sqlalchemy import Boolean, Column, Table, Text, and_
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
@@ -14,7 +14,16 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata, partial_index
 from service.kinds.declaration import Kind, Listing, Lookup, Owned, Personal
-from service.kinds.tables import identifier_table, versioned_times
+from service.kinds.tables import versioned_times
+from service.kinds.user_identifiers import (
+    Identifiers,
+    email_addresses,
+    enterprise_accounts,
+    external_accounts,
+    owned_rows,
+    phone_numbers,
+    web3_wallets,
+)
 
 users = Table(
     "clerk_users",
@@ -44,66 +53,15 @@ partial_index(
     users.c.id,
     where=and_(users.c.deleted_at.is_not(None), users.c.raw.is_not(None)),
 )
-email_addresses = identifier_table("clerk_email_addresses", "email_address")
-phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")
-external_accounts = Table(
-    "clerk_external_accounts",
-    metadata,
-    Column("id", Text, primary_key=True),
-    Column("user_id", Text, nullable=False, index=True),
-    Column("provider", Text),
-    Column("provider_user_id", Text),
-    Column("email_address", Text, index=True),
-    Column("username", Text),
-    Column("verification_status", Text),
-    Column("verification_strategy", Text),
-    Column("is_primary", Boolean, nullable=False, server_default=text("false")),
-    Column("created_at", UTCDateTime),
-    Column("updated_at", UTCDateTime),
-    Column("raw", JSONValue),
-)
 
 
-class EmailAddress(p.Model):
-    id: str | None = None  # optional in the spec: an identifier without one is not stored
-    email_address: str
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
-
-
-class PhoneNumber(p.Model):
-    id: str | None = None
-    phone_number: str
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
-
-
-class ExternalAccount(p.Model):
-    id: str
-    provider: str | None = None
-    provider_user_id: str | None = None
-    identification_id: str | None = None
-    email_address: str | None = None
-    username: str | None = None
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
-
-
-class User(p.Model):
+class User(Identifiers):
     id: str
     external_id: str | None = None
     username: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     image_url: str | None = None
-    primary_email_address_id: str | None = None
-    primary_phone_number_id: str | None = None
-    email_addresses: list[EmailAddress] = Field(default_factory=list)
-    phone_numbers: list[PhoneNumber] = Field(default_factory=list)
-    external_accounts: list[ExternalAccount] = Field(default_factory=list)
     public_metadata: dict[str, Any] | None = None
     private_metadata: dict[str, Any] | None = None
     unsafe_metadata: dict[str, Any] | None = None
@@ -117,19 +75,17 @@ class User(p.Model):
 
 def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
     user = p.parse(User, data)
-    # Keyed by id: one without an id cannot be a row of its own (its value stays in `raw`).
-    emails = {e.id: e for e in user.email_addresses if e.id}
-    phones = {n.id: n for n in user.phone_numbers if n.id}
-    primary_email = emails.get(user.primary_email_address_id or "")
-    primary_phone = phones.get(user.primary_phone_number_id or "")
+    children = owned_rows(user.id, user, data)
+    primary_email = _primary(children[email_addresses], "email_address")
+    primary_phone = _primary(children[phone_numbers], "phone_number")
     row: r.Row = {
         "id": user.id,
         "external_id": user.external_id,
         "username": user.username,
         "first_name": user.first_name,
         "last_name": user.last_name,
-        "primary_email_address": primary_email.email_address if primary_email else None,
-        "primary_phone_number": primary_phone.phone_number if primary_phone else None,
+        "primary_email_address": primary_email,
+        "primary_phone_number": primary_phone,
         "image_url": user.image_url,
         "banned": user.banned,
         "locked": user.locked,
@@ -141,55 +97,11 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
         **r.times(user.created_at, user.updated_at),
         "raw": r.raw(data, options),
     }
-    raw_emails = r.raw_items(data, "email_addresses")
-    raw_phones = r.raw_items(data, "phone_numbers")
-    raw_accounts = r.raw_items(data, "external_accounts")
-    children = {
-        email_addresses: [
-            {
-                "id": e.id,
-                "user_id": user.id,
-                "email_address": e.email_address,
-                **r.verification_columns(e.verification),
-                "is_primary": e.id == user.primary_email_address_id,
-                "created_at": from_ms(e.created_at),
-                "updated_at": from_ms(e.updated_at),
-                "raw": raw_emails.get(e.id or ""),
-            }
-            for e in emails.values()
-        ],
-        phone_numbers: [
-            {
-                "id": n.id,
-                "user_id": user.id,
-                "phone_number": n.phone_number,
-                **r.verification_columns(n.verification),
-                "is_primary": n.id == user.primary_phone_number_id,
-                "created_at": from_ms(n.created_at),
-                "updated_at": from_ms(n.updated_at),
-                "raw": raw_phones.get(n.id or ""),
-            }
-            for n in phones.values()
-        ],
-        external_accounts: [
-            {
-                "id": a.id,
-                "user_id": user.id,
-                "provider": a.provider,
-                "provider_user_id": a.provider_user_id,
-                "email_address": a.email_address,
-                "username": a.username,
-                **r.verification_columns(a.verification),
-                "is_primary": a.identification_id is not None
-                and a.identification_id == user.primary_email_address_id,
-                "created_at": from_ms(a.created_at),
-                "updated_at": from_ms(a.updated_at),
-                "raw": raw_accounts.get(a.id),
-            }
-            for a in {a.id: a for a in user.external_accounts}.values()
-        ],
-    }
     return Snapshot(row, children)
+
+
+def _primary(rows: list[r.Row], column: str) -> Any:
+    return next((row[column] for row in rows if row["is_primary"]), None)
 
 
 KIND = Kind(
@@ -203,6 +115,8 @@ KIND = Kind(
         Owned(email_addresses, "user_id"),
         Owned(phone_numbers, "user_id"),
         Owned(external_accounts, "user_id"),
+        Owned(web3_wallets, "user_id"),
+        Owned(enterprise_accounts, "user_id"),
     ),
     listing=Listing("users", bare_array=True, cursor=True, count_path="users/count"),
     lookup=Lookup("users/{id}"),
@@ -230,6 +144,11 @@ KIND = Kind(
             external_accounts.c.email_address,
             external_accounts.c.username,
             external_accounts.c.raw,
+            web3_wallets.c.web3_wallet,
+            web3_wallets.c.raw,
+            enterprise_accounts.c.email_address,
+            enterprise_accounts.c.provider_user_id,
+            enterprise_accounts.c.raw,
         ),
     ),
 )

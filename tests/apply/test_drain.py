@@ -57,7 +57,7 @@ async def store_users(engine: AsyncEngine, first: int, count: int) -> None:
 async def test_drain_applies_everything_and_counts_outcomes(engine: AsyncEngine) -> None:
     await store_users(engine, 0, 25)  # more than a batch: helper streams join on PostgreSQL
     await store_event(engine, cp.envelope("user.created", {"id": "user_broken"}))
-    await store_event(engine, cp.envelope("session.created", {"id": "sess_1"}))  # settled at once
+    await store_event(engine, cp.envelope("email.created", {"id": "ema_1"}))  # settled at once
     wakes = Wakes()
     totals = await drainer(engine, wakes).drain(time.time())
     assert totals == {"applied": 25, "failed": 1}

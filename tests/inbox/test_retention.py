@@ -67,7 +67,7 @@ async def test_settled_rows_are_deleted_after_theirs_failed_ones_kept(
     engine: AsyncEngine,
 ) -> None:
     old = await applied(engine, cp.user("user_old"))
-    ignored = await store_event(engine, cp.envelope("session.created", {"id": "sess_1"}))
+    ignored = await store_event(engine, cp.envelope("email.created", {"id": "ema_1"}))
     failed = await store_event(engine, cp.envelope("user.created", {"id": "user_broken"}))
     assert await apply_one(engine, failed, RowOptions()) is Status.FAILED
     for svix_id in (old, ignored, failed):

@@ -57,7 +57,7 @@ async def test_record_many_returns_the_new_ids_and_the_first_of_a_batch_wins(
         (delivery("msg_old"), T),
         (delivery("msg_a", event_type="user.created"), T),
         (delivery("msg_a", event_type="user.deleted"), T + timedelta(seconds=5)),
-        (delivery("msg_skip", Status.IGNORED, event_type="session.created"), T),
+        (delivery("msg_skip", Status.IGNORED, event_type="email.created"), T),
     ]
     async with engine.begin() as conn:
         assert await store.record_many(conn, batch) == {"msg_a", "msg_skip"}

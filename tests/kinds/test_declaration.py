@@ -39,7 +39,10 @@ def test_kind_tables_are_its_table_then_the_owned_ones() -> None:
         t.email_addresses,
         t.phone_numbers,
         t.external_accounts,
+        t.web3_wallets,
+        t.enterprise_accounts,
     )
+    assert registry.kind("roles").tables == (t.roles, t.role_permissions)
     assert registry.kind("organizations").tables == (t.organizations,)
 
 
@@ -55,6 +58,10 @@ def test_copies_new_only_without_parents_or_a_kind_rule() -> None:
         "memberships": False,
         "invitations": False,
         "domains": False,
+        "permissions": True,
+        "roles": True,
+        "waitlist_entries": True,
+        "sessions": False,
     }
     ruled = Kind("x", 0, t.users, build_user, ("x.created",), before_upsert=_rule)
     parented = Kind("y", 0, t.users, build_user, ("y.created",), parents=(Parent("id", "x"),))

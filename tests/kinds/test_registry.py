@@ -32,14 +32,24 @@ def test_every_declared_kind_is_discovered_once() -> None:
         if isinstance(found, Kind):
             declared.append(found)
     assert sorted(k.name for k in KINDS) == sorted(k.name for k in declared)
-    assert len({id(k) for k in KINDS}) == len(KINDS) == 5
+    assert len({id(k) for k in KINDS}) == len(KINDS) == 9
     assert {k.name: k for k in KINDS} == registry.BY_NAME
     assert registry.kind("users").table is t.users
 
 
 def test_parents_come_first_then_by_order() -> None:
     names = [k.name for k in KINDS]
-    assert names == ["organizations", "users", "memberships", "invitations", "domains"]
+    assert names == [
+        "organizations",
+        "users",
+        "permissions",
+        "roles",
+        "waitlist_entries",
+        "memberships",
+        "invitations",
+        "domains",
+        "sessions",
+    ]
     for k in KINDS:
         for parent in k.parents:
             assert names.index(parent.kind) < names.index(k.name)
@@ -57,7 +67,7 @@ def test_routes_cover_every_kinds_event_types_exactly_once() -> None:
 
 def test_is_replicated() -> None:
     assert all(registry.is_replicated(e) for e in ROUTES)
-    for other in ("session.created", "email.created", "user", "", "organizationInvitation.deleted"):
+    for other in ("sms.created", "email.created", "user", "", "organizationInvitation.deleted"):
         assert not registry.is_replicated(other)
 
 
@@ -65,7 +75,7 @@ def test_dependents_name_the_kinds_and_their_column() -> None:
     def of(name: str) -> set[tuple[str, str]]:
         return {(k.name, p.column) for k, p in registry.dependents(registry.kind(name))}
 
-    assert of("users") == {("memberships", "user_id")}
+    assert of("users") == {("memberships", "user_id"), ("sessions", "user_id")}
     assert of("organizations") == {
         ("memberships", "organization_id"),
         ("invitations", "organization_id"),
@@ -134,8 +144,11 @@ def test_personal_columns_belong_to_the_kinds_tables() -> None:
 def test_deleting_a_user_erases_it_and_the_kinds_naming_it() -> None:
     users = registry.kind("users")
     erased = {k.name for k in registry.erased_with(users)}
-    assert erased == {"users", "memberships", "invitations"}
-    assert registry.persons() == (users,)
+    assert erased == {"users", "memberships", "invitations", "sessions"}
+    # A waitlist entry names nobody else: it is its own person.
+    entries = registry.kind("waitlist_entries")
+    assert registry.persons() == (users, entries)
+    assert registry.erased_with(entries) == (entries,)
     assert registry.erased_with(registry.kind("organizations")) == ()
 
 
@@ -157,4 +170,6 @@ def test_listing_and_lookup_paths_use_only_columns_of_the_table() -> None:
         if k.listing is not None:
             used = fields(k.listing.path).union(*map(fields, k.listing.params.values()))
             assert used <= set(k.table.c.keys()), k.name
-    assert all(k.listing is not None and k.lookup is not None for k in KINDS)
+    # Every kind Clerk lists instance-wide; sessions it lists per user only (webhooks only).
+    unlisted = {k.name for k in KINDS if k.listing is None or k.lookup is None}
+    assert unlisted == {"sessions"}

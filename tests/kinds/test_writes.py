@@ -236,7 +236,7 @@ async def test_value_the_database_refuses_is_failed_not_retried(engine: AsyncEng
 
 
 async def test_unknown_types_are_ignored_not_stored(engine: AsyncEngine) -> None:
-    svix_id = await store_event(engine, cp.envelope("session.created", {"id": "sess_1"}))
+    svix_id = await store_event(engine, cp.envelope("email.created", {"id": "ema_1"}))
     row = await inbox_row(engine, svix_id)
     assert (row["status"], row["body"]) == (Status.IGNORED, None)
     assert await apply_one(engine, svix_id, RowOptions()) is None

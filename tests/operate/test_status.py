@@ -51,7 +51,7 @@ async def test_inbox_summary_by_status_backlog_and_failures(engine: AsyncEngine)
     assert empty["by_status"] == {s.value: 0 for s in Status}
     assert (empty["backlog"], empty["oldest_pending_age_seconds"], empty["failed"]) == (0, None, [])
 
-    await store_event(engine, cp.envelope("session.created", {"id": "sess_1"}))
+    await store_event(engine, cp.envelope("email.created", {"id": "ema_1"}))
     await store_event(engine, cp.envelope("user.created", cp.user("user_1")))
     await store_event(engine, cp.envelope("user.created", cp.user("user_2")))
     applied = await store_event(engine, cp.envelope("user.created", cp.user("user_3")))

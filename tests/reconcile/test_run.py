@@ -28,9 +28,13 @@ async def test_backfills_an_empty_replica(
     report = await run(engine, api, rsettings)
     assert report.ok, report.summary()
     passes = by_type(report)
+    # Parents first; sessions have no instance-wide list (webhooks only).
     assert [p.resource for p in report.passes] == [
         "organizations",
         "users",
+        "permissions",
+        "roles",
+        "waitlist_entries",
         "memberships",
         "invitations",
         "domains",
@@ -41,6 +45,17 @@ async def test_backfills_an_empty_replica(
         passes["invitations"].created,
         passes["domains"].created,
     ) == (60, 12, 12)
+    assert (
+        passes["permissions"].created,
+        passes["roles"].created,
+        passes["waitlist_entries"].created,
+    ) == (3, 2, 3)
+    grants = await rows(engine, t.role_permissions)
+    assert sorted((g["role_id"], g["permission_id"]) for g in grants) == [
+        ("role_000", "perm_000"),
+        ("role_001", "perm_000"),
+        ("role_001", "perm_001"),
+    ]
     assert len(await live(engine, t.users)) == 120
     assert len(await rows(engine, t.email_addresses)) == 120
     assert len(await live(engine, t.organization_memberships)) == 60

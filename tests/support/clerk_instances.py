@@ -109,7 +109,8 @@ def synthetic_instance(
 
 
 def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) -> None:
-    """A small instance: users, organizations, memberships, one invitation and domain per org."""
+    """A small instance: users, organizations, memberships, one invitation and domain per org,
+    three permissions, two roles granting them, three waitlist entries."""
     fake.users = [
         cp.user(
             f"user_{i:05d}",
@@ -145,4 +146,21 @@ def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) ->
             f"orgdmn_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
         )
         for j in range(orgs)
+    ]
+    fake.permissions = [
+        cp.permission(f"perm_{k:03d}", key=f"org:thing{k}:manage", created_at=cp.T0 + k)
+        for k in range(3)
+    ]
+    fake.roles = [
+        cp.role(
+            f"role_{k:03d}",
+            key=f"org:role{k}",
+            permissions=fake.permissions[: k + 1],
+            created_at=cp.T0 + k,
+        )
+        for k in range(2)
+    ]
+    fake.waitlist_entries = [
+        cp.waitlist_entry(f"wle_{k:03d}", email_address=f"w{k}@example.org", created_at=cp.T0 + k)
+        for k in range(3)
     ]

@@ -43,7 +43,26 @@ ORDER_FIELDS: dict[str, frozenset[str]] = {
     ),
     "invitations": frozenset({"created_at", "email_address"}),
     "domains": frozenset({"name", "created_at"}),
+    "roles": frozenset({"created_at", "name", "key"}),
+    "permissions": frozenset({"created_at", "name", "key"}),
+    "waitlist_entries": frozenset({"created_at", "email_address", "invited_at"}),
 }
+# `query`: an exact id, or part of these fields (as the spec describes each list's filter).
+QUERY_FIELDS: dict[str, tuple[str, ...]] = {
+    "roles": ("name", "key"),
+    "permissions": ("name", "key"),
+    "waitlist_entries": ("email_address",),
+}
+
+
+def _matches(o: dict[str, Any], name: str, params: dict[str, str]) -> bool:
+    query, status = params.get("query"), params.get("status")
+    if status is not None and o.get("status") != status:
+        return False
+    if query is None or name not in QUERY_FIELDS:
+        return True
+    fields = (o.get(f) for f in QUERY_FIELDS[name])
+    return o["id"] == query or any(isinstance(v, str) and query in v for v in fields)
 
 
 def _sort_key(field: str) -> Any:
@@ -90,7 +109,9 @@ def page(
             if offset:
                 raise Invalid("starting_after cannot be combined with offset")
         return items.page(indices[offset : offset + limit]), total
-    ordered = sorted(items, key=_sort_key(field), reverse=descending)
+    chosen = [o for o in items if _matches(o, name, params)]
+    total = len(chosen)
+    ordered = sorted(chosen, key=_sort_key(field), reverse=descending)
     if after is not None:
         if offset:
             raise Invalid("starting_after cannot be combined with offset")

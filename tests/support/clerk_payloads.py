@@ -140,6 +140,34 @@ def user(
     return data
 
 
+def web3_wallet(id: str | None, address: str) -> dict[str, Any]:
+    """A wallet; `id` None: one as the spec allows, without an id."""
+    found: dict[str, Any] = {
+        "object": "web3_wallet",
+        "web3_wallet": address,
+        "verification": None,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    return {"id": id, **found} if id else found
+
+
+def enterprise_account(id: str, email_address: str = "jane@corp.example") -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "enterprise_account",
+        "protocol": "saml",
+        "provider": "saml_okta",
+        "active": True,
+        "email_address": email_address,
+        "provider_user_id": "okta|42",
+        "enterprise_connection_id": "entconn_1",
+        "public_metadata": {},
+        "verification": None,
+        "last_authenticated_at": T0,
+    }
+
+
 def organization(
     id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
     *,
@@ -275,3 +303,99 @@ def envelope(event_type: str, data: dict[str, Any], timestamp: int | None = T0) 
     if timestamp is not None:
         env["timestamp"] = timestamp
     return env
+
+
+def permission(
+    id: str = "perm_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+    *,
+    key: str = "org:posts:create",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "permission",
+        "id": id,
+        "name": "Create Posts",
+        "key": key,
+        "description": "Ability to create new posts in the organization",
+        "type": "custom",
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def role(
+    id: str = "role_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+    *,
+    key: str = "org:content_manager",
+    permissions: list[dict[str, Any]] | None = None,
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "role",
+        "id": id,
+        "name": "Content Manager",
+        "key": key,
+        "description": "Can manage all content in the organization",
+        "is_creator_eligible": False,
+        "permissions": [permission()] if permissions is None else permissions,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def waitlist_entry(
+    id: str = "wle_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+    *,
+    email_address: str = "john.doe@example.com",
+    status: str = "pending",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "waitlist_entry",
+        "id": id,
+        "email_address": email_address,
+        "status": status,
+        "is_locked": False,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "invitation": None,
+    }
+
+
+def session(
+    id: str = "sess_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+    *,
+    user_id: str = "user_29w83sxmDNGwOuEthce5gg56FcC",
+    status: str = "active",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "session",
+        "id": id,
+        "user_id": user_id,
+        "client_id": "client_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+        "status": status,
+        "last_active_organization_id": None,
+        "actor": None,
+        "latest_activity": {
+            "object": "session_activity",
+            "id": "sess_activity_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+            "device_type": "Macintosh",
+            "is_mobile": False,
+            "browser_name": "Chrome",
+            "browser_version": "128.0.0.0",
+            "ip_address": "203.0.113.7",
+            "city": "Lisbon",
+            "country": "PT",
+        },
+        "last_active_at": updated_at,
+        "expire_at": T0 + 7 * 86_400_000,
+        "abandon_at": T0 + 30 * 86_400_000,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "user": user(user_id),
+    }

@@ -132,3 +132,20 @@ def webhook_events() -> dict[str, Schema]:
             if data is not None:
                 events[event_type] = to_json_schema(spec, data)
     return events
+
+
+@cache
+def example_events() -> dict[str, Any]:
+    """The spec's own example event of each type that has one (inline, or the first of its
+    `examples`)."""
+    spec = load(WEBHOOKS)
+    found: dict[str, Any] = {}
+    for event_type, hook in spec["x-webhooks"].items():
+        body = hook["post"]["requestBody"]["content"]["application/json"]
+        example = body.get("example")
+        if example is None and body.get("examples"):
+            first = next(iter(body["examples"].values()))
+            example = (resolve(spec, first["$ref"]) if "$ref" in first else first).get("value")
+        if example is not None:
+            found[event_type] = example
+    return found

@@ -71,6 +71,9 @@ class FakeClerk:
     memberships: list[dict[str, Any]] = field(default_factory=list)
     invitations: list[dict[str, Any]] = field(default_factory=list)
     domains: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    permissions: list[dict[str, Any]] = field(default_factory=list)
+    waitlist_entries: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     log: list[Logged] = field(default_factory=list)
     # Called (in the server's thread) before each list request: mutate data mid-run, or
@@ -96,6 +99,11 @@ class FakeClerk:
             Route("/v1/organization_memberships", self._list("memberships")),
             Route("/v1/organization_invitations", self._list("invitations")),
             Route("/v1/organization_domains", self._list("domains")),
+            Route("/v1/organization_roles", self._list("roles")),
+            Route("/v1/organization_roles/{id}", self._get("roles")),
+            Route("/v1/organization_permissions", self._list("permissions")),
+            Route("/v1/organization_permissions/{id}", self._get("permissions")),
+            Route("/v1/waitlist_entries", self._list("waitlist_entries")),
         ]
         app = Starlette(routes=routes)
         app.add_exception_handler(404, self._not_found)

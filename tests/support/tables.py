@@ -5,15 +5,33 @@ from service.kinds.domains import organization_domains
 from service.kinds.invitations import organization_invitations
 from service.kinds.memberships import organization_memberships
 from service.kinds.organizations import organizations
-from service.kinds.users import email_addresses, external_accounts, phone_numbers, users
+from service.kinds.permissions import permissions
+from service.kinds.roles import role_permissions, roles
+from service.kinds.sessions import sessions
+from service.kinds.user_identifiers import (
+    email_addresses,
+    enterprise_accounts,
+    external_accounts,
+    phone_numbers,
+    web3_wallets,
+)
+from service.kinds.users import users
+from service.kinds.waitlist_entries import waitlist_entries
 
 __all__ = [
     "email_addresses",
+    "enterprise_accounts",
     "external_accounts",
     "organization_domains",
     "organization_invitations",
     "organization_memberships",
     "organizations",
+    "permissions",
     "phone_numbers",
+    "role_permissions",
+    "roles",
+    "sessions",
     "users",
+    "waitlist_entries",
+    "web3_wallets",
 ]

@@ -143,7 +143,7 @@ def test_no_memory_growth_across_thousands_of_hostile_requests(app: App) -> None
             junk,
             {"svix-id": f"msg_{i}", "svix-timestamp": "1", "svix-signature": "v1,AAAA " * (i % 20)},
         )
-        body = json.dumps(cp.envelope("session.created", {"id": f"sess_{i}"}))
+        body = json.dumps(cp.envelope("email.created", {"id": f"ema_{i}"}))
         app.post(body.encode(), signed_headers(body))  # accepted and recorded as ignored
 
     for i in range(500):  # warm up: caches, pools, first-use allocations

@@ -1,0 +1,199 @@
+"""The identifiers and accounts a user snapshot carries, each in a table of its own owned by
+the user (exactly those of the newest applied snapshot): email addresses, phone numbers, web3
+wallets, external (OAuth) and enterprise (SAML/OIDC) accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import Boolean, Column, Table, Text, text
+
+from service.clerk import payloads as p
+from service.clerk import rows as r
+from service.clerk.payloads import Millis
+from service.clerk.rows import Row
+from service.clerk.timestamps import from_ms
+from service.db.types import JSONValue, UTCDateTime, metadata
+from service.kinds.tables import identifier_table
+
+email_addresses = identifier_table("clerk_email_addresses", "email_address")
+phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")
+web3_wallets = identifier_table("clerk_web3_wallets", "web3_wallet")
+enterprise_accounts = Table(
+    "clerk_enterprise_accounts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False, index=True),
+    Column("email_address", Text, index=True),
+    Column("provider", Text),
+    Column("protocol", Text),
+    Column("active", Boolean),
+    Column("provider_user_id", Text),
+    Column("enterprise_connection_id", Text, index=True),
+    Column("verification_status", Text),
+    Column("verification_strategy", Text),
+    Column("last_authenticated_at", UTCDateTime),
+    Column("raw", JSONValue),
+)
+external_accounts = Table(
+    "clerk_external_accounts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False, index=True),
+    Column("provider", Text),
+    Column("provider_user_id", Text),
+    Column("email_address", Text, index=True),
+    Column("username", Text),
+    Column("verification_status", Text),
+    Column("verification_strategy", Text),
+    Column("is_primary", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+    Column("raw", JSONValue),
+)
+
+
+class EmailAddress(p.Model):
+    id: str | None = None  # optional in the spec: an identifier without one is not stored
+    email_address: str
+    verification: p.Verification | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
+
+
+class PhoneNumber(p.Model):
+    id: str | None = None
+    phone_number: str
+    verification: p.Verification | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
+
+
+class Web3Wallet(p.Model):
+    id: str | None = None  # optional in the spec, as for email addresses
+    web3_wallet: str
+    verification: p.Verification | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
+
+
+class EnterpriseAccount(p.Model):
+    id: str
+    email_address: str | None = None
+    provider: str | None = None
+    protocol: str | None = None
+    active: bool | None = None
+    provider_user_id: str | None = None
+    enterprise_connection_id: str | None = None
+    verification: p.Verification | None = None
+    last_authenticated_at: Millis | None = None
+
+
+class ExternalAccount(p.Model):
+    id: str
+    provider: str | None = None
+    provider_user_id: str | None = None
+    identification_id: str | None = None
+    email_address: str | None = None
+    username: str | None = None
+    verification: p.Verification | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
+
+
+class Identifiers(p.Model):
+    """The part of a user payload this module turns into rows."""
+
+    primary_email_address_id: str | None = None
+    primary_phone_number_id: str | None = None
+    primary_web3_wallet_id: str | None = None
+    email_addresses: list[EmailAddress] = Field(default_factory=list)
+    phone_numbers: list[PhoneNumber] = Field(default_factory=list)
+    web3_wallets: list[Web3Wallet] = Field(default_factory=list)
+    external_accounts: list[ExternalAccount] = Field(default_factory=list)
+    enterprise_accounts: list[EnterpriseAccount] = Field(default_factory=list)
+
+
+def owned_rows(user_id: str, ids: Identifiers, data: dict[str, Any]) -> dict[Table, list[Row]]:
+    """The rows of each owned table. One without an id cannot be a row of its own (the spec
+    does not require it on email addresses, phone numbers and wallets): it stays in `raw`."""
+    raw_emails = r.raw_items(data, "email_addresses")
+    raw_phones = r.raw_items(data, "phone_numbers")
+    raw_accounts = r.raw_items(data, "external_accounts")
+    raw_wallets = r.raw_items(data, "web3_wallets")
+    raw_enterprise = r.raw_items(data, "enterprise_accounts")
+    return {
+        email_addresses: [
+            {
+                "id": e.id,
+                "user_id": user_id,
+                "email_address": e.email_address,
+                **r.verification_columns(e.verification),
+                "is_primary": e.id == ids.primary_email_address_id,
+                "created_at": from_ms(e.created_at),
+                "updated_at": from_ms(e.updated_at),
+                "raw": raw_emails.get(e.id or ""),
+            }
+            for e in {e.id: e for e in ids.email_addresses if e.id}.values()
+        ],
+        phone_numbers: [
+            {
+                "id": n.id,
+                "user_id": user_id,
+                "phone_number": n.phone_number,
+                **r.verification_columns(n.verification),
+                "is_primary": n.id == ids.primary_phone_number_id,
+                "created_at": from_ms(n.created_at),
+                "updated_at": from_ms(n.updated_at),
+                "raw": raw_phones.get(n.id or ""),
+            }
+            for n in {n.id: n for n in ids.phone_numbers if n.id}.values()
+        ],
+        external_accounts: [
+            {
+                "id": a.id,
+                "user_id": user_id,
+                "provider": a.provider,
+                "provider_user_id": a.provider_user_id,
+                "email_address": a.email_address,
+                "username": a.username,
+                **r.verification_columns(a.verification),
+                "is_primary": a.identification_id is not None
+                and a.identification_id == ids.primary_email_address_id,
+                "created_at": from_ms(a.created_at),
+                "updated_at": from_ms(a.updated_at),
+                "raw": raw_accounts.get(a.id),
+            }
+            for a in {a.id: a for a in ids.external_accounts}.values()
+        ],
+        web3_wallets: [
+            {
+                "id": w.id,
+                "user_id": user_id,
+                "web3_wallet": w.web3_wallet,
+                **r.verification_columns(w.verification),
+                "is_primary": w.id == ids.primary_web3_wallet_id,
+                "created_at": from_ms(w.created_at),
+                "updated_at": from_ms(w.updated_at),
+                "raw": raw_wallets.get(w.id or ""),
+            }
+            for w in {w.id: w for w in ids.web3_wallets if w.id}.values()
+        ],
+        enterprise_accounts: [
+            {
+                "id": e.id,
+                "user_id": user_id,
+                "email_address": e.email_address,
+                "provider": e.provider,
+                "protocol": e.protocol,
+                "active": e.active,
+                "provider_user_id": e.provider_user_id,
+                "enterprise_connection_id": e.enterprise_connection_id,
+                **r.verification_columns(e.verification),
+                "last_authenticated_at": from_ms(e.last_authenticated_at),
+                "raw": raw_enterprise.get(e.id),
+            }
+            for e in {e.id: e for e in ids.enterprise_accounts}.values()
+        ],
+    }
