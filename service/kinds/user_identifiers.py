@@ -4,6 +4,7 @@ wallets, external (OAuth) and enterprise (SAML/OIDC) accounts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field
@@ -54,28 +55,25 @@ external_accounts = Table(
 )
 
 
-class EmailAddress(p.Model):
-    id: str | None = None  # optional in the spec: an identifier without one is not stored
-    email_address: str
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
+class Identifier(p.Model):
+    """An email address, phone number or web3 wallet: the spec does not require its id."""
 
-
-class PhoneNumber(p.Model):
     id: str | None = None
+    verification: p.Verification | None = None
+    created_at: Millis | None = None
+    updated_at: Millis | None = None
+
+
+class EmailAddress(Identifier):
+    email_address: str
+
+
+class PhoneNumber(Identifier):
     phone_number: str
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
 
 
-class Web3Wallet(p.Model):
-    id: str | None = None  # optional in the spec, as for email addresses
+class Web3Wallet(Identifier):
     web3_wallet: str
-    verification: p.Verification | None = None
-    created_at: Millis | None = None
-    updated_at: Millis | None = None
 
 
 class EnterpriseAccount(p.Model):
@@ -118,38 +116,15 @@ class Identifiers(p.Model):
 def owned_rows(user_id: str, ids: Identifiers, data: dict[str, Any]) -> dict[Table, list[Row]]:
     """The rows of each owned table. One without an id cannot be a row of its own (the spec
     does not require it on email addresses, phone numbers and wallets): it stays in `raw`."""
-    raw_emails = r.raw_items(data, "email_addresses")
-    raw_phones = r.raw_items(data, "phone_numbers")
     raw_accounts = r.raw_items(data, "external_accounts")
-    raw_wallets = r.raw_items(data, "web3_wallets")
     raw_enterprise = r.raw_items(data, "enterprise_accounts")
     return {
-        email_addresses: [
-            {
-                "id": e.id,
-                "user_id": user_id,
-                "email_address": e.email_address,
-                **r.verification_columns(e.verification),
-                "is_primary": e.id == ids.primary_email_address_id,
-                "created_at": from_ms(e.created_at),
-                "updated_at": from_ms(e.updated_at),
-                "raw": raw_emails.get(e.id or ""),
-            }
-            for e in {e.id: e for e in ids.email_addresses if e.id}.values()
-        ],
-        phone_numbers: [
-            {
-                "id": n.id,
-                "user_id": user_id,
-                "phone_number": n.phone_number,
-                **r.verification_columns(n.verification),
-                "is_primary": n.id == ids.primary_phone_number_id,
-                "created_at": from_ms(n.created_at),
-                "updated_at": from_ms(n.updated_at),
-                "raw": raw_phones.get(n.id or ""),
-            }
-            for n in {n.id: n for n in ids.phone_numbers if n.id}.values()
-        ],
+        email_addresses: _identifier_rows(
+            user_id, ids.email_addresses, "email_address", ids.primary_email_address_id, data
+        ),
+        phone_numbers: _identifier_rows(
+            user_id, ids.phone_numbers, "phone_number", ids.primary_phone_number_id, data
+        ),
         external_accounts: [
             {
                 "id": a.id,
@@ -167,19 +142,9 @@ def owned_rows(user_id: str, ids: Identifiers, data: dict[str, Any]) -> dict[Tab
             }
             for a in {a.id: a for a in ids.external_accounts}.values()
         ],
-        web3_wallets: [
-            {
-                "id": w.id,
-                "user_id": user_id,
-                "web3_wallet": w.web3_wallet,
-                **r.verification_columns(w.verification),
-                "is_primary": w.id == ids.primary_web3_wallet_id,
-                "created_at": from_ms(w.created_at),
-                "updated_at": from_ms(w.updated_at),
-                "raw": raw_wallets.get(w.id or ""),
-            }
-            for w in {w.id: w for w in ids.web3_wallets if w.id}.values()
-        ],
+        web3_wallets: _identifier_rows(
+            user_id, ids.web3_wallets, "web3_wallet", ids.primary_web3_wallet_id, data
+        ),
         enterprise_accounts: [
             {
                 "id": e.id,
@@ -197,3 +162,35 @@ def owned_rows(user_id: str, ids: Identifiers, data: dict[str, Any]) -> dict[Tab
             for e in {e.id: e for e in ids.enterprise_accounts}.values()
         ],
     }
+
+
+def _identifier_rows(
+    user_id: str,
+    items: Sequence[Identifier],
+    value: str,
+    primary_id: str | None,
+    data: dict[str, Any],
+) -> list[Row]:
+    """Rows of one identifier table; `value` names both the payload field and the column."""
+    raw = r.raw_items(data, _LISTS[value])
+    return [
+        {
+            "id": i.id,
+            "user_id": user_id,
+            value: getattr(i, value),
+            **r.verification_columns(i.verification),
+            "is_primary": i.id == primary_id,
+            "created_at": from_ms(i.created_at),
+            "updated_at": from_ms(i.updated_at),
+            "raw": raw.get(i.id or ""),
+        }
+        for i in {i.id: i for i in items if i.id}.values()
+    ]
+
+
+# The user payload's list of each identifier, by its value field.
+_LISTS = {
+    "email_address": "email_addresses",
+    "phone_number": "phone_numbers",
+    "web3_wallet": "web3_wallets",
+}

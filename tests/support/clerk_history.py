@@ -1,5 +1,6 @@
 """Generated Clerk histories for convergence tests: what Clerk did (in order), the webhook
-events it sent, and the state its Backend API lists at the end."""
+events it sent, and the state its Backend API lists at the end: users, organizations,
+memberships, invitations, permissions, roles (with their grants) and waitlist entries."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from tests.support import clerk_payloads as cp
 
 USERS = ("user_a", "user_b", "user_c")
 ORGS = ("org_x", "org_y")
+PERMISSIONS = ("perm_p", "perm_q")
+ROLES = ("role_r", "role_s")
+WAITLIST = ("wle_1", "wle_2")
 
 
 @dataclass
@@ -21,6 +25,9 @@ class History:
     orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
     memberships: dict[str, dict[str, Any]] = field(default_factory=dict)
     invitations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    permissions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waitlist: dict[str, dict[str, Any]] = field(default_factory=dict)
     ever: set[str] = field(default_factory=set)  # every id that ever existed
 
 
@@ -47,7 +54,21 @@ def histories(draw: st.DrawFn) -> History:
         seq += 1
         action = draw(
             st.sampled_from(
-                ["user", "user", "org", "member", "member", "member_end", "invite", "delete"]
+                [
+                    "user",
+                    "user",
+                    "org",
+                    "member",
+                    "member",
+                    "member_end",
+                    "invite",
+                    "delete",
+                    "permission",
+                    "role",
+                    "role",
+                    "gone",
+                    "waitlist",
+                ]
             )
         )
         if action == "user":
@@ -156,6 +177,18 @@ def histories(draw: st.DrawFn) -> History:
                 kind = "organizationInvitation.created"
             h.invitations[snap["id"]] = snap
             h.events.append(cp.envelope(kind, snap, now))
+        elif action in ("permission", "role", "waitlist"):
+            _versioned_step(draw, h, action, tick(), seq)
+        elif action == "gone":
+            # A role or permission deleted (nothing hangs off either in the replica: a deleted
+            # permission's grants go with its roles' next snapshots, as Clerk sends them).
+            target = draw(st.sampled_from(sorted([*h.roles, *h.permissions]) or ["none"]))
+            if target == "none":
+                continue
+            tick()
+            name = "role" if target.startswith("role_") else "permission"
+            (h.roles if name == "role" else h.permissions).pop(target)
+            h.events.append(cp.envelope(f"{name}.deleted", cp.deleted(name, target), stamp(True)))
         elif action == "delete":
             target = draw(st.sampled_from(sorted([*h.users, *h.orgs]) or ["none"]))
             if target == "none":
@@ -184,6 +217,36 @@ def histories(draw: st.DrawFn) -> History:
                     i: v for i, v in h.invitations.items() if v["organization_id"] != target
                 }
     return h
+
+
+def _versioned_step(draw: st.DrawFn, h: History, action: str, now: int, seq: int) -> None:
+    """Create or update a permission, a role (granting some live permissions) or a waitlist
+    entry; deleted ones never come back (Clerk's ids are not reused)."""
+    ids, held, prefix = {
+        "permission": (PERMISSIONS, h.permissions, "permission"),
+        "role": (ROLES, h.roles, "role"),
+        "waitlist": (WAITLIST, h.waitlist, "waitlistEntry"),
+    }[action]
+    oid = draw(st.sampled_from(ids))
+    if oid not in held and oid in h.ever:
+        return
+    created = held[oid]["created_at"] if oid in held else now
+    if action == "permission":
+        snap = cp.permission(oid, key=f"org:p{seq}", created_at=created, updated_at=now)
+    elif action == "role":
+        grants = [h.permissions[p] for p in sorted(h.permissions) if draw(st.booleans())]
+        snap = cp.role(
+            oid, key=f"org:r{seq}", permissions=grants, created_at=created, updated_at=now
+        )
+    else:
+        status = draw(st.sampled_from(["pending", "invited", "rejected"]))
+        snap = cp.waitlist_entry(oid, status=status, created_at=created, updated_at=now)
+    if oid in held and held[oid]["updated_at"] == now:
+        snap = held[oid]  # a tie carries the same state
+    kind = "updated" if oid in held else "created"
+    held[oid] = snap
+    h.ever.add(oid)
+    h.events.append(cp.envelope(f"{prefix}.{kind}", snap, now))
 
 
 @st.composite

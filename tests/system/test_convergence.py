@@ -1,7 +1,8 @@
 """Any delivery order converges to what Clerk holds (property-based, PostgreSQL and SQLite).
 
 Hypothesis generates Clerk histories (users with changing emails, organizations, memberships
-created, updated, deleted and re-created, invitations), delivers their events in any order,
+created, updated, deleted and re-created, invitations, permissions, roles with changing grants,
+waitlist entries), delivers their events in any order,
 with duplicates and with some dropped, then a reconcile recovers what was dropped. The live
 replica must then equal the state Clerk's API lists."""
 
@@ -55,6 +56,12 @@ def expected(h: History) -> dict[str, Any]:
             for m in h.memberships.values()
         },
         "invitations": {i["id"]: i["status"] for i in h.invitations.values()},
+        "permissions": {p["id"]: (p["key"], p["updated_at"]) for p in h.permissions.values()},
+        "roles": {
+            r["id"]: (r["key"], r["updated_at"], sorted(g["id"] for g in r["permissions"]))
+            for r in h.roles.values()
+        },
+        "waitlist": {w["id"]: w["status"] for w in h.waitlist.values()},
     }
 
 
@@ -66,6 +73,9 @@ def serve_history(fake: FakeClerk, history: History) -> None:
         fake.memberships = list(history.memberships.values())
         fake.invitations = list(history.invitations.values())
         fake.domains = []
+        fake.permissions = list(history.permissions.values())
+        fake.roles = list(history.roles.values())
+        fake.waitlist_entries = list(history.waitlist.values())
 
 
 def ms(value: Any) -> int:
@@ -77,6 +87,7 @@ async def replica_state(engine: AsyncEngine) -> dict[str, Any]:
         return [r for r in found if r["deleted_at"] is None]
 
     emails = await rows(engine, t.email_addresses)
+    grants = await rows(engine, t.role_permissions)
     return {
         "users": {
             u["id"]: (
@@ -97,6 +108,19 @@ async def replica_state(engine: AsyncEngine) -> dict[str, Any]:
         "invitations": {
             i["id"]: i["status"] for i in live(await rows(engine, t.organization_invitations))
         },
+        "permissions": {
+            p["id"]: (p["key"], ms(p["updated_at"]))
+            for p in live(await rows(engine, t.permissions))
+        },
+        "roles": {
+            r["id"]: (
+                r["key"],
+                ms(r["updated_at"]),
+                sorted(g["permission_id"] for g in grants if g["role_id"] == r["id"]),
+            )
+            for r in live(await rows(engine, t.roles))
+        },
+        "waitlist": {w["id"]: w["status"] for w in live(await rows(engine, t.waitlist_entries))},
     }
 
 
