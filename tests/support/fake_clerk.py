@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -65,6 +66,10 @@ def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
 class FakeClerk:
     key: str = KEY
     rate_limit_per_10s: int | None = None
+    # Each answer waits latency ± jitter seconds, as a real round trip to Clerk does (the
+    # server keeps answering others meanwhile).
+    latency_seconds: float = 0.0
+    jitter_seconds: float = 0.0
     supports_cursor: bool = True
     users: Any = field(default_factory=list)
     organizations: list[dict[str, Any]] = field(default_factory=list)
@@ -113,7 +118,10 @@ class FakeClerk:
         return error(404, "resource_not_found", "not found")
 
     async def _gate(self, request: Request) -> Response | None:
-        """Auth, rate limit and scripted faults, in the order Clerk would apply them."""
+        """Latency, auth, rate limit and scripted faults, in the order Clerk would apply them."""
+        if self.latency_seconds or self.jitter_seconds:
+            spread = random.uniform(-self.jitter_seconds, self.jitter_seconds)
+            await asyncio.sleep(max(0.0, self.latency_seconds + spread))
         if request.headers.get("authorization") != f"Bearer {self.key}":
             return error(401, "authentication_invalid", "Unauthorized request")
         with self.lock:
