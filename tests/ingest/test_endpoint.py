@@ -80,7 +80,7 @@ async def test_redelivery_is_acknowledged_and_stored_once(
 async def test_unknown_type_is_acknowledged_and_recorded_as_ignored(
     client: httpx.AsyncClient, engine: AsyncEngine, redis: ArqRedis, settings: Settings
 ) -> None:
-    for event_type in ("email.created", "subscription.active", "something.new"):
+    for event_type in ("email.created", "sms.created", "something.new"):
         body, headers = signed(cp.envelope(event_type, {"id": "x_1", "email": "a@b.c"}))
         response = await client.post(URL, content=body, headers=headers)
         assert response.json() == {"status": "ignored"}
