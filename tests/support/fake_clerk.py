@@ -79,8 +79,6 @@ class FakeClerk:
     roles: list[dict[str, Any]] = field(default_factory=list)
     permissions: list[dict[str, Any]] = field(default_factory=list)
     waitlist_entries: list[dict[str, Any]] = field(default_factory=list)
-    billing_plans: list[dict[str, Any]] = field(default_factory=list)
-    billing_subscription_items: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     log: list[Logged] = field(default_factory=list)
     # Called (in the server's thread) before each list request: mutate data mid-run, or
@@ -111,8 +109,6 @@ class FakeClerk:
             Route("/v1/organization_permissions", self._list("permissions")),
             Route("/v1/organization_permissions/{id}", self._get("permissions")),
             Route("/v1/waitlist_entries", self._list("waitlist_entries")),
-            Route("/v1/billing/plans", self._list("billing_plans")),
-            Route("/v1/billing/subscription_items", self._list("billing_subscription_items")),
         ]
         app = Starlette(routes=routes)
         app.add_exception_handler(404, self._not_found)
