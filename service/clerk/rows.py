@@ -19,6 +19,7 @@ from service.config import Settings
 Row = dict[str, Any]
 
 _NO_CHILDREN: Mapping[Table, list[Row]] = MappingProxyType({})
+_NO_EMBEDDED: Mapping[str, list[Snapshot]] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class RowOptions:
 
     store_private_metadata: bool = True
     erase_deleted_users: bool = True
+    # When a reconcile listing read the objects: the version of those whose payload carries
+    # no time of its own (Clerk's billing plans).
+    listed_at: datetime | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> RowOptions:
@@ -34,14 +38,22 @@ class RowOptions:
 
 
 class Snapshot:
-    """One object as one payload showed it: its row, and the rows of the child tables it owns
-    (a user's email addresses...), which are replaced together with it."""
+    """One object as one payload showed it: its row, the rows of the child tables it owns (a
+    user's email addresses...), which are replaced together with it, and snapshots of objects
+    of other kinds it carries (a subscription's items, an item's plan), by kind name, which are
+    stored under their own kind's rules."""
 
-    __slots__ = ("children", "row")
+    __slots__ = ("children", "embedded", "row")
 
-    def __init__(self, row: Row, children: Mapping[Table, list[Row]] = _NO_CHILDREN) -> None:
+    def __init__(
+        self,
+        row: Row,
+        children: Mapping[Table, list[Row]] = _NO_CHILDREN,
+        embedded: Mapping[str, list[Snapshot]] = _NO_EMBEDDED,
+    ) -> None:
         self.row = row
         self.children = children
+        self.embedded = embedded
 
     def __repr__(self) -> str:
         return f"Snapshot(id={self.row.get('id')!r})"  # never the values: they are PII

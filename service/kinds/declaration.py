@@ -60,6 +60,7 @@ class Listing:
     bare_array: bool = False  # a bare JSON array, not {data, total_count}
     cursor: bool = False  # pages by `starting_after` (falls back to offsets)
     count_path: str | None = None  # where the total is read when the list carries none
+    ordered: bool = True  # takes order_by=+created_at (billing lists take no order)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +116,8 @@ class Kind:
     listing: Listing | None = None
     lookup: Lookup | None = None
     personal: Personal | None = None
+    # Kinds whose snapshots this one's carry (Snapshot.embedded), stored with it.
+    embeds: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[Table, ...]:
@@ -124,5 +127,5 @@ class Kind:
     @property
     def copies_new(self) -> bool:
         """New objects may be bulk-copied: nothing but the upsert's guard decides their row
-        (no parents to check, no kind rule to settle)."""
-        return not self.parents and self.before_upsert is None
+        (no parents to check, no kind rule to settle, nothing embedded to store)."""
+        return not self.parents and self.before_upsert is None and not self.embeds

@@ -55,6 +55,9 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
         for parent in kind.parents:
             if parent.kind not in by_name:
                 raise RuntimeError(f"{kind.name}: unknown parent kind {parent.kind!r}")
+        for name in kind.embeds:
+            if name not in by_name:
+                raise RuntimeError(f"{kind.name}: embeds unknown kind {name!r}")
         if kind.personal is not None and kind.personal.person not in by_name:
             raise RuntimeError(f"{kind.name}: unknown person kind {kind.personal.person!r}")
     return tuple(sorted(kinds, key=lambda k: (depth_of(k), k.order, k.name)))

@@ -63,6 +63,11 @@ async def upsert(
                 await replace_children(conn, owned.table, owned.owner_column, live, children)
     if erase:
         await erasure.erase_ended(conn, kind, rows, applied, dict(ended))
+    for name in kind.embeds:
+        # Each carried object is as new as its own version says, whatever its carrier's fate.
+        carried = [e for s in snapshots for e in s.embedded.get(name, ())]
+        if carried:
+            await upsert(conn, registry.kind(name), carried, erase=erase)
     return set(applied)
 
 

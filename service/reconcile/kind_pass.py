@@ -72,10 +72,11 @@ class KindPass:
         self.engine, self.api, self.settings, self.options = engine, api, settings, options
         self.run_id, self.kind, self.report = run_id, kind, report
         self.listing: Listing = kind.listing
-        self.row_options = RowOptions.of(settings)
+        self.started_at = datetime.now(UTC)
+        # Objects the listing returns without a time of their own are as new as this pass.
+        self.row_options = replace(RowOptions.of(settings), listed_at=self.started_at)
         self.position = Position()
         self.listed = False
-        self.started_at = datetime.now(UTC)
         self.seen_in_memory: set[str] = set()
         self.restored: dict[str, Any] = {}
         self.relist = False  # a refused pass checkpoints as "nothing listed yet"

@@ -43,7 +43,9 @@ async def pages(
     """
     previous: set[Any] = set()
     while True:
-        params: dict[str, Any] = {**listing.params, "limit": page_size, "order_by": "+created_at"}
+        params: dict[str, Any] = {**listing.params, "limit": page_size}
+        if listing.ordered:
+            params["order_by"] = "+created_at"
         cursor_mode = listing.cursor and position.use_cursor and position.cursor is not None
         if cursor_mode:
             params["starting_after"] = position.cursor

@@ -82,7 +82,12 @@ def moves_forward(stored: Stored, row: Row) -> bool:
     if stored.updated_at is not None and row["updated_at"] <= stored.updated_at:
         return False
     deleted = stored.deleted_at
-    return deleted is None or row["created_at"] > deleted or row["updated_at"] <= deleted
+    created = row["created_at"]
+    return (
+        deleted is None
+        or (created is not None and created > deleted)
+        or row["updated_at"] <= deleted
+    )
 
 
 @cache

@@ -62,6 +62,10 @@ def test_copies_new_only_without_parents_or_a_kind_rule() -> None:
         "roles": True,
         "waitlist_entries": True,
         "sessions": False,
+        "billing_plans": True,
+        "billing_subscription_items": False,  # it carries its plan
+        "billing_subscriptions": False,
+        "billing_payment_attempts": True,
     }
     ruled = Kind("x", 0, t.users, build_user, ("x.created",), before_upsert=_rule)
     parented = Kind("y", 0, t.users, build_user, ("y.created",), parents=(Parent("id", "x"),))

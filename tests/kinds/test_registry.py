@@ -32,7 +32,7 @@ def test_every_declared_kind_is_discovered_once() -> None:
         if isinstance(found, Kind):
             declared.append(found)
     assert sorted(k.name for k in KINDS) == sorted(k.name for k in declared)
-    assert len({id(k) for k in KINDS}) == len(KINDS) == 9
+    assert len({id(k) for k in KINDS}) == len(KINDS) == 13
     assert {k.name: k for k in KINDS} == registry.BY_NAME
     assert registry.kind("users").table is t.users
 
@@ -45,6 +45,10 @@ def test_parents_come_first_then_by_order() -> None:
         "permissions",
         "roles",
         "waitlist_entries",
+        "billing_plans",
+        "billing_subscription_items",
+        "billing_subscriptions",
+        "billing_payment_attempts",
         "memberships",
         "invitations",
         "domains",
@@ -144,7 +148,15 @@ def test_personal_columns_belong_to_the_kinds_tables() -> None:
 def test_deleting_a_user_erases_it_and_the_kinds_naming_it() -> None:
     users = registry.kind("users")
     erased = {k.name for k in registry.erased_with(users)}
-    assert erased == {"users", "memberships", "invitations", "sessions"}
+    assert erased == {
+        "users",
+        "memberships",
+        "invitations",
+        "sessions",
+        "billing_subscription_items",
+        "billing_subscriptions",
+        "billing_payment_attempts",
+    }
     # A waitlist entry names nobody else: it is its own person.
     entries = registry.kind("waitlist_entries")
     assert registry.persons() == (users, entries)
@@ -172,4 +184,10 @@ def test_listing_and_lookup_paths_use_only_columns_of_the_table() -> None:
             assert used <= set(k.table.c.keys()), k.name
     # Every kind Clerk lists instance-wide; sessions it lists per user only (webhooks only).
     unlisted = {k.name for k in KINDS if k.listing is None or k.lookup is None}
-    assert unlisted == {"sessions"}
+    assert unlisted == {
+        "sessions",
+        "billing_plans",  # listed, but Clerk has no lookup: a complete listing is the proof
+        "billing_subscription_items",
+        "billing_subscriptions",
+        "billing_payment_attempts",
+    }

@@ -35,6 +35,8 @@ async def test_backfills_an_empty_replica(
         "permissions",
         "roles",
         "waitlist_entries",
+        "billing_plans",
+        "billing_subscription_items",
         "memberships",
         "invitations",
         "domains",

@@ -1,6 +1,8 @@
 """Generated Clerk histories for convergence tests: what Clerk did (in order), the webhook
 events it sent, and the state its Backend API lists at the end: users, organizations,
-memberships, invitations, permissions, roles (with their grants) and waitlist entries."""
+memberships, invitations, permissions, roles (with their grants) and waitlist entries; and the
+webhook-only kinds Clerk lists nowhere instance-wide: sessions, billing subscriptions (carrying
+their items and those items' plans; items and plans are listed) and payment attempts."""
 
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ ORGS = ("org_x", "org_y")
 PERMISSIONS = ("perm_p", "perm_q")
 ROLES = ("role_r", "role_s")
 WAITLIST = ("wle_1", "wle_2")
+SESSIONS = ("sess_1", "sess_2", "sess_3")
+SUBSCRIPTIONS = ("csub_1", "csub_2")
+PAYMENTS = ("pa_1", "pa_2")
+PLANS = ("free", "pro")  # slugs; plans never change here (their payloads carry no time)
+PAYER_ORG = "org_payer"  # billing is paid by an organization the history leaves alone
 
 
 @dataclass
@@ -28,6 +35,10 @@ class History:
     permissions: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     waitlist: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)  # webhook-only kinds:
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # every snapshot
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)  # is the newest, ended or not
+    payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     ever: set[str] = field(default_factory=set)  # every id that ever existed
 
 
@@ -68,6 +79,10 @@ def histories(draw: st.DrawFn) -> History:
                     "role",
                     "gone",
                     "waitlist",
+                    "session",
+                    "subscription",
+                    "item",
+                    "payment",
                 ]
             )
         )
@@ -179,6 +194,12 @@ def histories(draw: st.DrawFn) -> History:
             h.events.append(cp.envelope(kind, snap, now))
         elif action in ("permission", "role", "waitlist"):
             _versioned_step(draw, h, action, tick(), seq)
+        elif action == "session":
+            _session_step(draw, h, tick(), seq)
+        elif action in ("subscription", "item"):
+            _billing_step(draw, h, action, tick(), seq)
+        elif action == "payment":
+            _payment_step(draw, h, tick())
         elif action == "gone":
             # A role or permission deleted (nothing hangs off either in the replica: a deleted
             # permission's grants go with its roles' next snapshots, as Clerk sends them).
@@ -247,6 +268,121 @@ def _versioned_step(draw: st.DrawFn, h: History, action: str, now: int, seq: int
     held[oid] = snap
     h.ever.add(oid)
     h.events.append(cp.envelope(f"{prefix}.{kind}", snap, now))
+
+
+def _session_step(draw: st.DrawFn, h: History, now: int, seq: int) -> None:
+    """A live user signs in (a new session), or a session ends, is removed or revoked."""
+    sid = draw(st.sampled_from(SESSIONS))
+    old = h.sessions.get(sid)
+    if old is None:
+        live = sorted(h.users)
+        if sid in h.ever or not live:
+            return
+        snap = cp.session(sid, user_id=draw(st.sampled_from(live)), created_at=now, updated_at=now)
+        kind = "session.created"
+    else:
+        if old["status"] != "active" or old["user_id"] not in h.users:
+            return  # over, or its user is gone (Clerk purges those sessions)
+        status = draw(st.sampled_from(["ended", "removed", "revoked"]))
+        snap = cp.session(
+            sid, user_id=old["user_id"], status=status, created_at=old["created_at"], updated_at=now
+        )
+        if old["updated_at"] == now:
+            snap = old  # a tie carries the same state
+        kind = f"session.{status}"
+    h.sessions[sid] = snap
+    h.ever.add(sid)
+    h.events.append(cp.envelope(kind, snap, now))
+
+
+def _item(h: History, iid: str, sid: str, plan: str, status: str, now: int) -> dict[str, Any]:
+    old = h.items.get(iid)
+    if old is not None and old["updated_at"] == now:
+        return old  # a tie carries the same state
+    return cp.subscription_item(
+        iid,
+        subscription_id=sid,
+        plan_slug=plan,
+        status=status,
+        organization_id=PAYER_ORG,
+        created_at=old["created_at"] if old else now,
+        updated_at=now,
+    )
+
+
+def _billing_step(draw: st.DrawFn, h: History, action: str, now: int, seq: int) -> None:
+    """A subscription starts, changes plan (its old item ends, a new one starts) or status, and
+    is sent with all its items; or one item changes alone (`subscriptionItem.*`)."""
+    if action == "item":
+        if not h.items:
+            return
+        iid = draw(st.sampled_from(sorted(h.items)))
+        item = h.items[iid]
+        event, status = draw(
+            st.sampled_from(
+                [
+                    ("active", "active"),
+                    ("canceled", "canceled"),
+                    ("ended", "ended"),
+                    ("pastDue", "past_due"),
+                ]
+            )
+        )
+        h.items[iid] = _item(h, iid, item["subscription_id"], item["plan"]["slug"], status, now)
+        h.events.append(cp.envelope(f"subscriptionItem.{event}", h.items[iid], now))
+        return
+    sid = draw(st.sampled_from(SUBSCRIPTIONS))
+    old = h.subscriptions.get(sid)
+    plan = draw(st.sampled_from(PLANS))
+    if old is None:
+        new = _item(h, f"csitem_{seq:03d}", sid, plan, "active", now)
+        h.items[new["id"]] = new
+        status, kind, created = "active", "subscription.created", now
+    else:
+        status = draw(st.sampled_from(["active", "past_due"]))
+        kind = "subscription.active" if status == "active" else "subscription.pastDue"
+        created = old["created_at"]
+        current = [i for i in h.items.values() if i["subscription_id"] == sid]
+        if draw(st.booleans()) and old["updated_at"] != now:  # a plan change
+            for item in current:
+                h.items[item["id"]] = _item(h, item["id"], sid, item["plan"]["slug"], "ended", now)
+            new = _item(h, f"csitem_{seq:03d}", sid, plan, "active", now)
+            h.items[new["id"]] = new
+    items = [i for _, i in sorted(h.items.items()) if i["subscription_id"] == sid]
+    snap = cp.subscription(
+        sid,
+        items=items,
+        organization_id=PAYER_ORG,
+        status=status,
+        created_at=created,
+        updated_at=now,
+    )
+    if old is not None and old["updated_at"] == now:
+        snap = old
+    h.subscriptions[sid] = snap
+    h.events.append(cp.envelope(kind, snap, now))
+
+
+def _payment_step(draw: st.DrawFn, h: History, now: int) -> None:
+    """A payment attempt starts pending, then is paid or fails."""
+    pid = draw(st.sampled_from(PAYMENTS))
+    old = h.payments.get(pid)
+    if old is not None and old["status"] != "pending":
+        return
+    status = "pending" if old is None else draw(st.sampled_from(["paid", "failed"]))
+    snap = cp.payment_attempt(
+        pid,
+        user_id="",
+        organization_id=PAYER_ORG,
+        status=status,
+        created_at=old["created_at"] if old else now,
+        updated_at=now,
+    )
+    if old is not None and old["updated_at"] == now:
+        snap = old
+    h.payments[pid] = snap
+    kind = "paymentAttempt.created" if old is None else "paymentAttempt.updated"
+    h.events.append(cp.envelope(kind, snap, now))
 
 
 @st.composite

@@ -160,6 +160,8 @@ def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) ->
         )
         for k in range(2)
     ]
+    fake.billing_plans = [cp.billing_plan("cplan_pro", slug="pro")]
+    fake.billing_subscription_items = [cp.listed_subscription_item("csub_item_1", plan_slug="pro")]
     fake.waitlist_entries = [
         cp.waitlist_entry(f"wle_{k:03d}", email_address=f"w{k}@example.org", created_at=cp.T0 + k)
         for k in range(3)

@@ -46,12 +46,14 @@ ORDER_FIELDS: dict[str, frozenset[str]] = {
     "roles": frozenset({"created_at", "name", "key"}),
     "permissions": frozenset({"created_at", "name", "key"}),
     "waitlist_entries": frozenset({"created_at", "email_address", "invited_at"}),
+    # The billing lists take no order_by (the spec lists none): created_at order it is.
 }
 # `query`: an exact id, or part of these fields (as the spec describes each list's filter).
 QUERY_FIELDS: dict[str, tuple[str, ...]] = {
     "roles": ("name", "key"),
     "permissions": ("name", "key"),
     "waitlist_entries": ("email_address",),
+    "billing_subscription_items": ("plan_id",),
 }
 
 

@@ -399,3 +399,197 @@ def session(
         "updated_at": updated_at,
         "user": user(user_id),
     }
+
+
+def _money(amount: int) -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "amount_formatted": f"{amount / 100:.2f}",
+        "currency": "USD",
+        "currency_symbol": "$",
+    }
+
+
+def billing_plan(id: str = "cplan_pro", *, slug: str = "pro", amount: int = 2000) -> dict[str, Any]:
+    """A plan as the Backend API lists it (webhooks carry a shorter one inside items)."""
+    return {
+        "object": "commerce_plan",
+        "id": id,
+        "name": "Pro Plan",
+        "fee": _money(amount),
+        "annual_monthly_fee": _money(amount * 10 // 12),
+        "annual_fee": _money(amount * 10),
+        "description": None,
+        "product_id": "cprod_1",
+        "is_default": False,
+        "is_recurring": True,
+        "publicly_visible": True,
+        "has_base_fee": True,
+        "for_payer_type": "org",
+        "slug": slug,
+        "avatar_url": None,
+        "free_trial_enabled": False,
+        "free_trial_days": None,
+    }
+
+
+def _payer(user_id: str, organization_id: str) -> dict[str, Any]:
+    return {
+        "object": "commerce_payer",
+        "id": "cpayer_1",
+        "user_id": user_id,
+        "first_name": "Jane",
+        "last_name": "Payer",
+        "email": "jane.payer@example.org",
+        "organization_id": organization_id,
+        "organization_name": "Acme Inc" if organization_id else "",
+        "image_url": "https://img.clerk.com/xxxxxx",
+        "created_at": T0,
+        "updated_at": T0,
+    }
+
+
+def subscription_item(
+    id: str = "csub_item_1",
+    *,
+    subscription_id: str | None = None,
+    plan_slug: str = "pro",
+    status: str = "active",
+    user_id: str = "",
+    organization_id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    """An item as webhooks send it, inside a subscription or alone; "" for the absent payer."""
+    return {
+        "object": "commerce_subscription_item",
+        "id": id,
+        "status": status,
+        "is_free_trial": False,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "period_start": T0,
+        "period_end": T0 + 30 * 86_400_000,
+        "interval": "month",
+        "plan_id": f"cplan_{plan_slug}",
+        "plan": {
+            "id": f"cplan_{plan_slug}",
+            "slug": plan_slug,
+            "name": plan_slug.title(),
+            "is_recurring": True,
+            "amount": 2000,
+            "currency": "USD",
+        },
+        "payer": _payer(user_id, organization_id),
+        "subscription_id": subscription_id,
+    }
+
+
+def subscription(
+    id: str = "csub_1",
+    *,
+    items: list[dict[str, Any]] | None = None,
+    user_id: str = "",
+    organization_id: str = "org_29w9IfBrPmcpi0IeBVaKtA7R94W",
+    status: str = "active",
+    updated_at: int = T0,
+    created_at: int = T0,
+) -> dict[str, Any]:
+    return {
+        "object": "commerce_subscription",
+        "id": id,
+        "status": status,
+        "active_at": T0,
+        "canceled_at": None,
+        "created_at": created_at,
+        "ended_at": None,
+        "past_due_at": None,
+        "updated_at": updated_at,
+        "latest_payment_id": None,
+        "payer_id": "cpayer_1",
+        "payer": _payer(user_id, organization_id),
+        "payment_source_id": None,
+        "items": [subscription_item(organization_id=organization_id, user_id=user_id)]
+        if items is None
+        else items,
+    }
+
+
+def listed_subscription_item(
+    id: str = "csub_item_1",
+    *,
+    plan_slug: str = "pro",
+    status: str = "active",
+    created_at: int = T0,
+    updated_at: int = T0,
+) -> dict[str, Any]:
+    """An item as the Backend API lists it (its plan in the API's own shape)."""
+    return {
+        "object": "commerce_subscription_item",
+        "id": id,
+        "instance_id": "ins_123",
+        "status": status,
+        "plan_id": f"cplan_{plan_slug}",
+        "plan": billing_plan(f"cplan_{plan_slug}", slug=plan_slug),
+        "plan_period": "month",
+        "payer_id": "cpayer_1",
+        "is_free_trial": False,
+        "period_start": T0,
+        "period_end": T0 + 30 * 86_400_000,
+        "canceled_at": None,
+        "past_due_at": None,
+        "ended_at": None,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def payment_attempt(
+    id: str = "pa_1",
+    *,
+    statement_key: str = "statement_id",
+    user_id: str = "user_1",
+    organization_id: str = "",
+    status: str = "paid",
+    created_at: int = T0,
+    updated_at: int = T0 + 1,
+) -> dict[str, Any]:
+    """A payment attempt as webhooks send it; `statement_key` "invoice_id" as older API
+    versions name the statement."""
+    data: dict[str, Any] = {
+        "id": id,
+        "instance_id": "ins_123",
+        "payment_id": "cpa_1",
+        "invoice_id": "",
+        "statement_id": "",
+        "gateway_external_id": "pi_1",
+        "status": status,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "paid_at": updated_at if status == "paid" else None,
+        "failed_at": None,
+        "failed_reason": None,
+        "billing_date": T0,
+        "charge_type": "recurring",
+        "payee": {
+            "id": "cpayee_1",
+            "gateway_type": "stripe",
+            "gateway_external_id": "acct_1",
+            "gateway_status": "active",
+        },
+        "payer": _payer(user_id, organization_id),
+        "totals": {"subtotal": _money(2000), "tax_total": _money(200), "grand_total": _money(2200)},
+        "payment_source": {
+            "id": "cps_1",
+            "gateway": "stripe",
+            "gateway_external_id": "pm_1",
+            "gateway_external_account_id": "acct_1",
+            "payment_method": "card",
+            "status": "active",
+            "card_type": "visa",
+            "last4": "4242",
+        },
+        "subscription_items": [],
+    }
+    data[statement_key] = "stmt_1"
+    return data

@@ -119,6 +119,29 @@ def backend_schema(name: str) -> Schema:
     return schema
 
 
+# The fake Backend API's collections and the backend spec's schema of each object it lists.
+LISTED = {
+    "users": "User",
+    "organizations": "Organization",
+    "memberships": "OrganizationMembership",
+    "invitations": "OrganizationInvitation",
+    "domains": "OrganizationDomain",
+    "roles": "Role",
+    "permissions": "Permission",
+    "waitlist_entries": "WaitlistEntry",
+    "billing_plans": "CommercePlan",
+    "billing_subscription_items": "CommerceSubscriptionItem",
+}
+
+
+@cache
+def optional_fields(collection: str) -> frozenset[str]:
+    """The top-level fields the backend spec lets an object of the fake's `collection` leave
+    out (the ones its schema does not require)."""
+    schema = backend_schema(LISTED[collection])
+    return frozenset(schema.get("properties", {})) - frozenset(schema.get("required", ()))
+
+
 @cache
 def webhook_events() -> dict[str, Schema]:
     """Every webhook event type the spec lists, with the JSON Schema of its envelope's `data`

@@ -5,6 +5,8 @@ total_count} elsewhere, limit 1..500 (default 10, 422 outside), offset >= 0, ord
 +/- any field the spec lists for that list (default -created_at), starting_after cursor for
 /users (422 with a non-created_at order or a non-zero offset), Clerk's error JSON for
 401/404/422/429/5xx, Retry-After on 429.
+With `sparse`, each object leaves out each top-level field the backend spec does not require
+with that probability (the same fields each time it is served), as Clerk's answers may.
 Faults (5xx, 429, slow answers, bad JSON) and data changes between and during runs are scripted.
 The paging rules are in clerk_paging.py, the instances it can serve in clerk_instances.py.
 """
@@ -30,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.dev.ports import free_port
-from tests.support import clerk_paging
+from tests.support import clerk_paging, clerk_spec
 from tests.support.clerk_instances import Synthetic
 
 KEY = "sk_test_fake_replica_key"
@@ -71,6 +73,8 @@ class FakeClerk:
     latency_seconds: float = 0.0
     jitter_seconds: float = 0.0
     supports_cursor: bool = True
+    # The share of optional fields left out of what is served (0: every field is sent).
+    sparse: float = 0.0
     users: Any = field(default_factory=list)
     organizations: list[dict[str, Any]] = field(default_factory=list)
     memberships: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +83,8 @@ class FakeClerk:
     roles: list[dict[str, Any]] = field(default_factory=list)
     permissions: list[dict[str, Any]] = field(default_factory=list)
     waitlist_entries: list[dict[str, Any]] = field(default_factory=list)
+    billing_plans: list[dict[str, Any]] = field(default_factory=list)
+    billing_subscription_items: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     log: list[Logged] = field(default_factory=list)
     # Called (in the server's thread) before each list request: mutate data mid-run, or
@@ -109,6 +115,8 @@ class FakeClerk:
             Route("/v1/organization_permissions", self._list("permissions")),
             Route("/v1/organization_permissions/{id}", self._get("permissions")),
             Route("/v1/waitlist_entries", self._list("waitlist_entries")),
+            Route("/v1/billing/plans", self._list("billing_plans")),
+            Route("/v1/billing/subscription_items", self._list("billing_subscription_items")),
         ]
         app = Starlette(routes=routes)
         app.add_exception_handler(404, self._not_found)
@@ -192,6 +200,7 @@ class FakeClerk:
                 joined = b"[" + b",".join(page) + b"]"
                 raw = joined if bare else b'{"data":%s,"total_count":%d}' % (joined, total)
                 return self._record(request, Response(raw, media_type="application/json"))
+            page = [self._served(name, o) for o in page]
             body: Any = page if bare else {"data": page, "total_count": total}
             return self._record(request, JSONResponse(body))
 
@@ -228,7 +237,7 @@ class FakeClerk:
                     request,
                     error(404, "resource_not_found", f"No {name[:-1]} was found with id {wanted}"),
                 )
-            return self._record(request, JSONResponse(found))
+            return self._record(request, JSONResponse(self._served(name, found)))
 
         return endpoint
 
@@ -249,6 +258,7 @@ class FakeClerk:
                 if m["organization"]["id"] == org
                 and (not user_ids or m["public_user_data"]["user_id"] in user_ids)
             ]
+        found = [self._served("memberships", m) for m in found]
         return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
 
     async def _org_domains(self, request: Request) -> Response:
@@ -261,8 +271,19 @@ class FakeClerk:
                 return self._record(
                     request, error(404, "resource_not_found", "No organization was found")
                 )
-            found = [d for d in self.domains if d["organization_id"] == org]
+            found = [
+                self._served("domains", d) for d in self.domains if d["organization_id"] == org
+            ]
         return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
+
+    def _served(self, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` as served: with `sparse`, some of its optional fields left out, chosen by its
+        id so that every answer about it leaves out the same ones."""
+        if not self.sparse:
+            return obj
+        optional = clerk_spec.optional_fields(name)
+        chance = random.Random(f"{name}:{obj.get('id')}")
+        return {k: v for k, v in obj.items() if k not in optional or chance.random() >= self.sparse}
 
     # -- helpers for tests -----------------------------------------------------------------
 

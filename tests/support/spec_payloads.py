@@ -4,8 +4,8 @@ hypothesis-jsonschema would be the library for this, but its last release (0.23.
 on current Hypothesis (`'many' object has no attribute 'more'`), so this covers the subset
 Clerk's specs use: objects (required properties always, optional ones sometimes, null where
 allowed), arrays, enums, strings (and their patterns), numbers, booleans, anyOf and allOf.
-Values are realistic where the service reads them: ids are non-empty, `*_at` times are epoch
-milliseconds of this decade.
+Values are realistic where the service reads them: ids are non-empty, and times (`*_at`,
+`*_date`, `period_*`) are epoch milliseconds of this decade.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def payloads(schema: Any, name: str = "") -> st.SearchStrategy[Any]:
             return st.from_regex(schema["pattern"], fullmatch=True)
         return _ID if name == "id" or name.endswith("_id") else _TEXT
     if kind == "integer":
-        if name.endswith("_at"):
+        if name.endswith(("_at", "_date")) or name.startswith("period_"):
             return st.integers(T_MIN, T_MAX)
         return st.integers(schema.get("minimum", -(2**31) + 1), schema.get("maximum", 2**31 - 1))
     if kind == "number":

@@ -1,6 +1,10 @@
 """The replica tables by name, for tests that read them (the product reads them from the kinds
 registry)."""
 
+from service.kinds.billing_payment_attempts import billing_payment_attempts
+from service.kinds.billing_plans import billing_plans
+from service.kinds.billing_subscription_items import billing_subscription_items
+from service.kinds.billing_subscriptions import billing_subscriptions
 from service.kinds.domains import organization_domains
 from service.kinds.invitations import organization_invitations
 from service.kinds.memberships import organization_memberships
@@ -19,6 +23,10 @@ from service.kinds.users import users
 from service.kinds.waitlist_entries import waitlist_entries
 
 __all__ = [
+    "billing_payment_attempts",
+    "billing_plans",
+    "billing_subscription_items",
+    "billing_subscriptions",
     "email_addresses",
     "enterprise_accounts",
     "external_accounts",

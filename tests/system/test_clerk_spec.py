@@ -24,12 +24,14 @@ from service.clerk.rows import RowOptions
 from service.kinds.registry import ROUTES
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
+from service.reconcile.report import RunReport
 from service.reconcile.run import reconcile
 from tests.support import clerk_payloads as cp
 from tests.support import clerk_spec
+from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import KEY, FakeClerk, serve
-from tests.support.replica_helpers import store_event
+from tests.support.replica_helpers import rows, store_event
 from tests.support.settings import make_settings
 from tests.support.spec_payloads import payloads
 
@@ -53,6 +55,7 @@ def answers(fake: FakeClerk) -> list[tuple[str, str, dict[str, str], str]]:
     """(spec path, our path, params, status) for every request reconcile makes of Clerk."""
     user, org = fake.users[0]["id"], fake.organizations[0]["id"]
     invitation = next(i["id"] for i in fake.invitations if i["organization_id"] == org)
+    role = fake.roles[0]["id"]
     return [
         ("/users", "users", {"order_by": "+created_at", "limit": "3"}, "200"),
         ("/users", "users", {"starting_after": user, "limit": "2"}, "200"),
@@ -78,13 +81,26 @@ def answers(fake: FakeClerk) -> list[tuple[str, str, dict[str, str], str]]:
         ),
         ("/organization_domains", "organization_domains", {}, "200"),
         ("/organizations/{organization_id}/domains", f"organizations/{org}/domains", {}, "200"),
+        ("/organization_roles", "organization_roles", {}, "200"),
+        ("/organization_roles/{organization_role_id}", f"organization_roles/{role}", {}, "200"),
+        ("/organization_permissions", "organization_permissions", {}, "200"),
+        ("/waitlist_entries", "waitlist_entries", {"query": "w1@"}, "200"),
+        ("/billing/plans", "billing/plans", {"paginated": "true"}, "200"),
+        (
+            "/billing/subscription_items",
+            "billing/subscription_items",
+            {"paginated": "true", "include_free": "true"},
+            "200",
+        ),
     ]
 
 
+@pytest.mark.parametrize("sparse", [0.0, 0.6])
 def test_the_fake_answers_only_what_the_backend_spec_allows(
-    fake_url: tuple[FakeClerk, str],
+    fake_url: tuple[FakeClerk, str], sparse: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, url = fake_url
+    monkeypatch.setattr(fake, "sparse", sparse)  # leaving optional fields out, too
     found: dict[str, list[str]] = {}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client:
         for spec_path, path, params, status in answers(fake):
@@ -126,6 +142,13 @@ def test_every_order_the_spec_lists_is_answered(fake_url: tuple[FakeClerk, str])
             {**cp.invitation(status="accepted", user_id="user_1"), "data": {}},
         ),
         ("organizationDomain.created", cp.domain()),
+        ("role.created", cp.role()),
+        ("permission.created", cp.permission()),
+        ("waitlistEntry.created", cp.waitlist_entry()),
+        ("session.created", cp.session()),
+        ("subscription.created", cp.subscription()),
+        ("subscriptionItem.active", cp.subscription_item()),
+        ("paymentAttempt.created", cp.payment_attempt()),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -181,19 +204,6 @@ async def test_every_payload_the_spec_allows_applies(engine: AsyncEngine) -> Non
         assert dict(result.outcomes) == {"applied": len(batch)}, (result, batch)
 
 
-# The fake's collections and the backend spec's schema of each listed object.
-LISTED = {
-    "users": "User",
-    "organizations": "Organization",
-    "memberships": "OrganizationMembership",
-    "invitations": "OrganizationInvitation",
-    "domains": "OrganizationDomain",
-    "roles": "Role",
-    "permissions": "Permission",
-    "waitlist_entries": "WaitlistEntry",
-}
-
-
 def instance() -> st.SearchStrategy[dict[str, list[dict[str, Any]]]]:
     """A Clerk instance of objects the backend spec allows (ids unique per collection)."""
 
@@ -203,9 +213,29 @@ def instance() -> st.SearchStrategy[dict[str, list[dict[str, Any]]]]:
     return st.fixed_dictionaries(
         {
             name: st.lists(payloads(clerk_spec.backend_schema(schema)), max_size=4).map(unique)
-            for name, schema in LISTED.items()
+            for name, schema in clerk_spec.LISTED.items()
         }
     )
+
+
+async def reconcile_from(
+    fake: FakeClerk, engine: AsyncEngine, db_url: str, redis_url: str
+) -> RunReport:
+    """A forced reconcile (tombstoning whatever the fake no longer lists) against `fake`."""
+    with serve(fake) as url:
+        settings = make_settings(
+            db_url,
+            redis_url,
+            clerk_secret_key=KEY,
+            clerk_api_url=url,
+            reconcile_max_requests_per_10s=100_000,
+            reconcile_max_attempts=2,
+        )
+        api = ClerkAPI(settings, backoff_max_seconds=0.01)
+        try:
+            return await reconcile(engine, api, settings, ReconcileOptions(force=True))
+        finally:
+            await api.close()
 
 
 async def test_reconcile_takes_every_object_the_backend_spec_allows(
@@ -214,20 +244,7 @@ async def test_reconcile_takes_every_object_the_backend_spec_allows(
     # Backfilled from lists of generated objects: every one is listed and stored, none is
     # invalid. (Each instance replaces the one before: `force` lets it tombstone all of that.)
     for objects in drawn(instance(), 12):
-        with serve(FakeClerk(**objects)) as url:
-            settings = make_settings(
-                db_url,
-                redis_url,
-                clerk_secret_key=KEY,
-                clerk_api_url=url,
-                reconcile_max_requests_per_10s=100_000,
-                reconcile_max_attempts=2,
-            )
-            api = ClerkAPI(settings, backoff_max_seconds=0.01)
-            try:
-                report = await reconcile(engine, api, settings, ReconcileOptions(force=True))
-            finally:
-                await api.close()
+        report = await reconcile_from(FakeClerk(**objects), engine, db_url, redis_url)
         assert report.ok, report.summary()
         for p in report.passes:
             assert p.invalid == 0, (p.resource, objects[p.resource])
@@ -248,3 +265,48 @@ async def test_the_fake_takes_its_round_trip_and_answers_many_at_once() -> None:
             took = time.monotonic() - started
     assert all(a.status_code == 200 for a in answers)
     assert 0.15 <= took < 8 * 0.15, took  # at least one round trip, far less than eight
+
+
+def test_the_sparse_fake_leaves_optional_fields_out_sometimes() -> None:
+    fake = FakeClerk(sparse=0.5)
+    populate(fake, users=40, orgs=10, members_per_org=4)
+    served = [fake._served("memberships", m) for m in fake.memberships]
+    without = [m for m in served if "public_user_data" not in m]
+    assert 0 < len(without) < len(served)
+    assert [fake._served("memberships", m) for m in fake.memberships] == served  # stable
+
+
+async def test_a_field_clerk_leaves_out_is_null_until_a_newer_snapshot_fills_it_in(
+    engine: AsyncEngine, db_url: str, redis_url: str
+) -> None:
+    fake = FakeClerk(sparse=0.5)
+    populate(fake, users=12, orgs=8, members_per_org=3)
+    left_out = [
+        m["id"]
+        for m in fake.memberships
+        if "public_user_data" not in fake._served("memberships", m)
+    ]
+    no_org = [
+        i["id"] for i in fake.invitations if "organization_id" not in fake._served("invitations", i)
+    ]
+    assert left_out and no_org
+
+    async def run() -> None:
+        report = await reconcile_from(fake, engine, db_url, redis_url)
+        assert report.ok, report.summary()
+        assert [p.resource for p in report.passes if p.invalid] == []
+
+    await run()  # nothing fails: what is left out is stored NULL
+    memberships = await rows(engine, t.organization_memberships)
+    assert sorted(m["id"] for m in memberships if m["user_id"] is None) == sorted(left_out)
+    invitations = await rows(engine, t.organization_invitations)
+    assert sorted(i["id"] for i in invitations if i["organization_id"] is None) == sorted(no_org)
+
+    fake.sparse = 0.0  # Clerk's next snapshots carry them: a reconcile fills them in
+    for obj in [*fake.memberships, *fake.invitations]:
+        obj["updated_at"] += 1000
+    await run()
+    assert [m for m in await rows(engine, t.organization_memberships) if m["user_id"] is None] == []
+    assert [
+        i for i in await rows(engine, t.organization_invitations) if i["organization_id"] is None
+    ] == []

@@ -2,16 +2,18 @@
 
 Hypothesis generates Clerk histories (users with changing emails, organizations, memberships
 created, updated, deleted and re-created, invitations, permissions, roles with changing grants,
-waitlist entries), delivers their events in any order,
-with duplicates and with some dropped, then a reconcile recovers what was dropped. The live
-replica must then equal the state Clerk's API lists."""
+waitlist entries, sessions, billing subscriptions with their items and plans, payment attempts),
+delivers their events in any order, with duplicates and with some dropped, then a reconcile
+recovers what was dropped. The live replica must then equal the state Clerk's API lists, and
+for the kinds no list holds (sessions, subscriptions, payment attempts) the newest snapshot
+delivered, whatever the order; a reconcile leaves those alone."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ from service.inbox.table import inbox
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.run import reconcile
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
-from tests.support.clerk_history import History, deliveries, histories
+from tests.support.clerk_history import PLANS, History, deliveries, histories
 from tests.support.databases import truncate_pg
 from tests.support.fake_clerk import KEY, FakeClerk, serve
 from tests.support.replica_helpers import rows, store_event
@@ -40,8 +43,63 @@ from tests.support.settings import make_settings
 EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "30"))
 
 
-def expected(h: History) -> dict[str, Any]:
+def newest(snapshots: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per id, the snapshot with the greatest updated_at (a tie carries the same state)."""
+    found: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:
+        if snap["id"] not in found or snap["updated_at"] > found[snap["id"]]["updated_at"]:
+            found[snap["id"]] = snap
+    return found
+
+
+def webhook_only(h: History, delivered: list[dict[str, Any]], reconciled: bool) -> dict[str, Any]:
+    """What the deliveries leave of the kinds reconcile cannot list (and the items' plans from
+    webhooks alone). A session ends with its user's deletion: one delivered, or (after a
+    reconcile) one the reconcile found, of a user the replica had heard of."""
+    data = [(e["type"], e["data"]) for e in delivered]
+    heard = {d["id"] for k, d in data if k.startswith("user.")}
+    gone = {d["id"] for k, d in data if k == "user.deleted"}
+    if reconciled:
+        gone |= heard - set(h.users)
+    items = [d for k, d in data if k.startswith("subscriptionItem.")]
+    items += [i for k, d in data if k.startswith("subscription.") for i in d["items"]]
     return {
+        "sessions": {
+            s["id"]: (s["user_id"], s["status"], s["updated_at"])
+            for s in newest(d for k, d in data if k.startswith("session.")).values()
+            if s["user_id"] not in gone
+        },
+        "subscriptions": {
+            s["id"]: (s["status"], s["updated_at"])
+            for s in newest(d for k, d in data if k.startswith("subscription.")).values()
+        },
+        "payments": {
+            a["id"]: (a["status"], a["updated_at"])
+            for a in newest(d for k, d in data if k.startswith("paymentAttempt.")).values()
+        },
+        **(
+            {}
+            if reconciled
+            else {
+                "items": {
+                    i["id"]: (i["status"], i["plan_id"], i["updated_at"])
+                    for i in newest(items).values()
+                },
+                "plans": {i["plan"]["id"]: i["plan"]["slug"] for i in items},
+            }
+        ),
+    }
+
+
+def expected(h: History, delivered: list[dict[str, Any]], reconciled: bool) -> dict[str, Any]:
+    """The live replica after `delivered`, and after a reconcile if `reconciled`."""
+    listed = {
+        "items": {i["id"]: (i["status"], i["plan_id"], i["updated_at"]) for i in h.items.values()},
+        "plans": {f"cplan_{slug}": slug for slug in PLANS},
+    }
+    return {
+        **webhook_only(h, delivered, reconciled),
+        **(listed if reconciled else {}),
         "users": {
             u["id"]: (
                 u["first_name"],
@@ -76,6 +134,17 @@ def serve_history(fake: FakeClerk, history: History) -> None:
         fake.permissions = list(history.permissions.values())
         fake.roles = list(history.roles.values())
         fake.waitlist_entries = list(history.waitlist.values())
+        fake.billing_plans = [cp.billing_plan(f"cplan_{slug}", slug=slug) for slug in PLANS]
+        fake.billing_subscription_items = [
+            cp.listed_subscription_item(
+                i["id"],
+                plan_slug=i["plan"]["slug"],
+                status=i["status"],
+                created_at=i["created_at"],
+                updated_at=i["updated_at"],
+            )
+            for i in history.items.values()
+        ]
 
 
 def ms(value: Any) -> int:
@@ -121,6 +190,23 @@ async def replica_state(engine: AsyncEngine) -> dict[str, Any]:
             for r in live(await rows(engine, t.roles))
         },
         "waitlist": {w["id"]: w["status"] for w in live(await rows(engine, t.waitlist_entries))},
+        "sessions": {
+            x["id"]: (x["user_id"], x["status"], ms(x["updated_at"]))
+            for x in live(await rows(engine, t.sessions))
+        },
+        "subscriptions": {
+            x["id"]: (x["status"], ms(x["updated_at"]))
+            for x in live(await rows(engine, t.billing_subscriptions))
+        },
+        "payments": {
+            x["id"]: (x["status"], ms(x["updated_at"]))
+            for x in live(await rows(engine, t.billing_payment_attempts))
+        },
+        "items": {
+            x["id"]: (x["status"], x["plan_id"], ms(x["updated_at"]))
+            for x in live(await rows(engine, t.billing_subscription_items))
+        },
+        "plans": {x["id"]: x["slug"] for x in live(await rows(engine, t.billing_plans))},
     }
 
 
@@ -223,9 +309,10 @@ def test_any_delivery_order_converges_to_clerk(
     )
     if dropped == 0:
         # Webhooks alone, in any order and with duplicates, reach Clerk's state...
-        assert from_webhooks == expected(history)
-    # ...and a reconcile recovers whatever was dropped, without disturbing what is right.
-    assert reconciled == expected(history)
+        assert from_webhooks == expected(history, events, reconciled=False)
+    # ...and a reconcile recovers whatever was dropped, without disturbing what is right (nor
+    # what no list holds: the newest delivered snapshot of those stays).
+    assert reconciled == expected(history, events, reconciled=True)
 
 
 async def converge_concurrently(
@@ -310,4 +397,4 @@ def test_concurrent_appliers_and_a_reconcile_still_converge(
     state = asyncio.run(
         converge_concurrently(pg_url, redis_url, url, list(events), with_reconcile=with_reconcile)
     )
-    assert state == expected(history)
+    assert state == expected(history, list(events), reconciled=with_reconcile)

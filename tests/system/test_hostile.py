@@ -151,20 +151,32 @@ def test_no_memory_growth_across_thousands_of_hostile_requests(app: App) -> None
         hostile(i)
     # What is retained, not garbage a collection has yet to take (earlier tests' included).
     gc.collect()
-    tracemalloc.start()
-    start, _ = tracemalloc.get_traced_memory()
+    tracemalloc.start(12)
+    before = tracemalloc.take_snapshot()
     for i in range(500, 2500):
         hostile(i)
     gc.collect()
-    end, _ = tracemalloc.get_traced_memory()
+    grown = tracemalloc.take_snapshot().compare_to(before, "traceback")
     tracemalloc.stop()
-    growth_kib = (end - start) / 1024
+    # Memory kept per request is many blocks from one place. A single block that grew is a
+    # process-wide table resized once (sys.intern's, seen here: 3.7 MiB when a full run's
+    # interned strings crossed a threshold during these requests), not something kept per
+    # request, so it does not count; everything else does.
+    kept = [stat for stat in grown if stat.count_diff > 1 and stat.size_diff > 0]
+    growth_kib = sum(stat.size_diff for stat in kept) / 1024
+    resized_kib = sum(stat.size_diff for stat in grown if stat.count_diff <= 1) / 1024
     from tests.support.measured import REPORT
 
     REPORT.append(
-        f"hostile requests: 4000 after warm-up, traced memory growth {growth_kib:.0f} KiB"
+        f"hostile requests: 4000 after warm-up, traced memory kept {growth_kib:.0f} KiB"
+        f" (and {resized_kib:.0f} KiB in single resized blocks)"
     )
-    assert growth_kib < 1024  # well under 1 KiB per request: nothing is kept per request
+    # well under 1 KiB per request: nothing is kept per request (else: where it was allocated)
+    assert growth_kib < 1024, "\n".join(
+        f"{stat.size_diff / 1024:.0f} KiB in {stat.count_diff} blocks:\n"
+        + "\n".join(stat.traceback.format())
+        for stat in sorted(kept, key=lambda stat: -stat.size_diff)[:3]
+    )
     assert_still_serving(app)
 
 
