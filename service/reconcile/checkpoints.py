@@ -11,7 +11,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.dialect import dialect_of
-from service.reconcile.tables import RunStatus, progress, runs, seen
+from service.reconcile.paging import Position
+from service.reconcile.segments import Segment
+from service.reconcile.tables import RunStatus, progress, runs, seen, segments
 
 # A crashed run (still marked running; we hold the lock, so its process died) resumes within
 # a day. A run that failed (API errors, a refused deletion) resumes only soon after, when an
@@ -119,6 +121,68 @@ async def save_progress(
         update(progress)
         .where(progress.c.run_id == run_id, progress.c.resource == resource)
         .values(offset=offset, cursor=cursor, counts=counts, listed=listed, done=done)
+    )
+
+
+async def save_plan(
+    conn: AsyncConnection, run_id: int, resource: str, planned: Sequence[Segment]
+) -> None:
+    """Store a pass's segments before any is walked: a resumed pass keeps the same plan."""
+    await conn.execute(
+        delete(segments).where(segments.c.run_id == run_id, segments.c.resource == resource)
+    )
+    if not planned:
+        return
+    await conn.execute(
+        insert(segments),
+        [
+            {
+                "run_id": run_id,
+                "resource": resource,
+                "segment": seg.number,
+                "start_offset": seg.start,
+                "end_offset": seg.end,
+                "created_after_ms": seg.after_ms,
+                "created_before_ms": seg.before_ms,
+                "offset": seg.position.offset,
+                "cursor": seg.position.cursor,
+                "done": seg.done,
+            }
+            for seg in planned
+        ],
+    )
+
+
+async def load_plan(conn: AsyncConnection, run_id: int, resource: str) -> list[Segment]:
+    """A pass's segments as their checkpoints left them (none: the pass has no plan yet)."""
+    result = await conn.execute(
+        select(segments)
+        .where(segments.c.run_id == run_id, segments.c.resource == resource)
+        .order_by(segments.c.segment)
+    )
+    return [
+        Segment(
+            row.segment,
+            start=row.start_offset,
+            end=row.end_offset,
+            after_ms=row.created_after_ms,
+            before_ms=row.created_before_ms,
+            position=Position.restore(row.offset, row.cursor),
+            done=row.done,
+        )
+        for row in result
+    ]
+
+
+async def save_segment(conn: AsyncConnection, run_id: int, resource: str, seg: Segment) -> None:
+    await conn.execute(
+        update(segments)
+        .where(
+            segments.c.run_id == run_id,
+            segments.c.resource == resource,
+            segments.c.segment == seg.number,
+        )
+        .values(offset=seg.position.offset, cursor=seg.position.cursor, done=seg.done)
     )
 
 

@@ -53,6 +53,8 @@ class RequestStats:
     requests: int = 0
     throttled: int = 0  # 429 answers
     retries: int = 0
+    in_flight: int = 0  # requests sent and not yet answered
+    peak_in_flight: int = 0
 
 
 def _describe(response: httpx.Response, content: bytes) -> str:
@@ -103,7 +105,8 @@ def limiter_for(per_10s: int) -> AsyncLimiter:
 
 
 class ClerkAPI:
-    """One client per reconcile run; requests go out one at a time under the rate limiter."""
+    """One client per reconcile run; every request in flight goes out under its one rate
+    limiter."""
 
     def __init__(
         self,
@@ -162,11 +165,15 @@ class ClerkAPI:
     async def _send(self, path: str, params: dict[str, Any]) -> Any:
         async with self._limiter:
             self.stats.requests += 1
+            self.stats.in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
             try:
                 async with self._client.stream("GET", path, params=params) as response:
                     content = await _read_capped(response, self._max_bytes, path)
             except httpx.TransportError as exc:  # connection refused, reset, timeouts
                 raise _Retryable(f"{type(exc).__name__} on {path}") from None
+            finally:
+                self.stats.in_flight -= 1
         if response.status_code == 429:
             self.stats.throttled += 1
             raise _Retryable(_describe(response, content), _retry_after(response))

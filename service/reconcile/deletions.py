@@ -14,7 +14,6 @@ from service.db.chunks import CHUNK
 from service.kinds import writes
 from service.reconcile import checkpoints
 from service.reconcile.lookups import can_look_up, look_up
-from service.reconcile.paging import Position
 from service.reconcile.tables import seen
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ async def detect(run: KindPass) -> None:
         )
         # The next run lists again: a refusal must never be settled on a stale listing.
         run.listed = False
-        run.position = Position()
+        run.segments = []  # and by a new plan
         run.relist = True
         if not run.dry:
             assert run.run_id is not None

@@ -1,13 +1,13 @@
-"""One kind's pass: list everything (checkpointing each page), write what changed through the
-kind's writes, then hand over to deletion detection. In a dry run nothing is written: seen ids
-stay in memory."""
+"""One kind's pass: list everything, in segments walked side by side (each checkpointed page by
+page), write what changed through the kind's writes, then, once every segment has finished,
+hand over to deletion detection. In a dry run nothing is written: seen ids stay in memory."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,34 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
-from service.db.dialect import dialect_of
 from service.db.errors import describe, is_transient
 from service.kinds import writes
 from service.kinds.declaration import Kind, Listing
 from service.logs import get_logger
-from service.reconcile import checkpoints, deletions
+from service.reconcile import checkpoints, deletions, segments, walk
 from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
-from service.reconcile.paging import Position, pages, total
+from service.reconcile.paging import Position, total
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
+from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
+from service.reconcile.walk import Page
 from service.replica.bulk import copy_new
 
 log = get_logger(__name__)
-
-_PREFETCH = 1  # built pages waiting for a writer
-
-
-@dataclass
-class _Page:
-    """One listed page, built: what the writer needs, and where the listing stands after it."""
-
-    listed: int
-    after: Position
-    ids: list[str] = field(default_factory=list)
-    built: list[Snapshot] = field(default_factory=list)
-    invalid: int = 0
 
 
 class _EarlierPageFailed(Exception):
@@ -75,7 +63,8 @@ class KindPass:
         self.started_at = datetime.now(UTC)
         # Objects the listing returns without a time of their own are as new as this pass.
         self.row_options = replace(RowOptions.of(settings), listed_at=self.started_at)
-        self.position = Position()
+        self.segments: list[Segment] = []  # the plan (empty: none yet)
+        self.walkers = 1
         self.listed = False
         self.seen_in_memory: set[str] = set()
         self.restored: dict[str, Any] = {}
@@ -91,13 +80,26 @@ class KindPass:
             assert self.run_id is not None
             async with self.engine.begin() as conn:
                 saved = await checkpoints.load_progress(conn, self.run_id, self.kind.name)
+                self.segments = await checkpoints.load_plan(conn, self.run_id, self.kind.name)
             self._restore(saved)
             if saved.done:
                 self.report.status = "completed"
                 return
+        started = time.monotonic()
         count = await total(self.api, self.listing)
+        self.walkers = walk.walkers(self.settings, time.monotonic() - started)
         if not self.listed:
-            await self._list(on_progress, count)
+            if not self.segments:
+                self.segments = await segments.plan(
+                    self.api, self.listing, self.settings.reconcile_page_size, count, self.walkers
+                )
+                if not self.dry:
+                    assert self.run_id is not None
+                    async with self.engine.begin() as conn:
+                        await checkpoints.save_plan(
+                            conn, self.run_id, self.kind.name, self.segments
+                        )
+            await walk.walk(self, on_progress, count)
             self.listed = True
             await self.save(done=False)
         await deletions.detect(self)
@@ -117,54 +119,8 @@ class KindPass:
             )
             return None
 
-    async def _list(self, on_progress: ProgressCallback, count: int | None) -> None:
-        """Fetch and build the next pages while the current one is written.
-
-        Memory stays a few pages whatever the instance's size: two being written, `_PREFETCH`
-        queued, one being fetched. The fetcher pages on its own copy of the position: each
-        page carries where the listing stands after it, and only a committed page moves the
-        checkpoint there.
-        """
-        queue: asyncio.Queue[_Page | BaseException | None] = asyncio.Queue(maxsize=_PREFETCH)
-        fetching = replace(self.position)
-
-        async def fetch() -> None:
-            try:
-                page_size = self.settings.reconcile_page_size
-                async for items in pages(self.api, self.listing, page_size, fetching, count):
-                    await queue.put(self._build(items, replace(fetching)))
-            except Exception as exc:  # handed over in order, after the pages before it
-                await queue.put(exc)
-                return
-            await queue.put(None)
-
-        fetcher = asyncio.create_task(fetch())
-        # Where writers run concurrently, the next page is written while the current one
-        # commits, so this process prepares one page's statements while the server executes
-        # the other's. Pages still commit in order.
-        overlap = not self.dry and dialect_of(self.engine).concurrent_writers
-        writing: list[asyncio.Task[None]] = []  # at most two pages: committing, and next
-        try:
-            while (page := await queue.get()) is not None:
-                if isinstance(page, BaseException):
-                    raise page
-                before = writing[-1] if writing else None
-                writing.append(asyncio.create_task(self._apply_page(page, after=before)))
-                if not overlap or len(writing) == 2:
-                    await writing.pop(0)
-                    on_progress(self.report, count)
-            while writing:
-                await writing.pop(0)
-                on_progress(self.report, count)
-        finally:
-            for task in (fetcher, *writing):
-                task.cancel()
-                with suppress(asyncio.CancelledError, Exception):  # the first error is raised
-                    await task
-
     def _restore(self, saved: checkpoints.Progress) -> None:
         self.started_at = saved.pass_started_at
-        self.position = Position.restore(saved.offset, saved.cursor)
         self.listed = saved.listed
         for key in RESTORED_COUNTS:
             if isinstance(saved.counts.get(key), int | float):
@@ -174,24 +130,32 @@ class KindPass:
     async def save(self, *, done: bool) -> None:
         if self.dry:
             return
+        assert self.run_id is not None
         async with self.engine.begin() as conn:
             await self._checkpoint(conn, done=done)
+            if self.relist:  # listed again from scratch: by a new plan
+                await checkpoints.save_plan(conn, self.run_id, self.kind.name, [])
 
-    async def _checkpoint(self, conn: AsyncConnection, *, done: bool = False) -> None:
+    async def _checkpoint(
+        self, conn: AsyncConnection, *, done: bool = False, segment: Segment | None = None
+    ) -> None:
+        """The pass's progress and counts, and `segment`'s position (a page just written)."""
         assert self.run_id is not None
         await checkpoints.save_progress(
             conn,
             self.run_id,
             self.kind.name,
-            offset=self.position.offset,
-            cursor=self.position.cursor,
+            offset=self.report.listed,
+            cursor=None,
             counts={} if self.relist else self.report.counts(),
             listed=self.listed,
             done=done,
         )
+        if segment is not None:
+            await checkpoints.save_segment(conn, self.run_id, self.kind.name, segment)
 
-    def _build(self, items: list[dict[str, Any]], after: Position) -> _Page:
-        page = _Page(listed=len(items), after=after)
+    def build_page(self, items: list[dict[str, Any]], segment: Segment, after: Position) -> Page:
+        page = Page(listed=len(items), segment=segment, after=after)
         for item in items:
             item_id = item.get("id")
             if isinstance(item_id, str):
@@ -203,7 +167,7 @@ class KindPass:
                 page.built.append(snap)
         return page
 
-    async def _apply_page(self, page: _Page, after: asyncio.Task[None] | None) -> None:
+    async def apply_page(self, page: Page, after: asyncio.Task[None] | None) -> None:
         """Write a page and checkpoint past it, committing only after the page before it
         (`after`) has: if that one fails, this one rolls back too.
 
@@ -225,7 +189,8 @@ class KindPass:
                 if after is not None:
                     await _earlier(after)
                 self._count(page, counts)
-                await self._checkpoint(conn)  # the page, its seen ids, the cursor: all or none
+                # The page, its seen ids, its segment's position: all or none.
+                await self._checkpoint(conn, segment=page.segment)
         except Exception as exc:
             if is_transient(exc) or isinstance(exc, _EarlierPageFailed):
                 raise
@@ -234,6 +199,8 @@ class KindPass:
         await self.statistics.grew(counts["created"])
 
     async def _write(self, conn: AsyncConnection, built: Sequence[Snapshot]) -> dict[str, int]:
+        if not built:
+            return {"created": 0, "updated": 0, "unchanged": 0}
         created, updated, counts = await classify(conn, self.kind.table, built)
         if created and not (
             self.kind.copies_new
@@ -247,7 +214,7 @@ class KindPass:
         return counts
 
     async def _apply_one_by_one(
-        self, page: _Page, after: asyncio.Task[None] | None
+        self, page: Page, after: asyncio.Task[None] | None
     ) -> dict[str, int]:
         assert self.run_id is not None
         if after is not None:
@@ -271,13 +238,14 @@ class KindPass:
         async with self.engine.begin() as conn:
             await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
             self._count(page, counts)
-            await self._checkpoint(conn)
+            await self._checkpoint(conn, segment=page.segment)
         return counts
 
-    def _count(self, page: _Page, counts: dict[str, int]) -> None:
-        """Move the report and position past `page` (just before its checkpoint)."""
+    def _count(self, page: Page, counts: dict[str, int]) -> None:
+        """Move the report and the page's segment past `page` (just before its checkpoint)."""
         self.report.listed += page.listed
         self.report.invalid += page.invalid
         for key, value in counts.items():
             setattr(self.report, key, getattr(self.report, key) + value)
-        self.position = page.after
+        page.segment.position = page.after
+        page.segment.done = page.ends_segment

@@ -33,8 +33,12 @@ async def pages(
     page_size: int,
     position: Position,
     total: int | None = None,
+    *,
+    bounds: dict[str, Any] | None = None,
+    end: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield pages in created_at order, advancing `position` after each one.
+    """Yield pages in created_at order, advancing `position` after each one; `bounds`: filters
+    keeping the walk in a segment, `end`: the offset at which a window's walk stops.
 
     Lists that take a cursor page by `starting_after` (Clerk's advice for deep lists); if the
     API rejects or ignores it we fall back to offsets. Everything else pages by offset.
@@ -43,7 +47,9 @@ async def pages(
     """
     previous: set[Any] = set()
     while True:
-        params: dict[str, Any] = {**listing.params, "limit": page_size}
+        # A window's last page asks only for what is left of it.
+        limit = page_size if end is None else max(1, min(page_size, end - position.offset))
+        params: dict[str, Any] = {**listing.params, **(bounds or {}), "limit": limit}
         if listing.ordered:
             params["order_by"] = "+created_at"
         cursor_mode = listing.cursor and position.use_cursor and position.cursor is not None
@@ -80,7 +86,9 @@ async def pages(
         ):
             position.cursor = items[-1]["id"]
         yield items
-        if len(items) < page_size or (total is not None and position.offset > total):
+        if len(items) < limit or (total is not None and position.offset > total):
+            return
+        if end is not None and position.offset >= end:
             return
 
 

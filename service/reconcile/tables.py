@@ -1,11 +1,12 @@
-"""Bookkeeping for reconcile: runs (what happened), progress (where to resume), seen ids
-(for deletion detection without holding them in memory), and lease locks."""
+"""Bookkeeping for reconcile: runs (what happened), progress (where to resume), each pass's
+segments (the parts of a list walked side by side, each resumable), seen ids (for deletion
+detection without holding them in memory), and lease locks."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text
 
 from service.db.types import JSONValue, UTCDateTime, metadata
 
@@ -46,6 +47,23 @@ progress = Table(
     Column("listed", Boolean, nullable=False, default=False),
     Column("done", Boolean, nullable=False, default=False),
     Column("counts", JSONValue, nullable=False),
+)
+
+segments = Table(
+    "clerk_replica_reconcile_segments",
+    metadata,
+    Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("resource", String(32), primary_key=True),
+    Column("segment", Integer, primary_key=True),
+    # What the segment covers: an offset window [start, end), or created_at bounds (ms).
+    Column("start_offset", Integer, nullable=False, default=0),
+    Column("end_offset", Integer),
+    Column("created_after_ms", BigInteger),
+    Column("created_before_ms", BigInteger),
+    # Where its walk stands.
+    Column("offset", Integer, nullable=False, default=0),
+    Column("cursor", Text),
+    Column("done", Boolean, nullable=False, default=False),
 )
 
 seen = Table(

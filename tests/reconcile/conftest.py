@@ -30,6 +30,9 @@ def rsettings(db_url: str, redis_url: str, clerk_url: str) -> Settings:
         clerk_api_url=clerk_url,
         reconcile_page_size=50,
         reconcile_max_requests_per_10s=100_000,
+        # One walk per list: these tests script what a single walk asks of Clerk (the
+        # segments walked side by side are tests/reconcile/test_segments.py's).
+        reconcile_concurrency=1,
         reconcile_max_attempts=4,
         reconcile_timeout_seconds=2,
     )

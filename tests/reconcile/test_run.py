@@ -13,7 +13,7 @@ from service.config import Settings
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
 from service.reconcile.run import LOCK_NAME
-from service.reconcile.tables import locks, progress, runs, seen
+from service.reconcile.tables import locks, progress, runs, seen, segments
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
@@ -130,7 +130,9 @@ async def test_resumes_where_a_crashed_run_stopped(
     await asyncio.sleep(1.5)  # let the stalled request finish and be logged
     async with engine.connect() as conn:
         saved = (await conn.execute(select(progress))).one()
-    assert (saved.offset, saved.cursor, saved.listed) == (150, "user_00149", False)
+        walk = (await conn.execute(select(segments))).one()  # one walk: one segment
+    assert (saved.offset, saved.listed) == (150, False)
+    assert (walk.offset, walk.cursor, walk.done) == (150, "user_00149", False)
     assert len(await rows(engine, t.users)) == 150
 
     before = len(fake.requests_to("users"))

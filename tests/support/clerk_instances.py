@@ -56,6 +56,13 @@ class Synthetic(Sequence[dict[str, Any]]):
         ]
         return self
 
+    def within(self, after: int | None, before: int | None, inclusive: bool) -> range:
+        """The indices whose created_at (T0 + index, as every synthetic kind makes it) lies
+        after `after` and before `before` (ms; bounds included if `inclusive`)."""
+        low = 0 if after is None else max(0, after - cp.T0 + (0 if inclusive else 1))
+        high = self.n if before is None else min(self.n, before - cp.T0 + (1 if inclusive else 0))
+        return range(low, max(low, high))
+
     def page(self, indices: Sequence[int]) -> list[Any]:
         """The objects at `indices`: JSON bytes once encoded, dicts otherwise."""
         if self._encoded is not None:

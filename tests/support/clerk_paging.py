@@ -57,9 +57,27 @@ QUERY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _matches(o: dict[str, Any], name: str, params: dict[str, str]) -> bool:
+def _bound(params: dict[str, str], name: str) -> int | None:
+    return _int(params, name, 0) if name in params else None
+
+
+def _created_within(o: dict[str, Any], params: dict[str, str], inclusive: bool) -> bool:
+    """created_at_after / created_at_before (ms); the spec does not say whether they include
+    the bound, so the fake can be told either way."""
+    created = o.get("created_at")
+    after, before = _bound(params, "created_at_after"), _bound(params, "created_at_before")
+    if not isinstance(created, int):
+        return after is None and before is None
+    if after is not None and (created < after if inclusive else created <= after):
+        return False
+    return before is None or (created <= before if inclusive else created < before)
+
+
+def _matches(o: dict[str, Any], name: str, params: dict[str, str], inclusive: bool) -> bool:
     query, status = params.get("query"), params.get("status")
     if status is not None and o.get("status") != status:
+        return False
+    if name == "users" and not _created_within(o, params, inclusive):
         return False
     if query is None or name not in QUERY_FIELDS:
         return True
@@ -80,11 +98,17 @@ def _sort_key(field: str) -> Any:
 
 
 def page(
-    items: Any, params: dict[str, str], *, cursor: bool, name: str = "users"
+    items: Any,
+    params: dict[str, str],
+    *,
+    cursor: bool,
+    name: str = "users",
+    inclusive_bounds: bool = False,
 ) -> tuple[list[Any], int]:
     """One page of `items` (a list of objects, or a Synthetic instance: JSON bytes once
     encoded) and the total count; `cursor`: whether starting_after is honoured; `name`: which
-    list (its order_by fields)."""
+    list (its order_by fields, and users' created_at bounds); `inclusive_bounds`: whether
+    those bounds include their value."""
     limit = _int(params, "limit", 10)
     offset = _int(params, "offset", 0)
     if not 1 <= limit <= MAX_LIMIT:
@@ -102,16 +126,30 @@ def page(
     total = len(items)
     after = params.get("starting_after") if cursor else None
     if isinstance(items, Synthetic):
-        indices: Sequence[int] = range(total - 1, -1, -1) if descending else range(total)
+        bounded = (
+            items.within(
+                _bound(params, "created_at_after"),
+                _bound(params, "created_at_before"),
+                inclusive_bounds,
+            )
+            if name == "users"
+            else range(total)
+        )
+        total = len(bounded)
+        indices: Sequence[int] = bounded[::-1] if descending else bounded
         if after is not None:
             found = items.index_of(after)
             if found is None:
                 raise Invalid("starting_after does not match a user")
-            indices = range(found - 1, -1, -1) if descending else range(found + 1, total)
+            if found in bounded:
+                at = bounded.index(found)
+                indices = bounded[:at][::-1] if descending else bounded[at + 1 :]
+            else:
+                indices = range(0)
             if offset:
                 raise Invalid("starting_after cannot be combined with offset")
         return items.page(indices[offset : offset + limit]), total
-    chosen = [o for o in items if _matches(o, name, params)]
+    chosen = [o for o in items if _matches(o, name, params, inclusive_bounds)]
     total = len(chosen)
     ordered = sorted(chosen, key=_sort_key(field), reverse=descending)
     if after is not None:

@@ -73,6 +73,8 @@ class FakeClerk:
     latency_seconds: float = 0.0
     jitter_seconds: float = 0.0
     supports_cursor: bool = True
+    # Whether /users' created_at_after / created_at_before include their bound (unsaid).
+    inclusive_created_bounds: bool = False
     # The share of optional fields left out of what is served (0: every field is sent).
     sparse: float = 0.0
     users: Any = field(default_factory=list)
@@ -192,7 +194,11 @@ class FakeClerk:
                 with self.lock:
                     cursor = name == "users" and self.supports_cursor
                     page, total = clerk_paging.page(
-                        getattr(self, name), params, cursor=cursor, name=name
+                        getattr(self, name),
+                        params,
+                        cursor=cursor,
+                        name=name,
+                        inclusive_bounds=self.inclusive_created_bounds,
                     )
             except clerk_paging.Invalid as exc:
                 return self._record(request, error(422, exc.code, exc.message))

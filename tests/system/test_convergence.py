@@ -243,7 +243,8 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 async def replica(
     database_url: str, redis_url: str, clerk_url: str
 ) -> AsyncIterator[tuple[Settings, AsyncEngine, ClerkAPI]]:
-    """Settings, engine and Clerk client for one example; reconcile pages of 2 to page a lot."""
+    """Settings, engine and Clerk client for one example; reconcile pages of 2 to page a lot,
+    three requests in flight (users in created_at ranges, the rest in offset windows)."""
     settings_ = make_settings(
         database_url,
         redis_url,
@@ -251,6 +252,7 @@ async def replica(
         clerk_api_url=clerk_url,
         reconcile_page_size=2,
         reconcile_max_requests_per_10s=100_000,
+        reconcile_concurrency=3,  # segments walked side by side
     )
     engine = create_engine(settings_)
     api = ClerkAPI(settings_, backoff_max_seconds=0.05)

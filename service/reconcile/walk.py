@@ -1,0 +1,123 @@
+"""Walking a pass's segments side by side while one writer writes their pages in order.
+
+How many walk at once is measured, not guessed: enough requests in flight to spend the key's
+budget at the round trip the pass just timed (budget per second x latency, with headroom for
+jitter), one when Clerk answers at once (nothing to overlap), or RECONCILE_CONCURRENCY. The
+rate limiter is the API client's, shared by everything in flight, so more walkers never mean
+more requests per second than the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from service.clerk.rows import Snapshot
+from service.config import Settings
+from service.db.dialect import dialect_of
+from service.reconcile.paging import Position, pages
+from service.reconcile.report import ProgressCallback
+from service.reconcile.segments import Segment
+
+if TYPE_CHECKING:
+    from service.reconcile.kind_pass import KindPass
+
+MAX_WALKERS = 32  # requests in flight per pass, whatever the measurement says
+_HEADROOM = 1.5  # more in flight than latency x budget, for the jitter of round trips
+
+
+@dataclass
+class Page:
+    """One listed page, built: what the writer needs, and where its segment stands after it."""
+
+    listed: int
+    segment: Segment
+    after: Position
+    ends_segment: bool = False  # the segment's walk is over once this page is written
+    ids: list[str] = field(default_factory=list)
+    built: list[Snapshot] = field(default_factory=list)
+    invalid: int = 0
+
+
+def walkers(settings: Settings, latency: float) -> int:
+    """Requests to keep in flight for one pass, `latency` seconds a round trip."""
+    if settings.reconcile_concurrency:
+        return settings.reconcile_concurrency
+    per_second = settings.clerk_requests_per_10s() / 10
+    return max(1, min(MAX_WALKERS, math.ceil(per_second * latency * _HEADROOM)))
+
+
+async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) -> None:
+    """Walk the unfinished segments, `run.walkers` at once, while a writer writes their pages.
+
+    Memory stays a few pages per walker whatever the instance's size: one being fetched by
+    each, as many built and queued, two being written. Each walker pages on its own copy of
+    its segment's position: a page carries where the segment stands after it, and only a
+    committed page moves the segment's checkpoint there. Pages commit in the order they were
+    queued, so a segment's checkpoint only ever moves forward.
+    """
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=max(1, run.walkers))
+    todo = deque(seg for seg in run.segments if not seg.done)
+    page_size = run.settings.reconcile_page_size
+
+    async def walk_segments() -> None:
+        while todo:
+            seg = todo.popleft()
+            fetching = replace(seg.position)
+            bounds = seg.params()
+            async for items in pages(
+                run.api, run.listing, page_size, fetching, count, bounds=bounds, end=seg.end
+            ):
+                await queue.put(run.build_page(items, seg, replace(fetching)))
+            await queue.put(Page(0, seg, replace(fetching), ends_segment=True))
+
+    async def all_walkers() -> None:
+        try:
+            await asyncio.gather(*(walk_segments() for _ in range(min(run.walkers, len(todo)))))
+        except Exception as exc:  # handed over in order, after the pages before it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    fetcher = asyncio.create_task(all_walkers())
+    # Where writers run concurrently, the next page is written while the current one commits,
+    # so this process prepares one page's statements while the server executes the other's.
+    # Pages still commit in order.
+    # Two pages in flight must not write the same row: the later would hold its lock while
+    # waiting for the earlier to commit, and the earlier wait for the lock. So never for kinds
+    # that write rows beyond their own objects (embedded objects, kind rules), nor for two
+    # pages that share an object (segments overlap at their edges).
+    overlap = (
+        not run.dry
+        and dialect_of(run.engine).concurrent_writers
+        and not run.kind.embeds
+        and run.kind.before_upsert is None
+    )
+    writing: list[asyncio.Task[None]] = []  # at most two pages: committing, and next
+    previous: set[str] = set()
+    try:
+        while (page := await queue.get()) is not None:
+            if isinstance(page, BaseException):
+                raise page
+            ids = set(page.ids)
+            if writing and not previous.isdisjoint(ids):
+                await writing.pop(0)
+                on_progress(run.report, count)
+            previous = ids
+            before = writing[-1] if writing else None
+            writing.append(asyncio.create_task(run.apply_page(page, after=before)))
+            if not overlap or len(writing) == 2:
+                await writing.pop(0)
+                on_progress(run.report, count)
+        while writing:
+            await writing.pop(0)
+            on_progress(run.report, count)
+    finally:
+        for task in (fetcher, *writing):
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):  # the first error is raised
+                await task
