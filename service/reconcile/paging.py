@@ -66,10 +66,7 @@ async def pages(
                 position.use_cursor, position.cursor = False, None
                 continue
             raise
-        items = body if listing.bare_array else body.get("data") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise ClerkRequestError(f"unexpected list shape from {listing.path}", 200)
-        items = [i for i in items if isinstance(i, dict)]
+        items = objects_of(listing, body)
         if cursor_mode and any(i.get("id") == position.cursor for i in items):
             position.use_cursor, position.cursor = False, None  # starting_after was ignored
             continue
@@ -90,6 +87,14 @@ async def pages(
             return
         if end is not None and position.offset >= end:
             return
+
+
+def objects_of(listing: Listing, body: Any) -> list[dict[str, Any]]:
+    """The objects of one answer of `listing` (a bare array, or `{data, total_count}`)."""
+    items = body if listing.bare_array else body.get("data") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ClerkRequestError(f"unexpected list shape from {listing.path}", 200)
+    return [i for i in items if isinstance(i, dict)]
 
 
 async def total(api: ClerkAPI, listing: Listing) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from service.kinds.declaration import Listing
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.paging import Position
+from service.reconcile.paging import Position, objects_of
 
 SEGMENTS_PER_WALKER = 4  # segments per request in flight, so the walkers balance each other
 WINDOW_OVERLAP = 5  # objects an offset window reads of the window before it
@@ -108,8 +108,8 @@ async def _time_ranges(api: ClerkAPI, listing: Listing, wanted: int) -> list[Seg
 async def _edge(api: ClerkAPI, listing: Listing, order: str) -> int | None:
     """The created_at of the first object in `order`."""
     body = await api.get(listing.path, {**listing.params, "limit": 1, "order_by": order})
-    items = body if listing.bare_array else body.get("data") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+    items = objects_of(listing, body)
+    if not items:
         return None
     created = items[0].get("created_at")
     return created if isinstance(created, int) and not isinstance(created, bool) else None
