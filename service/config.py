@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     reconcile_page_size: int = Field(default=500, ge=1, le=500)
     reconcile_rate_share: float = Field(default=0.5, gt=0, le=0.95)
     reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
-    reconcile_concurrency: int = Field(default=1, ge=0, le=64)
+    reconcile_concurrency: int = Field(default=0, ge=0, le=64)
     reconcile_max_attempts: int = Field(default=6, ge=1)
     reconcile_timeout_seconds: float = Field(default=30.0, gt=0)
     reconcile_max_response_bytes: int = Field(

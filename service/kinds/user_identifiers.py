@@ -116,8 +116,9 @@ class Identifiers(p.Model):
 def owned_rows(user_id: str, ids: Identifiers, data: dict[str, Any]) -> dict[Table, list[Row]]:
     """The rows of each owned table. One without an id cannot be a row of its own (the spec
     does not require it on email addresses, phone numbers and wallets): it stays in `raw`."""
-    raw_accounts = r.raw_items(data, "external_accounts")
-    raw_enterprise = r.raw_items(data, "enterprise_accounts")
+    # Most users hold one email address and nothing else: an empty list costs no work.
+    raw_accounts = r.raw_items(data, "external_accounts") if ids.external_accounts else {}
+    raw_enterprise = r.raw_items(data, "enterprise_accounts") if ids.enterprise_accounts else {}
     return {
         email_addresses: _identifier_rows(
             user_id, ids.email_addresses, "email_address", ids.primary_email_address_id, data
@@ -172,6 +173,8 @@ def _identifier_rows(
     data: dict[str, Any],
 ) -> list[Row]:
     """Rows of one identifier table; `value` names both the payload field and the column."""
+    if not items:
+        return []
     raw = r.raw_items(data, _LISTS[value])
     return [
         {

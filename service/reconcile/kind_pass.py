@@ -24,7 +24,7 @@ from service.reconcile import checkpoints, deletions, segments, walk
 from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.options import ReconcileOptions
-from service.reconcile.paging import Position, total
+from service.reconcile.paging import total
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
 from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
@@ -154,8 +154,10 @@ class KindPass:
         if segment is not None:
             await checkpoints.save_segment(conn, self.run_id, self.kind.name, segment)
 
-    def build_page(self, items: list[dict[str, Any]], segment: Segment, after: Position) -> Page:
-        page = Page(listed=len(items), segment=segment, after=after)
+    def build_page(self, page: Page) -> None:
+        """Build the page's objects (its `items` are let go: the snapshots keep what they
+        need)."""
+        items, page.items = page.items, []
         for item in items:
             item_id = item.get("id")
             if isinstance(item_id, str):
@@ -165,7 +167,6 @@ class KindPass:
                 page.invalid += 1
             else:
                 page.built.append(snap)
-        return page
 
     async def apply_page(self, page: Page, after: asyncio.Task[None] | None) -> None:
         """Write a page and checkpoint past it, committing only after the page before it

@@ -35,6 +35,7 @@ class PassReport:
     invalid: int = 0
     requests: int = 0
     throttled: int = 0
+    in_flight: int = 0  # the most requests this pass had in flight at once
     seconds: float = 0.0
     error: str | None = None
 

@@ -82,6 +82,7 @@ async def _passes(
         report.passes.append(pass_report)
         runner = KindPass(engine, api, settings, options, report.run_id, BY_NAME[name], pass_report)
         started, before = time.monotonic(), (api.stats.requests, api.stats.throttled)
+        api.stats.peak_in_flight = api.stats.in_flight
         try:
             await runner.run(on_progress)
         except ClerkAuthError:
@@ -97,5 +98,6 @@ async def _passes(
                     RECONCILE_OBJECTS.labels(name, change).inc(max(0, done))
             pass_report.requests += api.stats.requests - before[0]
             pass_report.throttled += api.stats.throttled - before[1]
+            pass_report.in_flight = max(pass_report.in_flight, api.stats.peak_in_flight)
             pass_report.seconds += round(time.monotonic() - started, 3)
             await runner.save(done=pass_report.status == "completed")

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.clerk.rows import Snapshot
 from service.config import Settings
@@ -26,18 +26,20 @@ from service.reconcile.segments import Segment
 if TYPE_CHECKING:
     from service.reconcile.kind_pass import KindPass
 
-MAX_WALKERS = 32  # requests in flight per pass, whatever the measurement says
+MAX_WALKERS = 24  # in flight per pass, whatever the measurement: each may hold a page
 _HEADROOM = 1.5  # more in flight than latency x budget, for the jitter of round trips
 
 
 @dataclass
 class Page:
-    """One listed page, built: what the writer needs, and where its segment stands after it."""
+    """One listed page: its objects as Clerk sent them until the writer builds them, and where
+    its segment stands after it."""
 
     listed: int
     segment: Segment
     after: Position
     ends_segment: bool = False  # the segment's walk is over once this page is written
+    items: list[dict[str, Any]] = field(default_factory=list)  # emptied once built
     ids: list[str] = field(default_factory=list)
     built: list[Snapshot] = field(default_factory=list)
     invalid: int = 0
@@ -54,13 +56,17 @@ def walkers(settings: Settings, latency: float) -> int:
 async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) -> None:
     """Walk the unfinished segments, `run.walkers` at once, while a writer writes their pages.
 
-    Memory stays a few pages per walker whatever the instance's size: one being fetched by
-    each, as many built and queued, two being written. Each walker pages on its own copy of
-    its segment's position: a page carries where the segment stands after it, and only a
-    committed page moves the segment's checkpoint there. Pages commit in the order they were
-    queued, so a segment's checkpoint only ever moves forward.
+    Memory stays flat whatever the instance's size: a walker takes a slot before it asks for a
+    page and the writer gives it back when it takes the page, so at most `run.walkers` pages
+    are being fetched or wait as Clerk sent them, and the writer holds the two it builds and
+    writes. When the writer is the slower, walkers wait for slots instead of piling up pages.
+    Each walker pages on its own copy of its segment's position: a page carries where the
+    segment stands after it, and only a committed page moves the segment's checkpoint there.
+    Pages commit in the order they were queued, so a segment's checkpoint only ever moves
+    forward.
     """
-    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=max(1, run.walkers))
+    slots = asyncio.Semaphore(max(1, run.walkers))
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()  # bounded by the slots
     todo = deque(seg for seg in run.segments if not seg.done)
     page_size = run.settings.reconcile_page_size
 
@@ -68,11 +74,21 @@ async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) 
         while todo:
             seg = todo.popleft()
             fetching = replace(seg.position)
-            bounds = seg.params()
-            async for items in pages(
-                run.api, run.listing, page_size, fetching, count, bounds=bounds, end=seg.end
-            ):
-                await queue.put(run.build_page(items, seg, replace(fetching)))
+            listed = pages(
+                run.api, run.listing, page_size, fetching, count, bounds=seg.params(), end=seg.end
+            )
+            while True:
+                await slots.acquire()  # given back by the writer, or here if no page came
+                try:
+                    items = await anext(listed)
+                except StopAsyncIteration:
+                    slots.release()
+                    break
+                except BaseException:
+                    slots.release()
+                    raise
+                await queue.put(Page(len(items), seg, replace(fetching), items=items))
+            # The segment's end holds no slot.
             await queue.put(Page(0, seg, replace(fetching), ends_segment=True))
 
     async def all_walkers() -> None:
@@ -103,6 +119,11 @@ async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) 
         while (page := await queue.get()) is not None:
             if isinstance(page, BaseException):
                 raise page
+            if not page.ends_segment:
+                slots.release()
+            # Built here, not by the walker: a page waiting in the queue is no larger than
+            # Clerk's answer, and the CPU is this process's either way.
+            run.build_page(page)
             ids = set(page.ids)
             if writing and not previous.isdisjoint(ids):
                 await writing.pop(0)

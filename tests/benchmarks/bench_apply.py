@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import func, select
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
@@ -322,6 +323,43 @@ def servers(tmp: Path) -> Iterator[tuple[str, str]]:
         yield pg, redis
 
 
+async def drain_any(settings: Settings, n: int) -> float:
+    """events/s of a drain on either database (what `drain` measures, without its PostgreSQL
+    statistics), waking the workers every window until nothing is pending."""
+    enqueuer = Enqueuer(connect(settings), settings)
+    engine = create_engine(settings)
+    pending = select(func.count()).select_from(inbox).where(inbox.c.status == "pending")
+    try:
+        started = time.perf_counter()
+        while True:
+            await enqueuer.wake()
+            async with engine.connect() as conn:
+                if (await conn.execute(pending)).scalar_one() == 0:
+                    return n / (time.perf_counter() - started)
+            await asyncio.sleep(settings.worker_wake_window_ms / 1000)
+    finally:
+        await engine.dispose()
+        await enqueuer.close()
+
+
+def empty_replica_run(url: str, redis_url: str) -> float:
+    """events/s of one worker applying EVENTS events to an empty replica: the same on
+    PostgreSQL and SQLite (which has no prefill of its own here)."""
+    settings = make_settings(url, redis_url)
+    asyncio.run(store_all(settings, mixed_events(EVENTS, SMALL)))
+    with workers(settings, 1):
+        return asyncio.run(drain_any(settings, EVENTS))
+
+
+def sqlite_beside_postgres(tmp: Path, url: str, redis_url: str) -> tuple[float, float]:
+    """(PostgreSQL, SQLite) events/s, one worker each, an empty replica each, in this run."""
+    asyncio.run(prefill(url, 0))  # empty: what SQLite starts from
+    on_pg = empty_replica_run(url, redis_url)
+    sqlite_url = f"sqlite:///{tmp / 'bench.db'}"
+    upgrade(sqlite_url)
+    return on_pg, empty_replica_run(sqlite_url, redis_url)
+
+
 def wal_per_event(run: Drain) -> str:
     return f"{run.wal_bytes / EVENTS / 1024:.1f} ({run.wal_fpi / EVENTS:.2f})"
 
@@ -347,6 +385,7 @@ def main() -> None:
         hot = worker_run(url, redis_url, 1, LARGE, touched=SMALL)
         one, large = small_run.rate, large_run.rate
         old_design = asyncio.run(per_event(url, min(EVENTS, 2000), 10))
+        on_pg, on_sqlite = sqlite_beside_postgres(Path(tmp), url, redis_url)
     print(
         f"\napply benchmark: {EVENTS} mixed events, PostgreSQL, {os.cpu_count()} cores; "
         f"replica of {SMALL:,} users unless stated",
@@ -366,6 +405,12 @@ def main() -> None:
             hot.rate / base,
         ),
         (f"cost per event, that / {SMALL:,} users", "", one / hot.rate),
+        ("apply, 1 worker, empty replica, PostgreSQL (events/s)", f"{on_pg:.0f}", on_pg / base),
+        (
+            "apply, 1 worker, empty replica, SQLite; ratio to PostgreSQL",
+            f"{on_sqlite:.0f}",
+            on_sqlite / on_pg,
+        ),
         (f"sequential scans of users + emails, {SMALL:,} users", f"{small_run.scans}", None),
         (f"sequential scans of users + emails, {LARGE:,} users", f"{large_run.scans}", None),
         (

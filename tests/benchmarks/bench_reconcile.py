@@ -1,11 +1,14 @@
-"""Reconcile throughput into PostgreSQL against a same-run baseline.
+"""Reconcile throughput into PostgreSQL (and SQLite beside it) against a same-run baseline.
 
 The fake Clerk Backend API runs in its own process (real uvicorn, no latency, no rate limit),
 its objects made and JSON-encoded before anything is timed, so serving a page costs a join and
 never takes CPU from the process measured. Baseline: the same client fetching the same pages
 without writing. Subject: the real reconcile (service.reconcile.session.run_reconcile, what
 `clerk-replica reconcile` runs) in its own process, so its peak RSS (VmHWM) is its own; then a
-"nightly" run over the unchanged instance, which should write nothing but checkpoints.
+"nightly" run over the unchanged instance, which should write nothing but checkpoints; then
+the first run again into SQLite (the embedded default), as a ratio to PostgreSQL's. The fake
+answers at once here, so these figures show CPU cost; bench_reconcile_latency shows the
+reconcile at Clerk's round trip and rate limit.
 
     .venv/bin/python -m tests.benchmarks.bench_reconcile
 
@@ -191,6 +194,10 @@ def main() -> None:
         base = run_child("fetch", url, clerk_url)
         first = run_child("reconcile", url, clerk_url)
         nightly = run_child("reconcile", url, clerk_url)
+        with tempfile.TemporaryDirectory() as tmp:  # the embedded default, beside it
+            sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            upgrade(sqlite_url)
+            on_sqlite = run_child("reconcile", sqlite_url, clerk_url)
 
     def written(run: dict[str, Any]) -> int:
         return sum(p["created"] + p["updated"] + p["tombstoned"] for p in run["passes"].values())
@@ -212,6 +219,15 @@ def main() -> None:
             rows.append(
                 (f"reconcile {label}: {name}/s", f"{rate:,.0f}", f"{rate / _rate(base, name):.2f}")
             )
+    for name in ("users", "organizations", "memberships"):
+        rate = _rate(on_sqlite, name)
+        rows.append(
+            (
+                f"SQLite first run: {name}/s (ratio: to PostgreSQL's)",
+                f"{rate:,.0f}",
+                f"{rate / _rate(first, name):.2f}",
+            )
+        )
     rows += [
         (
             f"API requests per 1,000 objects (floor {FLOOR_PER_1000:.0f})",

@@ -4,6 +4,7 @@ run redoes only the unfinished segments, and deletion detection waits for all of
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -107,3 +108,42 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
     assert {p.get("created_at_after") for p in walked} <= unfinished
     assert by_type(resumed)["users"].tombstoned == 1
     assert "user_00002" not in await live(engine, t.users)
+
+
+async def test_a_slow_writer_holds_walkers_back_instead_of_piling_up_pages(
+    pg_engine: AsyncEngine, pg_db_url: str, redis_url: str, clerk_url: str, fake: FakeClerk
+) -> None:
+    """While nothing can be written (the users table locked against writes), the walkers
+    fetch no more pages than their slots and the two the writer holds: memory stays flat
+    however fast Clerk answers. Once the lock goes, every user arrives."""
+    settings = make_settings(
+        pg_db_url,
+        redis_url,
+        clerk_secret_key="sk_test_fake_replica_key",
+        clerk_api_url=clerk_url,
+        reconcile_page_size=50,
+        reconcile_max_requests_per_10s=100_000,
+        reconcile_concurrency=3,
+    )
+    api = ClerkAPI(settings, backoff_max_seconds=0.05)
+
+    def pages_fetched() -> int:
+        return len([r for r in fake.requests_to("users") if r.params.get("limit") == "50"])
+
+    try:
+        async with pg_engine.connect() as blocker:
+            await blocker.exec_driver_sql("LOCK TABLE clerk_users IN SHARE MODE")
+            reconciling = asyncio.create_task(run(pg_engine, api, settings, resources=("users",)))
+            fetched, still = -1, 0
+            while still < 10:  # until nothing more is fetched for half a second
+                await asyncio.sleep(0.05)
+                fetched, still = pages_fetched(), still + 1 if pages_fetched() == fetched else 0
+            assert not reconciling.done()
+            await blocker.rollback()  # the lock goes
+        report = await asyncio.wait_for(reconciling, 30)
+    finally:
+        await api.close()
+    assert report.ok, report.summary()
+    assert 3 <= fetched <= 3 + 2, f"{fetched} pages fetched while none could be written"
+    assert pages_fetched() >= 600 // 50  # and the walk went on to the end
+    assert sorted(await live(pg_engine, t.users)) == sorted(u["id"] for u in fake.users)

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from tests.support import clerk_payloads as cp
 
 if TYPE_CHECKING:
@@ -18,12 +20,15 @@ class Synthetic(Sequence[dict[str, Any]]):
     order, so a 100k-object fake costs no memory.
 
     `encode()` makes every object once and keeps its JSON: then serving a page costs a join,
-    which keeps a benchmark's fake from competing with the code it measures.
+    which keeps a benchmark's fake from competing with the code it measures. `lazily()` serves
+    JSON too, each object made and encoded when a page asks for it (a few microseconds each),
+    so an instance of millions stays small.
     """
 
     def __init__(self, n: int, prefix: str, make: Callable[[int, str], dict[str, Any]]) -> None:
         self.n, self.prefix, self._make = n, prefix, make
         self._encoded: list[bytes] | None = None
+        self._lazy = False
 
     def __len__(self) -> int:
         return self.n
@@ -56,6 +61,10 @@ class Synthetic(Sequence[dict[str, Any]]):
         ]
         return self
 
+    def lazily(self) -> Synthetic:
+        self._lazy = True
+        return self
+
     def within(self, after: int | None, before: int | None, inclusive: bool) -> range:
         """The indices whose created_at (T0 + index, as every synthetic kind makes it) lies
         after `after` and before `before` (ms; bounds included if `inclusive`)."""
@@ -67,6 +76,8 @@ class Synthetic(Sequence[dict[str, Any]]):
         """The objects at `indices`: JSON bytes once encoded, dicts otherwise."""
         if self._encoded is not None:
             return [self._encoded[i] for i in indices]
+        if self._lazy:
+            return [orjson.dumps(self._make(i, self.id_of(i))) for i in indices]
         return [self[i] for i in indices]
 
 
