@@ -2,9 +2,11 @@
 
 How many walk at once is measured, not guessed: enough requests in flight to spend the key's
 budget at the round trip the pass just timed (budget per second x latency, with headroom for
-jitter), one when Clerk answers at once (nothing to overlap), or RECONCILE_CONCURRENCY. The
-rate limiter is the API client's, shared by everything in flight, so more walkers never mean
-more requests per second than the budget.
+jitter), one when Clerk answers at once (nothing to overlap), or RECONCILE_CONCURRENCY. No
+Clerk instance allows more than CLERK_MAX_PER_SECOND: a larger budget (a test server's) is
+read as that, so an API that answers at once and without limit gets one walker, not a crowd
+whose extra requests and memory buy nothing. The rate limiter is the API client's, shared by
+everything in flight, so more walkers never mean more requests per second than the budget.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_WALKERS = 24  # in flight per pass, whatever the measurement: each may hold a page
 _HEADROOM = 1.5  # more in flight than latency x budget, for the jitter of round trips
+CLERK_MAX_PER_SECOND = 100  # a production instance's Backend API limit: 1,000 per 10 s
 
 
 @dataclass
@@ -49,7 +52,7 @@ def walkers(settings: Settings, latency: float) -> int:
     """Requests to keep in flight for one pass, `latency` seconds a round trip."""
     if settings.reconcile_concurrency:
         return settings.reconcile_concurrency
-    per_second = settings.clerk_requests_per_10s() / 10
+    per_second = min(CLERK_MAX_PER_SECOND, settings.clerk_requests_per_10s() / 10)
     return max(1, min(MAX_WALKERS, math.ceil(per_second * latency * _HEADROOM)))
 
 
