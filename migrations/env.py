@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 # Imported for their tables, registered on the shared metadata (the kinds registry imports
@@ -15,6 +16,7 @@ import service.reconcile.tables  # noqa: F401
 from service.config import get_settings
 from service.db.engine import async_url, create_engine
 from service.db.types import metadata
+from service.operate import views
 
 config = context.config
 target_metadata = metadata
@@ -39,8 +41,15 @@ def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Never queue behind a long lock and block the app's readers while waiting.
         connection.exec_driver_sql("SET lock_timeout = '10s'")
+    fdw_schema = get_settings().clerk_fdw_schema
     with context.begin_transaction():
+        # The views follow from the tables: gone while they change, back once at head, in the
+        # same transaction (service/operate/views.py).
+        grants = views.drop(connection)
         context.run_migrations()
+        heads = ScriptDirectory.from_config(config).get_heads()
+        if set(context.get_context().get_current_heads()) == set(heads):
+            views.create(connection, fdw_schema, grants)
 
 
 async def _run_online() -> None:

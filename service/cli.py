@@ -262,7 +262,8 @@ def readonly_sql_command(
     from service.operate.readonly import readonly_sql, readonly_statements
 
     try:
-        sql = readonly_sql(role, schema=schema)
+        fdw_schema = _settings().clerk_fdw_schema
+        sql = readonly_sql(role, schema=schema, fdw_schema=fdw_schema)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if not apply:
@@ -270,7 +271,8 @@ def readonly_sql_command(
         return
     from service.operate.actions import run_sql
 
-    asyncio.run(run_sql(_settings(), readonly_statements(role, schema=schema)))
+    statements = readonly_statements(role, schema=schema, fdw_schema=fdw_schema)
+    asyncio.run(run_sql(_settings(), statements))
     typer.echo(f"granted read-only access to the replica tables to {role}")
 
 

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         "or sqlite:///path.",
     )
     redis_url: str = Field(default="redis://localhost:6379/0", description="arq's Redis.")
+    clerk_fdw_schema: str = Field(
+        default="clerk_fdw",
+        pattern=r"^([a-z_][a-z0-9_]{0,62})?$",
+        description="PostgreSQL schema for the clerk_fdw-compatible views; empty: none.",
+    )
     queue_prefix: str = Field(
         default="clerk-replica", description="Namespaces queue and job keys in a shared Redis."
     )

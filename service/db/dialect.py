@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,6 +39,8 @@ class Dialect:
     concurrent_writers: bool = False
     # Roles and grants exist (readonly-sql).
     roles: bool = False
+    # Schemas and comments on objects (the clerk_fdw views, finding our own views).
+    schemas: bool = False
     # ANALYZE and row estimates are worth keeping fresh while a backfill grows a table.
     statistics: bool = False
     # Bulk COPY of new rows.
@@ -115,6 +118,7 @@ class PostgreSQL(Dialect):
     name = "postgresql"
     concurrent_writers = True
     roles = True
+    schemas = True
     statistics = True
     bulk_copy = True
     cancellable = True
@@ -257,6 +261,6 @@ def _unnest_add(table: Table, fixed: tuple[str, ...], column: str) -> Any:
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgreSQL(), SQLite())}
 
 
-def dialect_of(bind: AsyncConnection | AsyncEngine) -> Dialect:
+def dialect_of(bind: AsyncConnection | AsyncEngine | Connection) -> Dialect:
     """The dialect of an engine or connection (only these two databases are supported)."""
     return _DIALECTS[bind.dialect.name]

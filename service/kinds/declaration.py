@@ -4,8 +4,8 @@ Apply, reconcile, status, readonly-sql and the migrations read kinds from the re
 (service/kinds/registry.py) and never list them themselves. A kind's module declares its
 table(s), payload model and payload -> rows, and then one `Kind`: the event types that upsert
 or end it, its parents (whose deletion ends it) and owned child tables (replaced with each
-snapshot), where reconcile lists it and how it looks one object up, and which columns hold
-personal data.
+snapshot), where reconcile lists it and how it looks one object up, which columns hold
+personal data, and the view clerk_fdw users query instead of the wrapper.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk.rows import Row, RowOptions, Snapshot
@@ -92,6 +92,16 @@ class Lookup:
         return self.path.format(**row), params
 
 
+@dataclass(frozen=True, eq=False)
+class FdwView:
+    """The table clerk_fdw (the Clerk foreign data wrapper) exposes for this kind, as a view of
+    its live rows: `name`, and its columns as expressions over the kind's table, in clerk_fdw's
+    order and types, so queries written for the wrapper run unchanged (PostgreSQL only)."""
+
+    name: str
+    columns: Callable[[Table], list[ColumnElement[Any]]]
+
+
 # Runs before the versioned upsert of a kind's rows, in the same transaction: kind-specific
 # rules that may end some of the rows (memberships: one live per organization and user).
 BeforeUpsert = Callable[[AsyncConnection, list[Row]], Awaitable[None]]
@@ -118,6 +128,7 @@ class Kind:
     personal: Personal | None = None
     # Kinds whose snapshots this one's carry (Snapshot.embedded), stored with it.
     embeds: tuple[str, ...] = ()
+    fdw: FdwView | None = None
 
     @property
     def tables(self) -> tuple[Table, ...]:

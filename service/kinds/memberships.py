@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, Text, bindparam, select, tuple_, update
+from sqlalchemy import Column, ColumnElement, Table, Text, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk import payloads as p
@@ -16,7 +16,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
 from service.db.types import JSONValue, metadata, partial_unique_index
-from service.kinds.declaration import Kind, Listing, Lookup, Parent, Personal
+from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Parent, Personal
 from service.kinds.tables import versioned_times
 
 organization_memberships = Table(
@@ -127,6 +127,11 @@ async def settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
             row["deleted_at"] = win_created
 
 
+def _fdw_columns(t: Table) -> list[ColumnElement[Any]]:
+    """clerk_fdw's `clerk_organization_memberships`."""
+    return [t.c.user_id, t.c.organization_id, t.c.role]
+
+
 KIND = Kind(
     name="memberships",
     order=2,
@@ -138,6 +143,7 @@ KIND = Kind(
     parents=(Parent("user_id", "users"), Parent("organization_id", "organizations")),
     before_upsert=settle_live_pairs,
     listing=Listing("organization_memberships"),
+    fdw=FdwView("clerk_organization_memberships", _fdw_columns),
     # No endpoint reads a membership by id: list the organization's memberships of that user.
     lookup=Lookup(
         "organizations/{organization_id}/memberships",

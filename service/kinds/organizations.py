@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Integer, Table, Text
+from sqlalchemy import Column, ColumnElement, Integer, Table, Text
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
-from service.kinds.declaration import Kind, Listing, Lookup
-from service.kinds.tables import versioned_times
+from service.kinds.declaration import FdwView, Kind, Listing, Lookup
+from service.kinds.tables import epoch_ms, versioned_times
 
 organizations = Table(
     "clerk_organizations",
@@ -64,6 +64,19 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
     )
 
 
+def _fdw_columns(t: Table) -> list[ColumnElement[Any]]:
+    """clerk_fdw's `clerk_organizations`."""
+    return [
+        t.c.id.label("organization_id"),
+        t.c.name,
+        t.c.slug,
+        epoch_ms(t.c.created_at).label("created_at"),
+        epoch_ms(t.c.updated_at).label("updated_at"),
+        t.c.created_by,
+        t.c.raw.label("attrs"),
+    ]
+
+
 KIND = Kind(
     name="organizations",
     order=0,
@@ -72,5 +85,6 @@ KIND = Kind(
     upserts=("organization.created", "organization.updated"),
     deletes=("organization.deleted",),
     listing=Listing("organizations", params={"include_members_count": "true"}),
+    fdw=FdwView("clerk_organizations", _fdw_columns),
     lookup=Lookup("organizations/{id}"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, ColumnElement, Table, Text, cast, func, text
 
 from service.db.types import JSONValue, UTCDateTime, metadata
 
@@ -35,3 +35,8 @@ def identifier_table(name: str, value_column: str) -> Table:
         Column("updated_at", UTCDateTime),
         Column("raw", JSONValue),
     )
+
+
+def epoch_ms(column: ColumnElement[Any]) -> ColumnElement[int]:
+    """A timestamp as epoch milliseconds (bigint), as clerk_fdw gives Clerk's times."""
+    return cast(func.floor(func.extract("epoch", column) * 1000), BigInteger)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Table, Text, and_
+from sqlalchemy import BigInteger, Boolean, Column, ColumnElement, Table, Text, and_, cast, null
 
 from service.clerk import payloads as p
 from service.clerk import rows as r
@@ -13,8 +13,8 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata, partial_index
-from service.kinds.declaration import Kind, Listing, Lookup, Owned, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Owned, Personal
+from service.kinds.tables import epoch_ms, versioned_times
 from service.kinds.user_identifiers import (
     Identifiers,
     email_addresses,
@@ -104,6 +104,24 @@ def _primary(rows: list[r.Row], column: str) -> Any:
     return next((row[column] for row in rows if row["is_primary"]), None)
 
 
+def _fdw_columns(t: Table) -> list[ColumnElement[Any]]:
+    """clerk_fdw's `clerk_users`. Its `email` is the first address Clerk lists, here the
+    primary one; its `phone_numbers` reads Clerk's list as an integer and is always NULL."""
+    return [
+        t.c.id.label("user_id"),
+        t.c.first_name,
+        t.c.last_name,
+        t.c.primary_email_address.label("email"),
+        cast(t.c.raw["gender"].as_string(), Text).label("gender"),
+        epoch_ms(t.c.created_at).label("created_at"),
+        epoch_ms(t.c.updated_at).label("updated_at"),
+        epoch_ms(t.c.last_sign_in_at).label("last_sign_in_at"),
+        null().cast(BigInteger).label("phone_numbers"),
+        t.c.username,
+        t.c.raw.label("attrs"),
+    ]
+
+
 KIND = Kind(
     name="users",
     order=1,
@@ -119,6 +137,7 @@ KIND = Kind(
         Owned(enterprise_accounts, "user_id"),
     ),
     listing=Listing("users", bare_array=True, cursor=True, count_path="users/count"),
+    fdw=FdwView("clerk_users", _fdw_columns),
     lookup=Lookup("users/{id}"),
     # A deleted user keeps id, external_id, flags and times: the tombstone, nothing that names
     # the person. The owned rows go with the user anyway.

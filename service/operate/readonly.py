@@ -7,24 +7,29 @@ import re
 
 from service.db.dialect import reserved_role_name
 from service.kinds.registry import replica_tables
+from service.operate.views import fdw_views, live_views
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 REPLICA_TABLES = [table.name for table in replica_tables()]
+LIVE_VIEWS = [name for name, _table in live_views()]
 
 
-def readonly_statements(role: str, *, schema: str = "public", create: bool = True) -> list[str]:
+def readonly_statements(
+    role: str, *, schema: str = "public", fdw_schema: str = "", create: bool = True
+) -> list[str]:
     """The statements, to run in one transaction. Rerun after migrations that add tables.
+    The `_live` views come with the tables, and the clerk_fdw views with `fdw_schema`.
 
     Names are checked whole: a plain lower-case identifier, and for the role not one that
     PostgreSQL reserves (`public`, `current_user`, `pg_*`, keywords), which would grant every
     role or fail half-way.
     """
-    for name in (role, schema):
+    for name in (role, schema, *([fdw_schema] if fdw_schema else [])):
         if not _IDENTIFIER.fullmatch(name):
             raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
     if reserved_role_name(role):
         raise ValueError(f"{role!r} is a name PostgreSQL reserves: choose another role name")
-    tables = ", ".join(f"{schema}.{name}" for name in REPLICA_TABLES)
+    tables = ", ".join(f"{schema}.{name}" for name in (*REPLICA_TABLES, *LIVE_VIEWS))
     statements = []
     if create:
         statements.append(
@@ -36,10 +41,18 @@ def readonly_statements(role: str, *, schema: str = "public", create: bool = Tru
         f"GRANT USAGE ON SCHEMA {schema} TO {role};",
         f"GRANT SELECT ON {tables} TO {role};",
     ]
+    if fdw_schema:
+        views = ", ".join(f"{fdw_schema}.{name}" for name in fdw_views())
+        statements += [
+            f"GRANT USAGE ON SCHEMA {fdw_schema} TO {role};",
+            f"GRANT SELECT ON {views} TO {role};",
+        ]
     return statements
 
 
-def readonly_sql(role: str, *, schema: str = "public", create: bool = True) -> str:
+def readonly_sql(
+    role: str, *, schema: str = "public", fdw_schema: str = "", create: bool = True
+) -> str:
     """A psql script of `readonly_statements`: it stops at the first error, and runs in one
     transaction, so a failed CREATE ROLE leaves no GRANT behind."""
     lines = [
@@ -47,7 +60,7 @@ def readonly_sql(role: str, *, schema: str = "public", create: bool = True) -> s
         f"-- Give it a login with: ALTER ROLE {role} LOGIN PASSWORD '...';",
         "\\set ON_ERROR_STOP on",
         "BEGIN;",
-        *readonly_statements(role, schema=schema, create=create),
+        *readonly_statements(role, schema=schema, fdw_schema=fdw_schema, create=create),
         "COMMIT;",
     ]
     return "\n".join(lines) + "\n"

@@ -38,6 +38,8 @@ def test_readonly_role_selects_replica_tables_and_nothing_else(pg_url: str) -> N
                 "SELECT u.id FROM clerk_users u "
                 "JOIN clerk_organization_memberships m ON m.user_id = u.id"
             )
+            await conn.fetch("SELECT id FROM clerk_users_live")  # the views too
+            await conn.fetch("SELECT user_id FROM clerk_fdw.clerk_users")
             for forbidden_sql in (
                 "SELECT * FROM clerk_replica_inbox",
                 "SELECT * FROM clerk_replica_reconcile_runs",

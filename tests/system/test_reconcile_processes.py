@@ -94,7 +94,12 @@ def test_a_killed_reconcile_resumes_after_its_lease_expires(
             time.sleep(3)
 
     fake.on_list = stall_on_third_users_page
-    extra = {"reconcile_page_size": "100", "reconcile_lock_ttl_seconds": "10"}
+    # One walk, as scripted here (the measured count could split the users on a busy machine).
+    extra = {
+        "reconcile_page_size": "100",
+        "reconcile_lock_ttl_seconds": "10",
+        "reconcile_concurrency": "1",
+    }
     proc = subprocess.Popen(
         [CLI, "reconcile", "--only", "users"],
         env=env(
