@@ -38,11 +38,15 @@ def _configure(connection: Connection) -> None:
 
 def _run(connection: Connection) -> None:
     _configure(connection)
+    settings = get_settings()
     if connection.dialect.name == "postgresql":
         # Never queue behind a long lock and block the app's readers while waiting.
         connection.exec_driver_sql("SET lock_timeout = '10s'")
-    fdw_schema = get_settings().clerk_fdw_schema
+    fdw_schema = settings.clerk_fdw_schema
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # The engine's search_path is REPLICA_SCHEMA: the tables and alembic's own go there.
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {settings.replica_schema}")
         # The views follow from the tables: gone while they change, back once at head, in the
         # same transaction (service/operate/views.py).
         grants = views.drop(connection)

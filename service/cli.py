@@ -249,7 +249,10 @@ def reconcile(
 @cli.command("readonly-sql")
 def readonly_sql_command(
     role: Annotated[str, typer.Argument(help="The role app readers connect as.")],
-    schema: Annotated[str, typer.Option(help="Schema holding the replica tables.")] = "public",
+    schema: Annotated[
+        str | None,
+        typer.Option(help="Schema holding the replica tables (default: REPLICA_SCHEMA)."),
+    ] = None,
     apply: Annotated[
         bool, typer.Option("--apply", help="Run it against DATABASE_URL (PostgreSQL).")
     ] = False,
@@ -262,7 +265,8 @@ def readonly_sql_command(
     from service.operate.readonly import readonly_sql, readonly_statements
 
     try:
-        fdw_schema = _settings().clerk_fdw_schema
+        settings = _settings()
+        fdw_schema, schema = settings.clerk_fdw_schema, schema or settings.replica_schema
         sql = readonly_sql(role, schema=schema, fdw_schema=fdw_schema)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         "or sqlite:///path.",
     )
     redis_url: str = Field(default="redis://localhost:6379/0", description="arq's Redis.")
+    replica_schema: str = Field(
+        default="public",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the replica tables, the inbox and the bookkeeping.",
+    )
     clerk_fdw_schema: str = Field(
         default="clerk_fdw",
         pattern=r"^([a-z_][a-z0-9_]{0,62})?$",

@@ -64,7 +64,11 @@ def create_engine(
         return engine
     kwargs["pool_size"] = settings.db_pool_size
     kwargs["pool_timeout"] = settings.db_connect_timeout_seconds
-    kwargs["connect_args"] = {"timeout": settings.db_connect_timeout_seconds}
+    kwargs["connect_args"] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        # Every name we use, unqualified, resolves in REPLICA_SCHEMA (migrations create it).
+        "server_settings": {"search_path": settings.replica_schema},
+    }
     return create_async_engine(target, **kwargs)
 
 

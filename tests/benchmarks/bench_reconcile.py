@@ -134,9 +134,14 @@ def _child(*args: str) -> list[str]:
 
 @contextmanager
 def fake_process() -> Iterator[str]:
-    proc = subprocess.Popen(
-        _child("serve"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    with serving(_child("serve")) as url:
+        yield url
+
+
+@contextmanager
+def serving(argv: list[str]) -> Iterator[str]:
+    """A child that prints its URL, then serves until its stdin closes."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         url = proc.stdout.readline().strip()

@@ -38,7 +38,7 @@ from typing import Any
 from service import process
 from service.config import Settings
 from service.logs import configure_logging
-from tests.benchmarks.bench_reconcile import KEY, _peak_rss_mib, database
+from tests.benchmarks.bench_reconcile import KEY, _peak_rss_mib, _per_1000, database, serving
 
 USERS = int(os.environ.get("BENCH_LATENCY_USERS", "1000000"))
 ORGS = int(os.environ.get("BENCH_LATENCY_ORGS", "100000"))
@@ -119,21 +119,8 @@ def _child(*args: object) -> list[str]:
 
 @contextmanager
 def fake_process(users: int, orgs: int, memberships: int) -> Iterator[str]:
-    proc = subprocess.Popen(
-        _child("serve", users, orgs, memberships),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http"):
-            raise RuntimeError("the fake Clerk API process did not start")
+    with serving(_child("serve", users, orgs, memberships)) as url:
         yield url
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
 
 
 def run_once(clerk_url: str, per_10s: int, concurrency: int) -> dict[str, Any]:
@@ -159,11 +146,6 @@ def _rate(run: dict[str, Any], name: str | None = None) -> float:
         return float(passes[name]["listed"] / passes[name]["seconds"])
     listed = sum(passes[n]["listed"] for n in RESOURCES)
     return float(listed / sum(passes[n]["seconds"] for n in RESOURCES))
-
-
-def _per_1000(run: dict[str, Any]) -> float:
-    listed = sum(p["listed"] for p in run["passes"].values())
-    return float(run["requests"] * 1000 / max(listed, 1))
 
 
 def main() -> None:

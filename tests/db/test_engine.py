@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -64,3 +67,67 @@ async def test_sqlite_file_engine_uses_wal_full_sync_and_a_busy_timeout(
         await engine.dispose()
     assert (mode, synchronous, busy) == ("wal", 2, 10000)  # 2 is FULL
     assert path.exists()
+
+
+def test_replica_schema_holds_every_table_and_the_service_works_there(
+    pg_admin_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REPLICA_SCHEMA: migrations create the schema and put every table there (alembic's too),
+    nothing in public; events apply into it, and the views read it."""
+    from service.config import get_settings
+    from service.db.types import metadata
+    from service.operate.migrate import upgrade
+    from tests.support import clerk_payloads as cp
+    from tests.support.databases import fresh_pg_database
+    from tests.support.replica_helpers import deliver
+
+    async def tables_by_schema(url: str) -> dict[str, set[str]]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema IN ('public', 'clerk_app')"
+            )
+        finally:
+            await conn.close()
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(row["table_schema"], set()).add(row["table_name"])
+        return found
+
+    async def apply_and_read(url: str) -> list[Any]:
+        engine = create_engine(make_settings(url, redis_url, replica_schema="clerk_app"))
+        try:
+            await deliver(engine, cp.envelope("user.created", cp.user("user_in_schema")))
+        finally:
+            await engine.dispose()
+        conn = await asyncpg.connect(url)
+        try:
+            return [
+                await conn.fetchval("SELECT id FROM clerk_app.clerk_users"),
+                await conn.fetchval("SELECT id FROM clerk_app.clerk_users_live"),
+                await conn.fetchval("SELECT user_id FROM clerk_fdw.clerk_users"),
+                await conn.fetchval("SELECT count(*) FROM clerk_app.clerk_replica_inbox"),
+            ]
+        finally:
+            await conn.close()
+
+    monkeypatch.setenv("REPLICA_SCHEMA", "clerk_app")
+    get_settings.cache_clear()
+    try:
+        with fresh_pg_database(pg_admin_url, "clerk_replica_schema_test") as url:
+            upgrade(url)
+            found = asyncio.run(tables_by_schema(url))
+            assert found.get("public", set()) == set()
+            assert found["clerk_app"] == {t.name for t in metadata.sorted_tables} | {
+                "alembic_version"
+            }
+            upgrade(url)  # again: at head, nothing to do, views rebuilt
+            assert asyncio.run(apply_and_read(url)) == [
+                "user_in_schema",
+                "user_in_schema",
+                "user_in_schema",
+                1,
+            ]
+    finally:
+        get_settings.cache_clear()

@@ -104,3 +104,24 @@ def test_apply_is_one_transaction_a_failed_grant_leaves_no_role(pg_url: str) -> 
             await conn.close()
 
     assert asyncio.run(role_exists()) is False
+
+
+def test_the_schema_is_replica_schema_unless_given() -> None:
+    placed = subprocess.run(
+        [CLI, "readonly-sql", "app_reader"],
+        env=env(replica_schema="clerk_app", clerk_fdw_schema=""),
+        capture_output=True,
+        text=True,
+    )
+    assert placed.returncode == 0, placed.stderr
+    assert "GRANT USAGE ON SCHEMA clerk_app TO app_reader;" in placed.stdout
+    assert "clerk_app.clerk_users_live" in placed.stdout
+    assert "clerk_fdw" not in placed.stdout  # none: CLERK_FDW_SCHEMA is empty
+    given = subprocess.run(
+        [CLI, "readonly-sql", "app_reader", "--schema", "elsewhere"],
+        env=env(replica_schema="clerk_app"),
+        capture_output=True,
+        text=True,
+    )
+    assert "GRANT USAGE ON SCHEMA elsewhere TO app_reader;" in given.stdout
+    assert "GRANT USAGE ON SCHEMA clerk_fdw TO app_reader;" in given.stdout
