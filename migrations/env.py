@@ -46,7 +46,7 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # The engine's search_path is REPLICA_SCHEMA: the tables and alembic's own go there.
-            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {settings.replica_schema}")
+            views.ensure_schema(connection, settings.replica_schema)
         # The views follow from the tables: gone while they change, back once at head, in the
         # same transaction (service/operate/views.py).
         grants = views.drop(connection)

@@ -18,9 +18,12 @@ from typing import Any
 
 from sqlalchemy import Select, Table, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from service.db.dialect import dialect_of
+from service.db.errors import describe
 from service.kinds.registry import KINDS, replica_tables
+from service.logs import get_logger
 
 
 def live_views() -> list[tuple[str, Table]]:
@@ -41,6 +44,8 @@ _OURS = text(
     "WHERE c.relkind = 'v' AND d.description = :mark"
 )
 
+
+log = get_logger(__name__)
 
 _GRANTS = text(
     "SELECT format('GRANT %s ON %I.%I TO %I', privilege_type, table_schema, table_name, grantee) "
@@ -74,19 +79,52 @@ def create(conn: Connection, fdw_schema: str, grants: Sequence[str] = ()) -> Non
     if not dialect_of(conn).schemas:
         return  # SQLite has no schemas (nor comments), and clerk_fdw is PostgreSQL's
     if fdw_schema:
-        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {fdw_schema}")
-        for kind in KINDS:
-            if kind.fdw is not None:
-                query = select(*kind.fdw.columns(kind.table))
-                view = f"{fdw_schema}.{kind.fdw.name}"
-                conn.exec_driver_sql(f"CREATE VIEW {view} AS {_sql(conn, query, kind.table)}")
-                made.append(view)
+        made += _fdw_views(conn, fdw_schema)
     for view in made:
         conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS '{MARK}'")
     for grant in grants:  # those of views that are back (not those CLERK_FDW_SCHEMA dropped)
         view = grant.split(" ON ", 1)[1].rsplit(" TO ", 1)[0]
         if conn.execute(text("SELECT to_regclass(:v)"), {"v": view}).scalar() is not None:
             conn.exec_driver_sql(grant)
+
+
+def ensure_schema(conn: Connection, name: str) -> None:
+    """Create schema `name` unless it exists (creating needs the database's CREATE privilege,
+    which a role that owns only its schema lacks: checking first spares it that)."""
+    found = conn.execute(text("SELECT to_regnamespace(:s) IS NOT NULL"), {"s": name}).scalar()
+    if not found:
+        conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+
+
+def _fdw_views(conn: Connection, fdw_schema: str) -> list[str]:
+    """Create the clerk_fdw views; none, with a warning, where this role may not create them
+    (they are a convenience: a migration must not fail for them)."""
+    made: list[str] = []
+    try:
+        with conn.begin_nested():
+            ensure_schema(conn, fdw_schema)
+            for kind in KINDS:
+                if kind.fdw is not None:
+                    query = select(*kind.fdw.columns(kind.table))
+                    view = f"{fdw_schema}.{kind.fdw.name}"
+                    body = _sql(conn, query, kind.table)
+                    conn.exec_driver_sql(f"CREATE VIEW {view} AS {body}")
+                    made.append(view)
+    except DBAPIError as exc:
+        if _sqlstate(exc) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        log.warning("migrate.clerk_fdw_views_skipped", schema=fdw_schema, error=describe(exc))
+        return []
+    return made
+
+
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return str(code) if code is not None else None
 
 
 def _sql(conn: Connection, query: Select[Any], table: Table) -> str:

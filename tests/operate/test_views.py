@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.engine import create_engine
@@ -222,3 +222,18 @@ def test_sqlite_has_live_views_and_no_fdw_schema(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(names()) == sorted(name for name, _ in live_views())
+
+
+def test_a_role_that_may_not_create_schemas_still_migrates(pg_admin_url: str) -> None:
+    """A role with CREATE on `public` only (not on the database): the tables and the live views
+    are made, the clerk_fdw views are skipped with a warning, and the migration succeeds."""
+    role = "clerk_views_owner_test"
+    with fresh_pg_database(pg_admin_url, "clerk_replica_lowpriv_test") as url:
+        _sql(pg_admin_url, f"DROP ROLE IF EXISTS {role}", f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+        _sql(url, f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+        as_role = make_url(url).set(username=role, password="pw")
+        upgrade(as_role.render_as_string(hide_password=False))
+        made = _views(url)
+        assert ("public", "clerk_users_live") in made
+        assert {schema for schema, _ in made} == {"public"}
+    _sql(pg_admin_url, f"DROP ROLE IF EXISTS {role}")
