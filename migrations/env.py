@@ -14,6 +14,7 @@ import service.inbox.table
 import service.kinds.registry
 import service.reconcile.tables  # noqa: F401
 from service.config import get_settings
+from service.db.dialect import dialect_of
 from service.db.engine import async_url, create_engine
 from service.db.types import metadata
 from service.operate import views
@@ -44,7 +45,7 @@ def _run(connection: Connection) -> None:
         connection.exec_driver_sql("SET lock_timeout = '10s'")
     fdw_schema = settings.clerk_fdw_schema
     with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
+        if dialect_of(connection).schemas:
             # The engine's search_path is REPLICA_SCHEMA: the tables and alembic's own go there.
             views.ensure_schema(connection, settings.replica_schema)
         # The views follow from the tables: gone while they change, back once at head, in the

@@ -276,7 +276,7 @@ def readonly_sql_command(
     from service.operate.actions import run_sql
 
     statements = readonly_statements(role, schema=schema, fdw_schema=fdw_schema)
-    asyncio.run(run_sql(_settings(), statements))
+    asyncio.run(run_sql(settings, statements))
     typer.echo(f"granted read-only access to the replica tables to {role}")
 
 

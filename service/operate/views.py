@@ -21,9 +21,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from service.db.dialect import dialect_of
-from service.db.errors import describe
+from service.db.errors import describe, sqlstate
 from service.kinds.registry import KINDS, replica_tables
 from service.logs import get_logger
+
+log = get_logger(__name__)
+
+MARK = "clerk-replica: rebuilt by every migration"
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def live_views() -> list[tuple[str, Table]]:
@@ -36,16 +41,12 @@ def fdw_views() -> list[str]:
     return [kind.fdw.name for kind in KINDS if kind.fdw is not None]
 
 
-MARK = "clerk-replica: rebuilt by every migration"
 _OURS = text(
     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = 0 "
     "WHERE c.relkind = 'v' AND d.description = :mark"
 )
-
-
-log = get_logger(__name__)
 
 _GRANTS = text(
     "SELECT format('GRANT %s ON %I.%I TO %I', privilege_type, table_schema, table_name, grantee) "
@@ -54,24 +55,24 @@ _GRANTS = text(
 )
 
 
-def drop(conn: Connection) -> list[str]:
+def drop(conn: Connection) -> list[tuple[str, str]]:
     """Drop every view `create` made (on PostgreSQL, wherever it is); returns the GRANTs they
-    held (readonly-sql's), for `create` to give back."""
-    grants: list[str] = []
+    held (readonly-sql's) as (view, statement), for `create` to give back."""
+    grants: list[tuple[str, str]] = []
     if dialect_of(conn).schemas:
         for (view,) in conn.execute(_OURS, {"mark": MARK}).all():
-            grants += conn.execute(_GRANTS, {"view": view}).scalars().all()
+            held = conn.execute(_GRANTS, {"view": view}).scalars()
+            grants += [(view, grant) for grant in held]
             conn.exec_driver_sql(f"DROP VIEW {view}")
     for name, _table in live_views():
         conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
     return grants
 
 
-def create(conn: Connection, fdw_schema: str, grants: Sequence[str] = ()) -> None:
+def create(conn: Connection, fdw_schema: str, grants: Sequence[tuple[str, str]] = ()) -> None:
     """Create the views (the tables they read must exist: the database is at head), with the
-    `grants` `drop` found. PostgreSQL
-    binds a view to the tables its name resolves to now, the replica's: the migration's
-    search_path, with our own views dropped, leads nowhere else."""
+    `grants` `drop` found. PostgreSQL binds a view to the tables its name resolves to now, the
+    replica's: the migration's search_path, with our own views dropped, leads nowhere else."""
     made: list[str] = []
     for name, table in live_views():
         conn.exec_driver_sql(f"CREATE VIEW {name} AS {_sql(conn, select(table), table)}")
@@ -82,8 +83,7 @@ def create(conn: Connection, fdw_schema: str, grants: Sequence[str] = ()) -> Non
         made += _fdw_views(conn, fdw_schema)
     for view in made:
         conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS '{MARK}'")
-    for grant in grants:  # those of views that are back (not those CLERK_FDW_SCHEMA dropped)
-        view = grant.split(" ON ", 1)[1].rsplit(" TO ", 1)[0]
+    for view, grant in grants:  # those of views that are back (not those CLERK_FDW_SCHEMA ended)
         if conn.execute(text("SELECT to_regclass(:v)"), {"v": view}).scalar() is not None:
             conn.exec_driver_sql(grant)
 
@@ -111,20 +111,11 @@ def _fdw_views(conn: Connection, fdw_schema: str) -> list[str]:
                     conn.exec_driver_sql(f"CREATE VIEW {view} AS {body}")
                     made.append(view)
     except DBAPIError as exc:
-        if _sqlstate(exc) != _INSUFFICIENT_PRIVILEGE:
+        if sqlstate(exc) != _INSUFFICIENT_PRIVILEGE:
             raise
         log.warning("migrate.clerk_fdw_views_skipped", schema=fdw_schema, error=describe(exc))
         return []
     return made
-
-
-_INSUFFICIENT_PRIVILEGE = "42501"
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
-    return str(code) if code is not None else None
 
 
 def _sql(conn: Connection, query: Select[Any], table: Table) -> str:

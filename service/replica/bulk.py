@@ -55,17 +55,10 @@ def _records(table: Table, rows: Sequence[Row]) -> list[Sequence[Any]]:
     """Rows as COPY takes them: JSON columns encoded as the upsert's bind step would (None is
     JSON null there, not SQL NULL, so it is here too)."""
     values, json_at = _layout(table)
-    dumps = jsoncodec.dumps
     records: list[Sequence[Any]] = []
     for row in rows:
         record = list(values(row))
         for n in json_at:
-            value = record[n]
-            # Most metadata is empty or absent: no encoder call for those.
-            record[n] = dumps(value) if value else _FALSY.get(type(value)) or dumps(value)
+            record[n] = jsoncodec.dumps(record[n])
         records.append(record)
     return records
-
-
-# JSON of the empty values of these types (falsy 0, False and "" take the encoder).
-_FALSY: dict[type, str] = {type(None): "null", dict: "{}", list: "[]"}
