@@ -8,6 +8,8 @@ from alembic import context
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+import service.feed.table
+
 # Imported for their tables, registered on the shared metadata (the kinds registry imports
 # every kind's module).
 import service.inbox.table
@@ -17,6 +19,7 @@ from service.config import get_settings
 from service.db.dialect import dialect_of
 from service.db.engine import async_url, create_engine
 from service.db.types import metadata
+from service.feed import triggers
 from service.operate import views
 
 config = context.config
@@ -51,10 +54,13 @@ def _run(connection: Connection) -> None:
         # The views follow from the tables: gone while they change, back once at head, in the
         # same transaction (service/operate/views.py).
         grants = views.drop(connection)
+        triggers.drop(connection)  # the change feed's, likewise (service/feed/triggers.py)
         context.run_migrations()
         heads = ScriptDirectory.from_config(config).get_heads()
         if set(context.get_context().get_current_heads()) == set(heads):
             views.create(connection, fdw_schema, grants)
+            if settings.change_feed:
+                triggers.create(connection)
 
 
 async def _run_online() -> None:

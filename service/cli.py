@@ -1,8 +1,10 @@
-"""The clerk-replica command line."""
+"""The clerk-replica command line. One concept: each command is a thin shell over the part
+that does the work (operate, reconcile, queue, web, dev), importing it only when run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import traceback
@@ -278,6 +280,37 @@ def readonly_sql_command(
     statements = readonly_statements(role, schema=schema, fdw_schema=fdw_schema)
     asyncio.run(run_sql(settings, statements))
     typer.echo(f"granted read-only access to the replica tables to {role}")
+
+
+@cli.command()
+def changes(
+    since: Annotated[int, typer.Option(help="Only changes with a seq above this.")] = 0,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new changes (Ctrl-C stops).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the change feed (clerk_replica_changes) in seq order, ids and times only.
+
+    Examples: clerk-replica changes --since 1200;  clerk-replica changes -f --json | jq .object_id
+    """
+    from service.db.engine import create_engine
+    from service.operate.changes import line, print_changes
+
+    settings = _settings()
+
+    def emit(row: dict[str, object]) -> None:
+        typer.echo(json.dumps(row, default=str) if as_json else line(row))
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await print_changes(engine, emit, since=since, follow=follow)
+        finally:
+            await engine.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
+        asyncio.run(run())
 
 
 def main() -> None:

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     erase_deleted_users: bool = Field(
         default=True, description="Erase a user's personal data when Clerk deletes the user."
     )
+    change_feed: bool = Field(
+        default=True,
+        description="Append every change of a replica row to clerk_replica_changes (and NOTIFY "
+        "on PostgreSQL); read by migrations (the triggers) and by the writers.",
+    )
+    changes_retention_days: float = Field(
+        default=7, gt=0, description="Days the change feed keeps a change before pruning it."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -24,6 +24,7 @@ from service.apply.plan import Planned, event_of, plan, run_planned
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions
 from service.db.errors import TransientError, describe, is_transient
+from service.feed import sources
 from service.inbox import store
 from service.inbox.store import Claimed
 from service.inbox.table import Status
@@ -116,7 +117,15 @@ async def _apply(
                         if p.object_id is not None and p.object_id != c.object_id
                     ],
                 )
-                await run_planned(conn, [p for _, p in planned], erase=options.erase_deleted_users)
+                events = [
+                    (p.object_id, c.svix_id, p.instance_id)
+                    for c, p in planned
+                    if p.object_id is not None
+                ]
+                async with sources.attributed(conn, enabled=options.change_feed, events=events):
+                    await run_planned(
+                        conn, [p for _, p in planned], erase=options.erase_deleted_users
+                    )
                 for status, items in settled.items():
                     await store.settle_many(conn, status, items)
         except Exception as exc:

@@ -30,6 +30,7 @@ class Event:
     type: str
     data: dict[str, Any]
     occurred_at: datetime  # envelope timestamp, or arrival time when Clerk sent none
+    instance_id: str | None = None  # the envelope's, for the change feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Planned:
     snapshot: Snapshot | None
     ending: tuple[str, datetime] | None
     locks: tuple[str, ...]
+    instance_id: str | None = None
 
 
 def event_of(claimed: Claimed) -> Event:
@@ -62,7 +64,9 @@ def event_of(claimed: Claimed) -> Event:
     if not isinstance(data, dict):
         raise PayloadError("the stored envelope's data is not an object")
     occurred = from_ms(claimed.event_timestamp_ms) or claimed.received_at
-    return Event(claimed.svix_id, claimed.event_type, data, occurred)
+    instance = envelope.get("instance_id")
+    instance_id = instance if isinstance(instance, str) else None
+    return Event(claimed.svix_id, claimed.event_type, data, occurred, instance_id)
 
 
 def plan(event: Event, options: RowOptions) -> Planned:
@@ -78,13 +82,12 @@ def plan(event: Event, options: RowOptions) -> Planned:
         locks = tuple(snap.row[p.column] for p in kind.parents if snap.row.get(p.column))
         if locks_own:
             locks = (snap.id, *locks)
-        return Planned(snap.id, kind, snap, ending, locks)
+        return Planned(snap.id, kind, snap, ending, locks, event.instance_id)
     object_id = deleted_id(event.data)
     if object_id is None:
-        return Planned(None, kind, None, None, ())
-    return Planned(
-        object_id, kind, None, (object_id, event.occurred_at), (object_id,) if locks_own else ()
-    )
+        return Planned(None, kind, None, None, (), event.instance_id)
+    locks = (object_id,) if locks_own else ()
+    return Planned(object_id, kind, None, (object_id, event.occurred_at), locks, event.instance_id)
 
 
 async def run_planned(

@@ -28,13 +28,18 @@ class RowOptions:
 
     store_private_metadata: bool = True
     erase_deleted_users: bool = True
+    change_feed: bool = True  # CHANGE_FEED: writers name their sources and take its lock
     # When a reconcile listing read the objects: the version of those whose payload carries
     # no time of its own (Clerk's billing plans).
     listed_at: datetime | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> RowOptions:
-        return cls(settings.store_private_metadata, settings.erase_deleted_users)
+        return cls(
+            settings.store_private_metadata,
+            settings.erase_deleted_users,
+            change_feed=settings.change_feed,
+        )
 
 
 class Snapshot:

@@ -1,4 +1,5 @@
 """Every PostgreSQL/SQLite difference, behind one object chosen by the connection's dialect.
+One concept (hence its length): what the two databases do differently, in one place.
 
 The rest of the service asks its dialect for what it needs (an upsert statement, a set test,
 advisory locks, a bulk copy, planner statistics, a fast insert) and never asks which database
@@ -113,9 +114,33 @@ class Dialect:
     async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
         """For the rest of this connection's life, give up on a lock after `seconds`."""
 
+    # The time of a change, in SQL a trigger can use.
+    now_sql: str = "CURRENT_TIMESTAMP"
+
+    def feed_triggers(self, table: Table, record: str) -> list[str]:
+        """DDL for the triggers that append a change of `table`'s rows to the feed: `record`
+        is the SELECT of the change row's values, `{now}` standing for `now_sql`
+        (service/feed/triggers.py). An update counts when a column other than `updated_at`
+        changed: a version alone is no change (Clerk's billing plans carry no time of their
+        own and take the listing's at each reconcile)."""
+        raise NotImplementedError
+
+    def drop_feed_triggers(self, table: Table) -> list[str]:
+        """DDL dropping what `feed_triggers` made (none there: nothing happens)."""
+        raise NotImplementedError
+
+    async def notify_changes(self, conn: AsyncConnection, after: int) -> None:
+        """Tell listeners the feed grew past `after` in this transaction (at its commit)."""
+
+    async def listen_changes(self, conn: AsyncConnection, wake: Callable[[], None]) -> bool:
+        """Call `wake` whenever the feed grows (while `conn` stays open); False where the
+        database cannot tell (readers poll)."""
+        return False
+
 
 class PostgreSQL(Dialect):
     name = "postgresql"
+    now_sql = "now()"
     concurrent_writers = True
     roles = True
     schemas = True
@@ -125,6 +150,48 @@ class PostgreSQL(Dialect):
 
     def insert(self, table: Table) -> Any:
         return pg_insert(table)
+
+    def feed_triggers(self, table: Table, record: str) -> list[str]:
+        name, record = table.name, record.format(now=self.now_sql)
+        # Writers take the feed's lock before their first change (service/feed/sources.py);
+        # taking it here again costs nothing and keeps seq in commit order for any other writer.
+        body = (
+            f"PERFORM pg_advisory_xact_lock(hashtextextended('{FEED_LOCK_KEY}', 0)); "
+            f"INSERT INTO clerk_replica_changes "
+            f"(instance_id, table_name, object_id, op, changed_at, svix_id, run_id) {record}; "
+            "RETURN NULL;"
+        )
+        compared = [c.name for c in table.columns if c.name != "updated_at"]
+        olds = ", ".join(f"OLD.{c}" for c in compared)
+        news = ", ".join(f"NEW.{c}" for c in compared)
+        changed = (
+            f"({olds}) IS DISTINCT FROM ({news}) "
+            "AND NOT (OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NOT NULL)"
+        )
+        return [
+            f"CREATE FUNCTION {name}_feed() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$feed$ BEGIN {body} END $feed$",
+            f"CREATE TRIGGER {name}_feed_insert AFTER INSERT ON {name} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}_feed()",
+            f"CREATE TRIGGER {name}_feed_update AFTER UPDATE ON {name} "
+            f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {name}_feed()",
+        ]
+
+    def drop_feed_triggers(self, table: Table) -> list[str]:
+        # Dropping the function drops its triggers.
+        return [f"DROP FUNCTION IF EXISTS {table.name}_feed() CASCADE"]
+
+    async def notify_changes(self, conn: AsyncConnection, after: int) -> None:
+        await conn.execute(_NOTIFY_CHANGES, {"after": after})
+
+    async def listen_changes(self, conn: AsyncConnection, wake: Callable[[], None]) -> bool:
+        driver = await _driver(conn)
+
+        def woken(*_args: Any) -> None:
+            wake()
+
+        await driver.add_listener("clerk_replica_changes", woken)
+        return True
 
     def among(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
         # One array parameter and one cached statement, where an IN list renders (and the
@@ -197,9 +264,33 @@ class PostgreSQL(Dialect):
 
 class SQLite(Dialect):
     name = "sqlite"
+    # As SQLAlchemy stores a UTC time there.
+    now_sql = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
     def insert(self, table: Table) -> Any:
         return sqlite_insert(table)
+
+    def feed_triggers(self, table: Table, record: str) -> list[str]:
+        name, record = table.name, record.format(now=self.now_sql)
+        insert = (
+            "INSERT INTO clerk_replica_changes "
+            f"(instance_id, table_name, object_id, op, changed_at, svix_id, run_id) {record};"
+        )
+        changed = " OR ".join(
+            f"OLD.{c.name} IS NOT NEW.{c.name}" for c in table.columns if c.name != "updated_at"
+        )
+        return [
+            f"CREATE TRIGGER {name}_feed_insert AFTER INSERT ON {name} BEGIN {insert} END",
+            f"CREATE TRIGGER {name}_feed_update AFTER UPDATE ON {name} WHEN ({changed}) "
+            "AND NOT (OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NOT NULL) "
+            f"BEGIN {insert} END",
+        ]
+
+    def drop_feed_triggers(self, table: Table) -> list[str]:
+        return [
+            f"DROP TRIGGER IF EXISTS {table.name}_feed_insert",
+            f"DROP TRIGGER IF EXISTS {table.name}_feed_update",
+        ]
 
     async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
         await conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
@@ -210,6 +301,13 @@ _ADVISORY_LOCKS = text(
     "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
 )
 _RELTUPLES = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
+# The advisory lock writers of the feed take (as `lock_keys` would take key ":changes").
+FEED_LOCK_KEY = "clerk-replica::changes"
+_NOTIFY_CHANGES = text(
+    "SELECT pg_notify('clerk_replica_changes', CAST(last AS text)) "
+    "FROM (SELECT max(seq) AS last FROM clerk_replica_changes WHERE seq > :after) AS grown "
+    "WHERE last IS NOT NULL"
+)
 
 
 async def _driver(conn: AsyncConnection) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, DateTime, Index, MetaData
+from sqlalchemy import JSON, BigInteger, Column, ColumnElement, DateTime, Index, Integer, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -60,3 +60,13 @@ def partial_index(
 def partial_unique_index(name: str, *columns: Any, where: ColumnElement[bool]) -> Index:
     """A unique index over the rows matching `where`, on both databases."""
     return partial_index(name, *columns, where=where, unique=True)
+
+
+def increasing_key(name: str) -> Column[int]:
+    """A bigint key the database numbers upwards, never reusing a number (on SQLite an INTEGER
+    PRIMARY KEY, with `INCREASING_KEY_TABLE` on its table: AUTOINCREMENT)."""
+    return Column(name, BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+
+
+# Table keyword arguments for a table keyed by `increasing_key`.
+INCREASING_KEY_TABLE: dict[str, Any] = {"sqlite_autoincrement": True}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from service.db.dialect import reserved_role_name
+from service.feed.table import changes
 from service.kinds.registry import replica_tables
 from service.operate.views import fdw_views, live_views
 
@@ -29,7 +30,8 @@ def readonly_statements(
             raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
     if reserved_role_name(role):
         raise ValueError(f"{role!r} is a name PostgreSQL reserves: choose another role name")
-    tables = ", ".join(f"{schema}.{name}" for name in (*REPLICA_TABLES, *LIVE_VIEWS))
+    readable = (*REPLICA_TABLES, *LIVE_VIEWS, changes.name)  # the change feed too
+    tables = ", ".join(f"{schema}.{name}" for name in readable)
     statements = []
     if create:
         statements.append(

@@ -7,7 +7,7 @@ import asyncio
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry
@@ -25,6 +25,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
+from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
@@ -103,14 +104,21 @@ async def sweep(ctx: WorkerContext) -> int:
 
 
 async def _forget(state: WorkerState, now: datetime) -> None:
-    """Inbox retention, a few bounded batches per sweep (each sweep takes its share), and the
-    erasure of deleted users still holding personal data (tombstones from before erasure)."""
+    """Inbox and change feed retention, a few bounded batches per sweep (each sweep takes its
+    share), and the erasure of deleted users still holding personal data (tombstones from
+    before erasure)."""
     settings = state.settings
     try:
         cleared, deleted = await retention.prune(
             state.engine,
             retention.Retention.of(settings),
             now,
+            batch=settings.sweep_batch_size,
+            batches=_RETENTION_BATCHES,
+        )
+        pruned = await read.prune(
+            state.engine,
+            now - timedelta(days=settings.changes_retention_days),
             batch=settings.sweep_batch_size,
             batches=_RETENTION_BATCHES,
         )
@@ -121,8 +129,8 @@ async def _forget(state: WorkerState, now: datetime) -> None:
     except Exception as exc:  # the next sweep tries again
         log.warning("sweep.retention_failed", error=describe(exc))
         return
-    if cleared or deleted or erased:
-        log.info("sweep.forgot", bodies=cleared, rows=deleted, erased_users=erased)
+    if cleared or deleted or erased or pruned:
+        log.info("sweep.forgot", bodies=cleared, rows=deleted, erased_users=erased, changes=pruned)
 
 
 async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:

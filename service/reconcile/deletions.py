@@ -80,7 +80,7 @@ async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetim
     run.report.tombstoned += len(gone)
     if run.dry:
         return
-    async with run.engine.begin() as conn:
+    async with run.engine.begin() as conn, run.attributed(conn):
         erase = run.row_options.erase_deleted_users
         if gone:
             await writes.end(conn, run.kind, gone, erase=erase)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
 from service.db.errors import describe, is_transient
+from service.feed import sources
 from service.kinds import writes
 from service.kinds.declaration import Kind, Listing
 from service.logs import get_logger
@@ -106,6 +108,12 @@ class KindPass:
         self.report.status = "completed" if self.report.status == "pending" else self.report.status
         on_progress(self.report, count)
 
+    def attributed(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
+        """The changes this pass's writes in `conn` cause name its run (the change feed)."""
+        return sources.attributed(
+            conn, enabled=self.row_options.change_feed, run_id=f"reconcile:{self.run_id}"
+        )
+
     def build(self, item: dict[str, Any]) -> Snapshot | None:
         """The object's rows, or None (logged by id) when it cannot be stored."""
         try:
@@ -184,8 +192,13 @@ class KindPass:
             return
         assert self.run_id is not None
         try:
+            if after is not None and self.row_options.change_feed:
+                # The feed's lock orders writers by commit: a page holding it must not wait
+                # for an earlier page that waits for it.
+                await _earlier(after)
             async with self.engine.begin() as conn:
-                counts = await self._write(conn, page.built)
+                async with self.attributed(conn):
+                    counts = await self._write(conn, page.built)
                 await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
                 if after is not None:
                     await _earlier(after)
@@ -223,7 +236,7 @@ class KindPass:
         counts = {"created": 0, "updated": 0, "unchanged": 0}
         for snap in page.built:
             try:
-                async with self.engine.begin() as conn:
+                async with self.engine.begin() as conn, self.attributed(conn):
                     for key, value in (await self._write(conn, [snap])).items():
                         counts[key] += value
             except Exception as exc:

@@ -98,9 +98,18 @@ def test_event_of_refuses_what_is_not_an_event(body: str | None, message: str) -
         event_of(claimed(None, body))
 
 
-def test_event_of_reads_the_envelope_time() -> None:
-    event = event_of(claimed(cp.envelope("user.created", cp.user(), cp.T0 // 1000)))
-    assert event == Event("msg_0", "user.created", cp.user(), from_ms(cp.T0 + 999))  # type: ignore[arg-type]
+def test_event_of_reads_the_envelope_time_and_instance() -> None:
+    envelope = cp.envelope("user.created", cp.user(), cp.T0 // 1000)
+    event = event_of(claimed(envelope))
+    instance = envelope["instance_id"]
+    assert instance
+    assert event == Event(
+        "msg_0",
+        "user.created",
+        cp.user(),
+        from_ms(cp.T0 + 999),  # type: ignore[arg-type]
+        instance,
+    )
 
 
 def history() -> list[dict[str, Any]]:
