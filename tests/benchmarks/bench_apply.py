@@ -13,7 +13,8 @@ while wake-ups keep arriving every window, as they do when deliveries flow. Figu
 Prints events/s and the ratio to the baseline. Set BENCH_PROFILE=1 to print a pyinstrument
 profile of an in-process drain instead of the table's worker runs, BENCH_ONLY=touched to run
 only the baseline and the 1M-user replica with events on 10k users (about a minute: repeat it,
-interleaved between two trees, to compare them).
+interleaved between two trees, to compare them), BENCH_ONLY=feed to run 1 and 2 workers with the
+change feed off and on (CHANGE_FEED), in the same run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy import func, select
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
-from service.config import Settings
+from service.config import Settings, get_settings
 from service.db.engine import create_engine
 from service.dev.processes import embedded_postgres, embedded_redis
 from service.inbox.table import inbox
@@ -150,6 +151,7 @@ async def store_all(settings: Settings, events: list[dict[str, Any]]) -> None:
 @contextmanager
 def workers(settings: Settings, count: int) -> Iterator[None]:
     env = os.environ | {
+        "CHANGE_FEED": "true" if settings.change_feed else "false",
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "QUEUE_PREFIX": settings.queue_prefix,
@@ -236,10 +238,18 @@ async def drain(settings: Settings, n: int) -> Drain:
 
 
 def worker_run(
-    url: str, redis_url: str, count: int, users: int, touched: int | None = None
+    url: str,
+    redis_url: str,
+    count: int,
+    users: int,
+    touched: int | None = None,
+    *,
+    feed: bool = True,
 ) -> Drain:
-    """Drain EVENTS events over `touched` of `users` replicated users (all by default)."""
-    settings = make_settings(url, redis_url)
+    """Drain EVENTS events over `touched` of `users` replicated users (all by default), with
+    the change feed on or off (`feed`: its triggers and the writers' lock)."""
+    settings = make_settings(url, redis_url, change_feed=feed)
+    feed_triggers(url, feed)
     asyncio.run(prefill(url, users))
     asyncio.run(store_all(settings, mixed_events(EVENTS, touched or users)))
     # Write back what the set-up dirtied (a million-row prefill): otherwise the checkpoint it
@@ -247,6 +257,27 @@ def worker_run(
     asyncio.run(checkpoint(url))
     with workers(settings, count):
         return asyncio.run(drain(settings, EVENTS))
+
+
+def feed_triggers(url: str, on: bool) -> None:
+    """Migrate with CHANGE_FEED on or off: the triggers are made, or dropped, at head."""
+    os.environ["CHANGE_FEED"] = "true" if on else "false"
+    get_settings.cache_clear()
+    try:
+        upgrade(url)
+    finally:
+        os.environ.pop("CHANGE_FEED")
+        get_settings.cache_clear()
+
+
+def feed_beside(url: str, redis_url: str) -> list[tuple[str, float, float]]:
+    """(figure, feed off, feed on) events/s with 1 and 2 workers, in this run, alternating."""
+    found: list[tuple[str, float, float]] = []
+    for count in (1, 2):
+        off = worker_run(url, redis_url, count, SMALL, feed=False).rate
+        on = worker_run(url, redis_url, count, SMALL, feed=True).rate
+        found.append((f"{count} worker(s)", off, on))
+    return found
 
 
 async def checkpoint(url: str) -> None:
@@ -372,6 +403,11 @@ def main() -> None:
             asyncio.run(profile(url))
             return
         base = asyncio.run(baseline(url, 5000))
+        if os.environ.get("BENCH_ONLY") == "feed":
+            print(f"baseline {base:.0f}/s; {EVENTS} mixed events, {SMALL:,} users")
+            for figure, off, on in feed_beside(url, redis_url):
+                print(f"{figure}: feed off {off:.0f}/s, on {on:.0f}/s, on/off {on / off:.2f}")
+            return
         if os.environ.get("BENCH_ONLY") == "touched":
             hot = worker_run(url, redis_url, 1, LARGE, touched=SMALL)
             scenario = f"{LARGE:,} users, events on {SMALL:,}"
