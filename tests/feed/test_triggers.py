@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.config import get_settings
 from service.db.engine import create_engine
 from service.feed import read
@@ -36,9 +38,6 @@ def ops(found: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 async def test_a_change_appends_once_naming_its_event(engine: AsyncEngine) -> None:
     created = cp.envelope("user.created", cp.user(USER, updated_at=cp.T0))
     svix = await store_event(engine, created)
-    from service.apply.batch import apply_one
-    from service.clerk.rows import RowOptions
-
     await apply_one(engine, svix, RowOptions())
     [change] = await feed(engine)
     assert (change["table_name"], change["object_id"], change["op"]) == (
@@ -81,9 +80,6 @@ async def test_children_ended_with_their_parent_name_its_event(engine: AsyncEngi
     before = (await feed(engine))[-1]["seq"]
     deletion = cp.envelope("organization.deleted", cp.deleted("organization", org), cp.T0 + 10)
     svix = await store_event(engine, deletion)
-    from service.apply.batch import apply_one
-    from service.clerk.rows import RowOptions
-
     await apply_one(engine, svix, RowOptions())
     ended = await feed(engine, before)
     assert sorted(ops(ended)) == [
