@@ -58,7 +58,8 @@ def serve(
     from service.web.serve import run
 
     settings = _settings()
-    settings.signing_secrets()  # refuse to start without a secret, naming the variable
+    for instance in settings.instances():
+        instance.signing_secrets()  # refuse to start without a secret, naming the variable
     run(settings, host=host or settings.host, port=port or settings.port)
 
 
@@ -164,10 +165,17 @@ def send_test_event(
         ),
     ] = None,
     list_types: Annotated[bool, typer.Option("--list", help="List the event types.")] = False,
+    instance: Annotated[
+        str | None,
+        typer.Option(
+            help="A CLERK_INSTANCES name: signed with its secret, to /webhooks/clerk/NAME."
+        ),
+    ] = None,
 ) -> None:
     """Sign and POST one of Clerk's published example events to a running instance.
 
-    Uses CLERK_WEBHOOK_SIGNING_SECRET, or the secret `clerk-replica dev` generated.
+    Uses CLERK_WEBHOOK_SIGNING_SECRET (CLERK_<NAME>_... with --instance), or the secret
+    `clerk-replica dev` generated.
 
     Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created
     """
@@ -181,7 +189,10 @@ def send_test_event(
         raise ConfigError(
             f"no example for {event_type!r}: see clerk-replica send-test-event --list"
         )
-    response = send_to_running(get_settings(), event_type, url)
+    settings = get_settings()
+    if instance is not None:
+        settings = settings.for_instance(instance)
+    response = send_to_running(settings, event_type, url)
     typer.echo(f"{response.status_code} {response.text.strip()}")
     if response.status_code >= 300:
         raise SystemExit(1)
@@ -212,21 +223,32 @@ def reconcile(
     restart: Annotated[
         bool, typer.Option(help="Start over instead of resuming an unfinished run.")
     ] = False,
+    instance: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--instance",
+            help="Only these CLERK_INSTANCES names (repeatable); default: every instance.",
+        ),
+    ] = None,
 ) -> None:
     """Make the replica equal to Clerk through the Backend API: backfill, update, tombstone.
 
-    Exits 0 only when every requested type completed.
+    Each instance is reconciled in turn, with its own key; only its own rows can be
+    tombstoned. Exits 0 only when every requested type of every instance completed.
 
-    Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users
+    Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users;
+    clerk-replica reconcile --instance staging
     """
     from service.reconcile.clerk_api import ClerkAuthError
     from service.reconcile.console import print_summary, progress_display
     from service.reconcile.lock import AlreadyRunning, LeaseLost
     from service.reconcile.options import ReconcileOptions, listed_kinds
-    from service.reconcile.session import run_reconcile
+    from service.reconcile.session import run_reconciles
 
     settings = _settings()
-    settings.clerk_key()
+    names = list(instance or ()) or settings.instance_names()
+    for name in names:
+        settings.for_instance(name).clerk_key()  # unknown names and missing keys stop here
     kinds = listed_kinds()
     unknown = sorted(set(only or ()) - set(kinds))
     if unknown:
@@ -240,12 +262,13 @@ def reconcile(
     )
     try:
         with progress_display() as on_progress:
-            report = process.run(run_reconcile(settings, options, on_progress))
+            reports = process.run(run_reconciles(settings, options, on_progress, names))
     except (ClerkAuthError, AlreadyRunning, LeaseLost) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
-    print_summary(report)
-    raise SystemExit(0 if report.ok else 1)
+    for report in reports:
+        print_summary(report)
+    raise SystemExit(0 if all(r.ok for r in reports) else 1)
 
 
 @cli.command("readonly-sql")

@@ -1,13 +1,19 @@
-"""Settings from the environment: the only place that reads environment variables."""
+"""Settings from the environment: the only place that reads environment variables.
+
+One concept: what this install is configured with, including the variables each named Clerk
+instance has of its own (CLERK_INSTANCES) and how they stand in for the single-instance ones.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,8 +28,61 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def https_unless_loopback(value: str) -> str:
+    """The secret key travels with every request: only over TLS, or to this machine."""
+    url = urlsplit(value)
+    if url.scheme == "https" and url.hostname:
+        return value
+    if url.scheme == "http" and _is_loopback(url.hostname):
+        return value
+    raise ValueError("must be an https:// URL (plain http only to a loopback address)")
+
+
+def blank_is_unset(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value().strip():
+        return None
+    return value
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or unusable; the message names the variable."""
+
+
+# The instance the single-instance variables describe (CLERK_WEBHOOK_SIGNING_SECRET, ...).
+DEFAULT_INSTANCE = "default"
+_INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# What each named instance has of its own: CLERK_<NAME>_<SUFFIX>, for the field it replaces.
+INSTANCE_VARIABLES = {
+    "WEBHOOK_SIGNING_SECRET": "clerk_webhook_signing_secret",
+    "WEBHOOK_SIGNING_SECRET_PREVIOUS": "clerk_webhook_signing_secret_previous",
+    "SECRET_KEY": "clerk_secret_key",
+    "API_URL": "clerk_api_url",
+    "MAX_REQUESTS_PER_10S": "reconcile_max_requests_per_10s",
+}
+
+
+def webhook_path(instance: str) -> str:
+    """Where Clerk delivers an instance's events: the plain path for the default instance."""
+    return "/webhooks/clerk" if instance == DEFAULT_INSTANCE else f"/webhooks/clerk/{instance}"
+
+
+def _instance_environ() -> dict[str, SecretStr]:
+    """The CLERK_<NAME>_<SUFFIX> variables of the environment (names checked later, against
+    CLERK_INSTANCES)."""
+    suffixes = tuple(f"_{suffix}" for suffix in INSTANCE_VARIABLES)
+    return {
+        key.upper(): SecretStr(value)
+        for key, value in os.environ.items()
+        if key.upper().startswith("CLERK_") and key.upper().endswith(suffixes)
+    }
+
+
+def instance_variable(name: str, suffix: str) -> str:
+    """The environment variable holding `suffix` (a key of INSTANCE_VARIABLES) for instance
+    `name`: CLERK_PROD_SECRET_KEY, or the single-instance CLERK_SECRET_KEY for the default."""
+    if name == DEFAULT_INSTANCE:
+        return f"CLERK_{suffix}" if suffix != "MAX_REQUESTS_PER_10S" else f"RECONCILE_{suffix}"
+    return f"CLERK_{name.upper()}_{suffix}"
 
 
 class Settings(BaseSettings):
@@ -49,6 +108,17 @@ class Settings(BaseSettings):
     )
     queue_prefix: str = Field(
         default="clerk-replica", description="Namespaces queue and job keys in a shared Redis."
+    )
+    clerk_instances: str = Field(
+        default="",
+        description="Names of several Clerk instances kept in one replica, comma-separated "
+        "(e.g. prod,staging); each reads CLERK_<NAME>_WEBHOOK_SIGNING_SECRET, "
+        "CLERK_<NAME>_SECRET_KEY, ... and has its own endpoint /webhooks/clerk/<name>. "
+        "Empty: one instance, from the variables below.",
+    )
+    instance_environ: dict[str, SecretStr] = Field(
+        default_factory=_instance_environ,
+        description="The CLERK_<NAME>_... variables (read from the environment; not set directly).",
     )
     clerk_webhook_signing_secret: SecretStr | None = Field(
         default=None, description="The whsec_... value from Clerk's dashboard; required by serve."
@@ -163,30 +233,83 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
-    @field_validator("clerk_api_url")
-    @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
-        """The secret key travels with every request: only over TLS, or to this machine."""
-        url = urlsplit(value)
-        if url.scheme == "https" and url.hostname:
-            return value
-        if url.scheme == "http" and _is_loopback(url.hostname):
-            return value
-        raise ValueError("must be an https:// URL (plain http only to a loopback address)")
+    # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
+    _instance: str = PrivateAttr(default=DEFAULT_INSTANCE)
 
-    @field_validator("clerk_webhook_signing_secret", "clerk_webhook_signing_secret_previous")
-    @classmethod
-    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            return None
-        return value
+    @property
+    def instance_name(self) -> str:
+        return self._instance
+
+    def instance_names(self) -> list[str]:
+        """The instances this install keeps: the named ones (CLERK_INSTANCES), with the
+        default one first when its own variables are set too, or the default alone."""
+        named: list[str] = []
+        for raw_name in self.clerk_instances.split(","):
+            name = raw_name.strip().lower()
+            if not name:
+                continue
+            if not _INSTANCE_NAME.match(name) or name == DEFAULT_INSTANCE:
+                raise ConfigError(
+                    f"CLERK_INSTANCES: {name!r} is not an instance name (a-z, 0-9 and _, "
+                    f"starting with a letter, at most 32; {DEFAULT_INSTANCE!r} is reserved)"
+                )
+            if name not in named:
+                named.append(name)
+        if not named:
+            return [DEFAULT_INSTANCE]
+        single = self.clerk_webhook_signing_secret is not None or self.clerk_secret_key is not None
+        return [DEFAULT_INSTANCE, *named] if single else named
+
+    def for_instance(self, name: str) -> Settings:
+        """These settings as instance `name` sees them: its own secrets, key and API URL in
+        place of the single-instance ones (the default instance: these settings)."""
+        if name == DEFAULT_INSTANCE:
+            return self
+        if name not in self.instance_names():
+            raise ConfigError(
+                f"unknown instance {name!r}: CLERK_INSTANCES names "
+                f"{', '.join(self.instance_names())}"
+            )
+        environ = {k.upper(): v.get_secret_value() for k, v in self.instance_environ.items()}
+        given: dict[str, Any] = {
+            # What a named instance does not set itself is the single-instance value.
+            "clerk_api_url": self.clerk_api_url,
+            "reconcile_max_requests_per_10s": self.reconcile_max_requests_per_10s,
+        }
+        for suffix, field in INSTANCE_VARIABLES.items():
+            value = environ.get(instance_variable(name, suffix))
+            if value is not None:
+                given[field] = value
+        try:
+            checked = _InstanceVariables.model_validate(given)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{instance_variable(name, _suffix_of(str(err['loc'][0])))}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid configuration: {problems}") from None
+        copy = self.model_copy(update=checked.model_dump())
+        copy._instance = name
+        return copy
+
+    def instances(self) -> list[Settings]:
+        """`for_instance` of every instance this install keeps."""
+        return [self.for_instance(name) for name in self.instance_names()]
+
+    def _variable(self, suffix: str) -> str:
+        return instance_variable(self._instance, suffix)
+
+    _https_unless_loopback = field_validator("clerk_api_url")(https_unless_loopback)
+    _blank_is_unset = field_validator(
+        "clerk_webhook_signing_secret", "clerk_webhook_signing_secret_previous"
+    )(blank_is_unset)
 
     def signing_secrets(self) -> list[str]:
         """The secrets to verify with, current first; refuses to start without one."""
         if self.clerk_webhook_signing_secret is None:
             raise ConfigError(
-                "CLERK_WEBHOOK_SIGNING_SECRET is not set: copy the whsec_... signing secret "
-                "from Clerk's dashboard (Webhooks -> your endpoint)"
+                f"{self._variable('WEBHOOK_SIGNING_SECRET')} is not set: copy the whsec_... "
+                "signing secret from Clerk's dashboard (Webhooks -> your endpoint)"
             )
         secrets = [self.clerk_webhook_signing_secret]
         if self.clerk_webhook_signing_secret_previous is not None:
@@ -196,8 +319,8 @@ class Settings(BaseSettings):
     def clerk_key(self) -> str:
         if self.clerk_secret_key is None:
             raise ConfigError(
-                "CLERK_SECRET_KEY is not set: copy the secret key (sk_live_... or sk_test_...) "
-                "from Clerk's dashboard (API keys)"
+                f"{self._variable('SECRET_KEY')} is not set: copy the secret key (sk_live_... "
+                "or sk_test_...) from Clerk's dashboard (API keys)"
             )
         return self.clerk_secret_key.get_secret_value().strip()
 
@@ -216,6 +339,25 @@ class Settings(BaseSettings):
         if not hours or not all(0 <= h <= 23 for h in hours):
             raise ConfigError("RECONCILE_CRON_HOURS must be hours 0-23, comma-separated")
         return hours
+
+
+class _InstanceVariables(BaseModel):
+    """A named instance's own variables, checked as the single-instance ones are."""
+
+    clerk_webhook_signing_secret: SecretStr | None = None
+    clerk_webhook_signing_secret_previous: SecretStr | None = None
+    clerk_secret_key: SecretStr | None = None
+    clerk_api_url: str
+    reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
+
+    _https_unless_loopback = field_validator("clerk_api_url")(https_unless_loopback)
+    _blank_is_unset = field_validator(
+        "clerk_webhook_signing_secret", "clerk_webhook_signing_secret_previous", "clerk_secret_key"
+    )(blank_is_unset)
+
+
+def _suffix_of(field: str) -> str:
+    return next(suffix for suffix, name in INSTANCE_VARIABLES.items() if name == field)
 
 
 @lru_cache(maxsize=1)

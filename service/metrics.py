@@ -1,6 +1,7 @@
-"""Prometheus counters. Labels are event types, outcomes and resource names: never ids, emails
-or names. Counters live in the process that counts (web: deliveries; worker: applies); the
-database gauges are read at scrape time (service/web/metrics_endpoint.py)."""
+"""Prometheus counters. Labels are configured instance names, event types, outcomes and
+resource names: never ids, emails or people's names. Counters live in the process that counts
+(web: deliveries; worker: applies); the database gauges are read at scrape time
+(service/web/metrics_endpoint.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from prometheus_client import Counter, Histogram
 
 DELIVERIES = Counter(
     "clerk_replica_deliveries",
-    "Webhook deliveries received, by outcome (accepted, duplicate, ignored, refused, unavailable).",
-    ["outcome", "reason"],
+    "Webhook deliveries received, by instance and outcome (accepted, duplicate, ignored, "
+    "refused, unavailable).",
+    ["instance", "outcome", "reason"],
 )
 EVENTS = Counter(
     "clerk_replica_events",
-    "Events processed by workers, by type and outcome (applied, ignored, failed, retry).",
-    ["event_type", "outcome"],
+    "Events processed by workers, by instance, type and outcome (applied, ignored, failed, retry).",
+    ["instance", "event_type", "outcome"],
 )
 APPLY_SECONDS = Histogram(
     "clerk_replica_apply_seconds",
@@ -29,6 +31,6 @@ LAG_SECONDS = Histogram(
 )
 RECONCILE_OBJECTS = Counter(
     "clerk_replica_reconcile_objects",
-    "Objects changed by reconcile runs in this process, by resource and change.",
-    ["resource", "change"],
+    "Objects changed by reconcile runs in this process, by instance, resource and change.",
+    ["instance", "resource", "change"],
 )

@@ -180,7 +180,10 @@ def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) 
             ).status_code
             == 200
         )
-        line = 'clerk_replica_events_total{event_type="user.created",outcome="applied"} 1.0'
+        line = (
+            'clerk_replica_events_total{event_type="user.created",instance="default",'
+            'outcome="applied"} 1.0'
+        )
         deadline = time.monotonic() + 30
         while line not in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text:
             assert time.monotonic() < deadline

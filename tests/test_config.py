@@ -83,3 +83,65 @@ def test_metrics_stay_on_the_main_port_unless_metrics_port_is_set(
     for refused in ("0", "65536", "nine"):
         with pytest.raises(ValidationError, match="metrics_port"):
             Settings(metrics_port=refused)
+
+
+def test_one_instance_unless_clerk_instances_names_several() -> None:
+    assert Settings().instance_names() == ["default"]
+    assert Settings().for_instance("default").instance_name == "default"
+    assert Settings(clerk_instances=" Prod, staging,prod ").instance_names() == ["prod", "staging"]
+    # The single-instance variables set beside named ones keep the default instance too.
+    both = Settings(clerk_instances="prod", clerk_secret_key="sk_test_x")
+    assert both.instance_names() == ["default", "prod"]
+
+
+@pytest.mark.parametrize("names", ["default", "1prod", "pro-d", "a" * 33, "prod,Bad Name"])
+def test_an_instance_name_that_cannot_be_one_is_refused(names: str) -> None:
+    with pytest.raises(ConfigError, match="CLERK_INSTANCES"):
+        Settings(clerk_instances=names).instance_names()
+
+
+def test_each_named_instance_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLERK_INSTANCES", "prod,staging")
+    monkeypatch.setenv("CLERK_PROD_WEBHOOK_SIGNING_SECRET", "whsec_prodprodprod")
+    monkeypatch.setenv("CLERK_PROD_SECRET_KEY", "sk_live_prod")
+    monkeypatch.setenv("CLERK_STAGING_WEBHOOK_SIGNING_SECRET", "whsec_stagingstaging")
+    monkeypatch.setenv("CLERK_STAGING_WEBHOOK_SIGNING_SECRET_PREVIOUS", "whsec_oldstaging")
+    monkeypatch.setenv("CLERK_STAGING_API_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CLERK_STAGING_MAX_REQUESTS_PER_10S", "7")
+    monkeypatch.setenv("CLERK_API_URL", "https://clerk-proxy.example/v1")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    finally:
+        get_settings.cache_clear()
+    prod, staging = settings.instances()
+    assert (prod.instance_name, staging.instance_name) == ("prod", "staging")
+    assert prod.signing_secrets() == ["whsec_prodprodprod"]
+    assert staging.signing_secrets() == ["whsec_stagingstaging", "whsec_oldstaging"]
+    assert prod.clerk_key() == "sk_live_prod" and prod.clerk_requests_per_10s() == 500
+    # What an instance does not set itself is the single-instance value.
+    assert prod.clerk_api_url == "https://clerk-proxy.example/v1"
+    assert staging.clerk_api_url == "http://127.0.0.1:9/v1"
+    assert staging.clerk_requests_per_10s() == 7
+    # Never another instance's secrets, nor the single-instance ones.
+    with pytest.raises(ConfigError, match="CLERK_STAGING_SECRET_KEY is not set"):
+        staging.clerk_key()
+    assert "whsec_prodprodprod" not in repr(settings)
+
+
+def test_a_named_instance_missing_its_secret_names_its_variable() -> None:
+    settings = Settings(clerk_instances="prod", clerk_webhook_signing_secret="whsec_single")
+    with pytest.raises(ConfigError, match="CLERK_PROD_WEBHOOK_SIGNING_SECRET is not set"):
+        settings.for_instance("prod").signing_secrets()
+    with pytest.raises(ConfigError, match="unknown instance 'qa'"):
+        settings.for_instance("qa")
+
+
+def test_a_named_instance_variable_is_checked_and_named_not_echoed() -> None:
+    settings = Settings(
+        clerk_instances="prod", instance_environ={"CLERK_PROD_API_URL": "http://secret-host/v1"}
+    )
+    with pytest.raises(ConfigError) as refused:
+        settings.for_instance("prod")
+    assert "CLERK_PROD_API_URL" in str(refused.value)
+    assert "secret-host" not in str(refused.value)

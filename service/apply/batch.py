@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.apply.plan import Planned, event_of, plan, run_planned
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions
+from service.config import DEFAULT_INSTANCE
 from service.db.errors import TransientError, describe, is_transient
 from service.feed import sources
 from service.inbox import store
@@ -131,7 +132,8 @@ async def _apply(
         except Exception as exc:
             if single is not None:
                 event_type = claimed[0].event_type if claimed else "unknown"
-                return await _one_failed(engine, single, event_type, exc, max_attempts)
+                instance = _instance(claimed[0]) if claimed else DEFAULT_INSTANCE
+                return await _one_failed(engine, single, event_type, instance, exc, max_attempts)
             if result.claimed == 0:
                 raise TransientError(describe(exc)) from exc
             if attempt == 1 and is_transient(exc):
@@ -159,7 +161,13 @@ def _plan_all(
             planned.append((c, plan(event_of(c), options)))
         except PayloadError as exc:
             settled[Status.FAILED].append((c.svix_id, str(exc)))
-            log.warning("event.failed", svix_id=c.svix_id, event_type=c.event_type, error=str(exc))
+            log.warning(
+                "event.failed",
+                instance=_instance(c),
+                svix_id=c.svix_id,
+                event_type=c.event_type,
+                error=str(exc),
+            )
     return planned, settled
 
 
@@ -172,39 +180,51 @@ def _count(
 ) -> None:
     now = datetime.now(UTC)
     for c, p in planned:
-        EVENTS.labels(c.event_type, Status.APPLIED.value).inc()
+        EVENTS.labels(_instance(c), c.event_type, Status.APPLIED.value).inc()
         APPLY_SECONDS.labels(c.event_type).observe(elapsed / len(claimed))
         LAG_SECONDS.observe(max(0.0, (now - c.received_at).total_seconds()))
         if len(claimed) == 1:
             log.info(
                 "event.applied",
+                instance=_instance(c),
                 svix_id=c.svix_id,
                 event_type=c.event_type,
                 object_id=p.object_id,
             )
     if planned:
         result.outcomes[Status.APPLIED] += len(planned)
-    by_id = {c.svix_id: c.event_type for c in claimed}
+    by_id = {c.svix_id: c for c in claimed}
     for status, items in settled.items():
         for svix_id, _error in items:
-            EVENTS.labels(by_id[svix_id], status.value).inc()
+            event = by_id[svix_id]
+            EVENTS.labels(_instance(event), event.event_type, status.value).inc()
         if items:
             result.outcomes[status] += len(items)
     if len(claimed) > 1:
         log.info("batch.applied", events=len(claimed), seconds=round(elapsed, 4))
 
 
+def _instance(claimed: Claimed) -> str:
+    """The configured instance an event came through (rows from before: the default)."""
+    return claimed.instance or DEFAULT_INSTANCE
+
+
 async def _one_failed(
-    engine: AsyncEngine, svix_id: str, event_type: str, exc: Exception, max_attempts: int | None
+    engine: AsyncEngine,
+    svix_id: str,
+    event_type: str,
+    instance: str,
+    exc: Exception,
+    max_attempts: int | None,
 ) -> BatchResult:
     """A batch of one that the database refused: back off (transient) or mark it failed (a
     permanent refusal, or transient ones that reached `max_attempts`)."""
     error = describe(exc)
-    bound = log.bind(svix_id=svix_id, event_type=event_type)
+    bound = log.bind(instance=instance, svix_id=svix_id, event_type=event_type)
     if is_transient(exc):
         if not await _note_retry(engine, svix_id, error, max_attempts):
             bound.warning("event.retry", error=error)
-            EVENTS.labels(event_type, "retry").inc()
+            EVENTS.labels(instance, event_type, "retry").inc()
             raise TransientError(error) from exc
         error = f"{error} (gave up after {max_attempts} attempts)"
     # A refusal that retrying cannot fix (e.g. a value too long for a column), or one that
@@ -215,7 +235,7 @@ async def _one_failed(
     except Exception as again:
         raise TransientError(describe(again)) from again
     bound.error("event.failed", error=error)
-    EVENTS.labels(event_type, Status.FAILED.value).inc()
+    EVENTS.labels(instance, event_type, Status.FAILED.value).inc()
     return BatchResult(claimed=1, outcomes=Counter({Status.FAILED: 1}))
 
 

@@ -30,7 +30,7 @@ class Event:
     type: str
     data: dict[str, Any]
     occurred_at: datetime  # envelope timestamp, or arrival time when Clerk sent none
-    instance_id: str | None = None  # the envelope's, for the change feed
+    instance_id: str | None = None  # the envelope's: the instance its rows are of
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def plan(event: Event, options: RowOptions) -> Planned:
     kind, action = registry.ROUTES[event.type]
     locks_own = bool(registry.dependents(kind))
     if action is Action.UPSERT or kind.deletion_carries_snapshot:
-        snap = kind.build(event.data, options)
+        snap = kind.build(event.data, options).stamp(event.instance_id)
         ending = None
         if action is Action.END:
             snap.row["deleted_at"] = event.occurred_at
@@ -99,6 +99,7 @@ async def run_planned(
     await lock_parents(conn, (key for p in planned for key in p.locks))
     upserts: dict[str, list[Snapshot]] = defaultdict(list)
     ends: dict[str, list[Planned]] = defaultdict(list)
+    # Tombstones name their instance: ends go by instance (a batch mostly holds one).
     for p in planned:
         if p.ending is not None:
             ends[p.kind.name].append(p)
@@ -115,4 +116,9 @@ async def run_planned(
             snapshots = [p.snapshot for p in ending if p.snapshot]
             await writes.end_snapshots(conn, kind, snapshots, erase=erase)
         else:
-            await writes.end(conn, kind, [p.ending for p in ending if p.ending], erase=erase)
+            by_instance: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
+            for p in ending:
+                if p.ending is not None:
+                    by_instance[p.instance_id].append(p.ending)
+            for instance_id, items in sorted(by_instance.items(), key=lambda i: i[0] or ""):
+                await writes.end(conn, kind, items, erase=erase, instance_id=instance_id)

@@ -46,7 +46,10 @@ class Snapshot:
     """One object as one payload showed it: its row, the rows of the child tables it owns (a
     user's email addresses...), which are replaced together with it, and snapshots of objects
     of other kinds it carries (a subscription's items, an item's plan), by kind name, which are
-    stored under their own kind's rules."""
+    stored under their own kind's rules.
+
+    Every row carries `instance_id`, the Clerk instance it came from: None until `stamp` names
+    it (payloads do not say it; the envelope or the listing's key does)."""
 
     __slots__ = ("children", "embedded", "row")
 
@@ -56,9 +59,24 @@ class Snapshot:
         children: Mapping[Table, list[Row]] = _NO_CHILDREN,
         embedded: Mapping[str, list[Snapshot]] = _NO_EMBEDDED,
     ) -> None:
+        row.setdefault("instance_id", None)
+        for rows in children.values():
+            for child in rows:
+                child.setdefault("instance_id", None)
         self.row = row
         self.children = children
         self.embedded = embedded
+
+    def stamp(self, instance_id: str | None) -> Snapshot:
+        """Name the instance on every row: its own, its children's and the embedded ones'."""
+        self.row["instance_id"] = instance_id
+        for rows in self.children.values():
+            for child in rows:
+                child["instance_id"] = instance_id
+        for snapshots in self.embedded.values():
+            for snap in snapshots:
+                snap.stamp(instance_id)
+        return self
 
     def __repr__(self) -> str:
         return f"Snapshot(id={self.row.get('id')!r})"  # never the values: they are PII

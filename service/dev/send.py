@@ -10,7 +10,7 @@ from uuid import uuid4
 import httpx
 from svix.webhooks import Webhook
 
-from service.config import Settings
+from service.config import DEFAULT_INSTANCE, Settings, webhook_path
 from service.dev import runtime
 from service.dev import secret as dev_secret
 from service.dev.examples import example_event
@@ -31,8 +31,9 @@ def send_test_event(event_type: str, url: str, secret: str) -> httpx.Response:
 
 
 def send_to_running(settings: Settings, event_type: str, url: str | None) -> httpx.Response:
-    """Send to `url`, else to the running `dev`, else to this machine's PORT; signed with
-    CLERK_WEBHOOK_SIGNING_SECRET, else with the secret `dev` generated."""
+    """Send to `url`, else to the running `dev`, else to this machine's PORT (a named
+    instance: its endpoint there); signed with the instance's signing secret, else with the
+    secret `dev` generated."""
     state_dir = Path(settings.dev_state_dir)
     secret = (
         settings.signing_secrets()[0]
@@ -43,5 +44,8 @@ def send_to_running(settings: Settings, event_type: str, url: str | None) -> htt
         settings.signing_secrets()  # raises, naming the variable
         raise AssertionError("unreachable")
     running = runtime.read(state_dir)
-    target = url or running.get("webhook_url") or f"http://127.0.0.1:{settings.port}/webhooks/clerk"
+    path = webhook_path(settings.instance_name)
+    if url is None and settings.instance_name != DEFAULT_INSTANCE:
+        url = f"http://127.0.0.1:{settings.port}{path}"
+    target = url or running.get("webhook_url") or f"http://127.0.0.1:{settings.port}{path}"
     return send_test_event(event_type, target, secret)

@@ -26,6 +26,7 @@ class Delivery(NamedTuple):
     event_timestamp_ms: int | None
     object_id: str | None
     status: Status
+    instance: str | None = None  # the configured instance whose endpoint took it
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Claimed:
     event_timestamp_ms: int | None
     received_at: datetime
     object_id: str | None = None
+    instance: str | None = None
 
 
 async def record(conn: AsyncConnection, delivery: Delivery, now: datetime) -> bool:
@@ -53,6 +55,7 @@ RECORD_COLUMNS = (
     "object_id",
     "received_at",
     "applied_at",
+    "instance",
 )
 
 Recorder = Callable[[Sequence[tuple[Delivery, datetime]]], Awaitable[set[str]]]
@@ -80,7 +83,7 @@ def inbox_columns(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[list[
     """One row per svix-id (the first delivery of it wins), as one list per column in
     RECORD_COLUMNS order, built without a dict per row."""
     columns: list[list[Any]] = [[] for _ in RECORD_COLUMNS]
-    ids, types, statuses, bodies, stamps, objects, received, applied = columns
+    ids, types, statuses, bodies, stamps, objects, received, applied, instances = columns
     seen: set[str] = set()
     for delivery, now in deliveries:
         if delivery.svix_id in seen:
@@ -94,6 +97,7 @@ def inbox_columns(deliveries: Sequence[tuple[Delivery, datetime]]) -> list[list[
         objects.append(delivery.object_id)
         received.append(now)
         applied.append(now if delivery.status is Status.IGNORED else None)
+        instances.append(delivery.instance)
     return columns
 
 
@@ -114,6 +118,7 @@ def _claiming(now: datetime) -> Update:
             inbox.c.event_timestamp_ms,
             inbox.c.received_at,
             inbox.c.object_id,
+            inbox.c.instance,
         )
     )
 
@@ -126,6 +131,7 @@ def _claimed(row: Any) -> Claimed:
         row.event_timestamp_ms,
         row.received_at,
         row.object_id,
+        row.instance,
     )
 
 

@@ -33,6 +33,9 @@ inbox = Table(
     Column("last_error", Text),
     # After a transient failure: batch claims leave the event alone until then (backoff).
     Column("retry_after", UTCDateTime),
+    # The configured instance whose endpoint took the delivery (`default` for the plain
+    # endpoint; NULL for rows from before several instances).
+    Column("instance", String(64)),
 )
 Index("ix_clerk_replica_inbox_status_received_at", inbox.c.status, inbox.c.received_at)
 # Retention (service/inbox/retention.py) finds what to forget without scanning the inbox: bodies

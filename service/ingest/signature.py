@@ -49,15 +49,15 @@ def delivery_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class SignatureVerifier:
     """Accepts a delivery signed with any configured secret (current first)."""
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(
+        self, secrets: Sequence[str], variable: str = "CLERK_WEBHOOK_SIGNING_SECRET"
+    ) -> None:
         if not secrets:
-            raise ConfigError("CLERK_WEBHOOK_SIGNING_SECRET is not set")
+            raise ConfigError(f"{variable} is not set")
         try:
             self._webhooks = [Webhook(secret) for secret in secrets]
         except Exception:
-            raise ConfigError(
-                "CLERK_WEBHOOK_SIGNING_SECRET is not a valid whsec_... secret"
-            ) from None
+            raise ConfigError(f"{variable} is not a valid whsec_... secret") from None
 
     def verify(self, body: bytes, headers: dict[str, str]) -> None:
         """Raise a Refusal unless one secret verifies the body and the timestamp is fresh."""

@@ -16,7 +16,7 @@ from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns
 from service.kinds.declaration import Kind, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 billing_payment_attempts = Table(
     "clerk_billing_payment_attempts",
@@ -36,6 +36,7 @@ billing_payment_attempts = Table(
     Column("billing_date", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -15,7 +15,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.billing import version
 from service.kinds.declaration import Kind, Listing
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 billing_plans = Table(
     "clerk_billing_plans",
@@ -28,6 +28,7 @@ billing_plans = Table(
     Column("is_recurring", Boolean),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -18,7 +18,7 @@ from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns, version
 from service.kinds.billing_plans import plan_snapshot
 from service.kinds.declaration import Kind, Listing, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 billing_subscription_items = Table(
     "clerk_billing_subscription_items",
@@ -39,6 +39,7 @@ billing_subscription_items = Table(
     Column("ended_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

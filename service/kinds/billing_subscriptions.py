@@ -16,7 +16,7 @@ from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns
 from service.kinds.billing_subscription_items import item_snapshot
 from service.kinds.declaration import Kind, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 billing_subscriptions = Table(
     "clerk_billing_subscriptions",
@@ -32,6 +32,7 @@ billing_subscriptions = Table(
     Column("ended_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -12,7 +12,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.declaration import Kind, Listing, Lookup, Parent
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 organization_domains = Table(
     "clerk_organization_domains",
@@ -25,6 +25,7 @@ organization_domains = Table(
     Column("verification_status", Text),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -13,7 +13,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.declaration import Kind, Listing, Lookup, Parent, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 organization_invitations = Table(
     "clerk_organization_invitations",
@@ -30,6 +30,7 @@ organization_invitations = Table(
     Column("expires_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -17,7 +17,7 @@ from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
 from service.db.types import JSONValue, metadata, partial_unique_index
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Parent, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 organization_memberships = Table(
     "clerk_organization_memberships",
@@ -33,6 +33,7 @@ organization_memberships = Table(
     Column("private_metadata", JSONValue),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 partial_unique_index(
     "uq_clerk_organization_memberships_live_pair",

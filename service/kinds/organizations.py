@@ -12,7 +12,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup
-from service.kinds.tables import epoch_ms, versioned_times
+from service.kinds.tables import epoch_ms, instance_column, versioned_times
 
 organizations = Table(
     "clerk_organizations",
@@ -28,6 +28,7 @@ organizations = Table(
     Column("private_metadata", JSONValue),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

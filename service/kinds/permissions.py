@@ -12,7 +12,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.declaration import Kind, Listing, Lookup
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 permissions = Table(
     "clerk_permissions",
@@ -24,6 +24,7 @@ permissions = Table(
     Column("type", Text),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -14,7 +14,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.declaration import Kind, Listing, Lookup, Owned
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 roles = Table(
     "clerk_roles",
@@ -26,6 +26,7 @@ roles = Table(
     Column("is_creator_eligible", Boolean),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 role_permissions = Table(
     "clerk_role_permissions",
@@ -34,6 +35,7 @@ role_permissions = Table(
     Column("role_id", Text, nullable=False, index=True),
     Column("permission_id", Text, nullable=False, index=True),
     Column("permission_key", Text, index=True),
+    instance_column(),
 )
 
 

@@ -15,7 +15,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.declaration import Kind, Parent, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 sessions = Table(
     "clerk_sessions",
@@ -30,6 +30,7 @@ sessions = Table(
     Column("abandon_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -20,6 +20,13 @@ def versioned_times() -> list[Column[Any]]:
     ]
 
 
+def instance_column() -> Column[str]:
+    """The Clerk instance (`ins_...`) a row came from, on every replica table: several
+    instances share one replica, and apps join and filter by it. NULL until known (rows from
+    before the column, tombstones of objects never seen)."""
+    return Column("instance_id", Text, index=True)
+
+
 def identifier_table(name: str, value_column: str) -> Table:
     """A user's email addresses or phone numbers."""
     return Table(
@@ -34,6 +41,7 @@ def identifier_table(name: str, value_column: str) -> Table:
         Column("created_at", UTCDateTime),
         Column("updated_at", UTCDateTime),
         Column("raw", JSONValue),
+        instance_column(),
     )
 
 

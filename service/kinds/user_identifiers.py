@@ -16,7 +16,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import Row
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
-from service.kinds.tables import identifier_table
+from service.kinds.tables import identifier_table, instance_column
 
 email_addresses = identifier_table("clerk_email_addresses", "email_address")
 phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")
@@ -36,6 +36,7 @@ enterprise_accounts = Table(
     Column("verification_strategy", Text),
     Column("last_authenticated_at", UTCDateTime),
     Column("raw", JSONValue),
+    instance_column(),
 )
 external_accounts = Table(
     "clerk_external_accounts",
@@ -52,6 +53,7 @@ external_accounts = Table(
     Column("created_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 

@@ -14,7 +14,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata, partial_index
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Owned, Personal
-from service.kinds.tables import epoch_ms, versioned_times
+from service.kinds.tables import epoch_ms, instance_column, versioned_times
 from service.kinds.user_identifiers import (
     Identifiers,
     email_addresses,
@@ -45,6 +45,7 @@ users = Table(
     Column("last_active_at", UTCDateTime),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 # Tombstones still holding personal data: what the sweep erases (none once it has run, so the
 # index stays empty), without scanning the users.

@@ -13,7 +13,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata, partial_index
 from service.kinds.declaration import Kind, Listing, Lookup, Personal
-from service.kinds.tables import versioned_times
+from service.kinds.tables import instance_column, versioned_times
 
 waitlist_entries = Table(
     "clerk_waitlist_entries",
@@ -25,6 +25,7 @@ waitlist_entries = Table(
     Column("invitation_id", Text, index=True),
     *versioned_times(),
     Column("raw", JSONValue),
+    instance_column(),
 )
 
 # Tombstoned entries still holding their address: what the sweep erases (empty once it has run).

@@ -14,6 +14,7 @@ earliest end holds), so a batch may group any events of a kind into one call.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -76,15 +77,20 @@ def _row_of(snapshot: Snapshot) -> Row:
 
 
 async def end(
-    conn: AsyncConnection, kind: Kind, items: Sequence[tuple[str, datetime]], *, erase: bool = True
+    conn: AsyncConnection,
+    kind: Kind,
+    items: Sequence[tuple[str, datetime]],
+    *,
+    erase: bool = True,
+    instance_id: str | None = None,
 ) -> None:
     """End objects by id at the given times, with what depends on them (and, for persons,
-    their personal data with `erase`)."""
+    their personal data with `erase`). A bare tombstone names `instance_id`."""
     dependents = registry.dependents(kind)
     if dependents:
         await lock_parents(conn, (i for i, _ in items))
     if versioned.takes_bare_rows(kind.table):
-        await versioned.tombstone(conn, kind.table, items)
+        await versioned.tombstone(conn, kind.table, items, instance_id)
     else:
         await versioned.end_live(conn, kind.table, "id", items)
     if kind.owns:
@@ -102,4 +108,8 @@ async def end_snapshots(
 ) -> None:
     """A deletion that carries the whole object: store it, then end it at its `deleted_at`."""
     await upsert(conn, kind, snapshots, erase=erase)
-    await end(conn, kind, [(s.id, s.row["deleted_at"]) for s in snapshots], erase=erase)
+    by_instance: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
+    for s in snapshots:
+        by_instance[s.row["instance_id"]].append((s.id, s.row["deleted_at"]))
+    for instance_id, items in sorted(by_instance.items(), key=lambda i: i[0] or ""):
+        await end(conn, kind, items, erase=erase, instance_id=instance_id)

@@ -1,5 +1,6 @@
-"""What the service is doing, at a glance: replica counts, inbox backlog and failures,
-the last reconcile and the queue depth. Ids and counts only: no personal data, no secrets."""
+"""What the service is doing, at a glance: the instances kept, replica counts, inbox backlog and
+failures, the last reconcile and the queue depth. Ids, configured names and counts only: no
+personal data, no secrets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.config import Settings
+from service.config import DEFAULT_INSTANCE, Settings, webhook_path
 from service.db.dialect import dialect_of
 from service.db.errors import describe
 from service.inbox import retention
@@ -19,6 +20,7 @@ from service.kinds import erasure
 from service.kinds.registry import replica_tables
 from service.queue.client import connect, queue_name
 from service.reconcile.checkpoints import last_runs
+from service.reconcile.tables import instances
 
 FAILED_SHOWN = 20
 
@@ -45,8 +47,17 @@ async def inbox_summary(
     async with engine.connect() as conn:
         if timeout_seconds is not None:
             await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
-        grouped = await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
-        by_status: dict[str, int] = {row[0]: int(row[1]) for row in grouped}
+        grouped = await conn.execute(
+            select(inbox.c.instance, inbox.c.status, func.count()).group_by(
+                inbox.c.instance, inbox.c.status
+            )
+        )
+        by_status: dict[str, int] = {}
+        by_instance: dict[str, dict[str, int]] = {}
+        for name, status, count in grouped:
+            by_status[status] = by_status.get(status, 0) + int(count)
+            counts = by_instance.setdefault(name or DEFAULT_INSTANCE, {s.value: 0 for s in Status})
+            counts[status] = counts.get(status, 0) + int(count)
         oldest = (
             await conn.execute(
                 select(func.min(inbox.c.received_at)).where(inbox.c.status == Status.PENDING)
@@ -55,6 +66,7 @@ async def inbox_summary(
         failed = (
             await conn.execute(
                 select(
+                    inbox.c.instance,
                     inbox.c.svix_id,
                     inbox.c.event_type,
                     inbox.c.object_id,
@@ -71,12 +83,14 @@ async def inbox_summary(
         oldest = oldest.replace(tzinfo=UTC)
     return {
         "by_status": {s.value: int(by_status.get(s.value, 0)) for s in Status},
+        "by_instance": by_instance,
         "backlog": int(by_status.get(Status.PENDING.value, 0)),
         "oldest_pending_age_seconds": (
             round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else None
         ),
         "failed": [
             {
+                "instance": f.instance or DEFAULT_INSTANCE,
                 "svix_id": f.svix_id,
                 "event_type": f.event_type,
                 "object_id": f.object_id,
@@ -90,17 +104,19 @@ async def inbox_summary(
 
 
 async def last_reconcile(
-    engine: AsyncEngine, *, timeout_seconds: float | None = None
+    engine: AsyncEngine, *, timeout_seconds: float | None = None, instance: str | None = None
 ) -> dict[str, Any] | None:
+    """The newest reconcile run (of `instance` only, when given)."""
     async with engine.connect() as conn:
         if timeout_seconds is not None:
             await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
-        found = await last_runs(conn, 1)
+        found = await last_runs(conn, 1, instance)
     if not found:
         return None
     run = found[0]
     summary = run["summary"] or {}
     return {
+        "instance": run["instance"] or DEFAULT_INSTANCE,
         "id": run["id"],
         "trigger": run["trigger"],
         "status": run["status"],
@@ -140,8 +156,33 @@ async def erasure_summary(settings: Settings, engine: AsyncEngine) -> dict[str, 
     return {"erase_deleted_users": settings.erase_deleted_users, "deleted_users_to_erase": left}
 
 
+async def instances_summary(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Each configured instance: its endpoint, what reconcile found it is, its last run."""
+    async with engine.connect() as conn:
+        known = {row.name: row for row in await conn.execute(select(instances))}
+    found: list[dict[str, Any]] = []
+    for name in settings.instance_names():
+        row = known.get(name)
+        run = await last_reconcile(engine, instance=name)
+        found.append(
+            {
+                "name": name,
+                "endpoint": webhook_path(name),
+                "instance_id": row.instance_id if row else None,
+                "environment_type": row.environment_type if row else None,
+                "last_reconcile": (
+                    {"id": run["id"], "status": run["status"], "started_at": run["started_at"]}
+                    if run
+                    else None
+                ),
+            }
+        )
+    return found
+
+
 async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
     return {
+        "instances": await instances_summary(settings, engine),
         "replica": await replica_counts(engine),
         "inbox": await inbox_summary(engine),
         "retention": await retention_summary(settings, engine),

@@ -10,6 +10,24 @@ from rich.table import Table
 
 def print_status(report: dict[str, Any]) -> None:
     console = Console()
+    known = report.get("instances") or []
+    by_instance = report["inbox"].get("by_instance", {})
+    if known:
+        shown = Table(title="instances")
+        for column in ("name", "endpoint", "clerk instance", "pending", "failed", "last reconcile"):
+            shown.add_column(column, justify="right" if column in ("pending", "failed") else "left")
+        for each in known:
+            counts = by_instance.get(each["name"], {})
+            run = each["last_reconcile"]
+            shown.add_row(
+                each["name"],
+                each["endpoint"],
+                each["instance_id"] or "not yet identified",
+                str(counts.get("pending", 0)),
+                str(counts.get("failed", 0)),
+                f"run {run['id']} {run['status']}" if run else "never",
+            )
+        console.print(shown)
     replica = Table(title="replica")
     for column in ("table", "live", "tombstoned"):
         replica.add_column(column, justify="left" if column == "table" else "right")
@@ -48,11 +66,16 @@ def print_status(report: dict[str, Any]) -> None:
         )
     if inbox["failed"]:
         failed = Table(title="failed events (newest first)")
-        for column in ("svix_id", "type", "object", "received", "error"):
+        for column in ("instance", "svix_id", "type", "object", "received", "error"):
             failed.add_column(column)
         for f in inbox["failed"]:
             failed.add_row(
-                f["svix_id"], f["event_type"], f["object_id"] or "", f["received_at"], f["error"]
+                f.get("instance", ""),
+                f["svix_id"],
+                f["event_type"],
+                f["object_id"] or "",
+                f["received_at"],
+                f["error"],
             )
         console.print(failed)
 

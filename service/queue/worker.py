@@ -147,17 +147,29 @@ async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
     return {"started": True}
 
 
+def _keyed(settings: Settings) -> list[Settings]:
+    """The instances the nightly job reconciles: those with a secret key."""
+    return [each for each in settings.instances() if each.clerk_secret_key is not None]
+
+
 async def _reconcile_nightly(settings: Settings) -> dict[str, Any]:
+    """Each instance in turn, each on its own: one that fails or is busy skips only itself."""
+    results = {each.instance_name: await _reconcile_one(each) for each in _keyed(settings)}
+    return {"ok": all(r.get("ok") for r in results.values()), "instances": results}
+
+
+async def _reconcile_one(settings: Settings) -> dict[str, Any]:
+    bound = log.bind(instance=settings.instance_name)
     try:
         report = await run_reconcile(settings, ReconcileOptions(trigger="cron"))
     except AlreadyRunning:
-        log.info("reconcile.skipped", reason="another reconcile holds the lock")
+        bound.info("reconcile.skipped", reason="another reconcile holds the lock")
         return {"skipped": True}
     except LeaseLost:
-        log.error("reconcile.stopped", reason="the lock was lost to another process")
+        bound.error("reconcile.stopped", reason="the lock was lost to another process")
         return {"lost_lock": True}
     except Exception as exc:
-        log.error("reconcile.failed", error=describe(exc))
+        bound.error("reconcile.failed", error=describe(exc))
         return {"error": describe(exc)}
     return {"run_id": report.run_id, "ok": report.ok}
 
@@ -202,7 +214,7 @@ def _sweep_cron(settings: Settings) -> CronJob:
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
     jobs = [_sweep_cron(settings)]
-    if settings.clerk_secret_key is not None:
+    if _keyed(settings):
         jobs.append(
             cron(
                 reconcile_job,

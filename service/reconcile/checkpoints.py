@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.config import DEFAULT_INSTANCE
 from service.db.dialect import dialect_of
 from service.reconcile.paging import Position
 from service.reconcile.segments import Segment
@@ -32,19 +33,33 @@ class Progress:
     counts: dict[str, Any]
 
 
-async def open_run(
-    conn: AsyncConnection, *, trigger: str, resources: Sequence[str], restart: bool
-) -> tuple[int, bool]:
-    """Resume the latest unfinished run over the same resources, or start one.
+def _of_instance(instance: str) -> ColumnElement[bool]:
+    """Runs of the instance (runs from before several instances were the default's)."""
+    if instance == DEFAULT_INSTANCE:
+        return or_(runs.c.instance == instance, runs.c.instance.is_(None))
+    return runs.c.instance == instance
 
-    Returns (run id, resumed). Callers hold the reconcile lock, so a run still marked
-    running belongs to a process that died.
+
+async def open_run(
+    conn: AsyncConnection,
+    *,
+    trigger: str,
+    resources: Sequence[str],
+    restart: bool,
+    instance: str = DEFAULT_INSTANCE,
+) -> tuple[int, bool]:
+    """Resume the instance's latest unfinished run over the same resources, or start one.
+
+    Returns (run id, resumed). Callers hold the instance's reconcile lock, so a run of it
+    still marked running belongs to a process that died; other instances' runs are theirs.
     """
     now = datetime.now(UTC)
+    mine = _of_instance(instance)
     if not restart:
         row = (
             await conn.execute(
                 select(runs.c.id, runs.c.resources, runs.c.status, runs.c.started_at)
+                .where(mine)
                 .order_by(runs.c.id.desc())
                 .limit(1)
             )
@@ -61,10 +76,10 @@ async def open_run(
             )
             return int(row.id), True
     # Runs that will never resume keep no seen ids (a crashed run left them behind).
-    await conn.execute(delete(seen))
+    await conn.execute(delete(seen).where(seen.c.run_id.in_(select(runs.c.id).where(mine))))
     await conn.execute(
         update(runs)
-        .where(runs.c.status == RunStatus.RUNNING)
+        .where(runs.c.status == RunStatus.RUNNING, mine)
         .values(
             status=RunStatus.FAILED, error="abandoned: the process died and the run was not resumed"
         )
@@ -73,7 +88,11 @@ async def open_run(
         await conn.execute(
             insert(runs)
             .values(
-                trigger=trigger, status=RunStatus.RUNNING, resources=list(resources), started_at=now
+                trigger=trigger,
+                status=RunStatus.RUNNING,
+                resources=list(resources),
+                started_at=now,
+                instance=instance,
             )
             .returning(runs.c.id)
         )
@@ -216,6 +235,12 @@ async def finish_run(
         await conn.execute(delete(seen).where(seen.c.run_id == run_id))
 
 
-async def last_runs(conn: AsyncConnection, limit: int = 1) -> list[dict[str, Any]]:
-    result = await conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit))
+async def last_runs(
+    conn: AsyncConnection, limit: int = 1, instance: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest runs (of `instance` only, when given)."""
+    stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    if instance is not None:
+        stmt = stmt.where(_of_instance(instance))
+    result = await conn.execute(stmt)
     return [dict(r._mapping) for r in result]

@@ -17,7 +17,7 @@ from tenacity import (
 )
 
 from service import jsoncodec
-from service.config import Settings
+from service.config import Settings, instance_variable
 
 _MAX_RETRY_AFTER_SECONDS = 300.0
 
@@ -105,8 +105,8 @@ def limiter_for(per_10s: int) -> AsyncLimiter:
 
 
 class ClerkAPI:
-    """One client per reconcile run; every request in flight goes out under its one rate
-    limiter."""
+    """One client per reconcile run of one instance (its key, its URL); every request in
+    flight goes out under its one rate limiter (Clerk limits each instance by its key)."""
 
     def __init__(
         self,
@@ -116,6 +116,7 @@ class ClerkAPI:
         backoff_max_seconds: float = 30.0,
     ) -> None:
         self.stats = RequestStats()
+        self._key_variable = instance_variable(settings.instance_name, "SECRET_KEY")
         self._max_attempts = settings.reconcile_max_attempts
         self._backoff = wait_random_exponential(multiplier=0.5, max=backoff_max_seconds)
         self._limiter = limiter_for(settings.clerk_requests_per_10s())
@@ -181,8 +182,8 @@ class ClerkAPI:
             raise _Retryable(_describe(response, content), _retry_after(response))
         if response.status_code in (401, 403):
             raise ClerkAuthError(
-                f"Clerk rejected CLERK_SECRET_KEY ({_describe(response, content)}): check that it "
-                "is the secret key of this instance and has not been revoked"
+                f"Clerk rejected {self._key_variable} ({_describe(response, content)}): check "
+                "that it is the secret key of this instance and has not been revoked"
             )
         if response.status_code >= 400:
             raise ClerkRequestError(_describe(response, content), response.status_code)

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from service.config import DEFAULT_INSTANCE
 from service.logs import get_logger
 from service.reconcile.report import PassReport, ProgressCallback, RunReport
 
@@ -59,6 +60,8 @@ def summary_table(report: RunReport) -> Table:
         if report.dry_run
         else f"reconcile run {report.run_id}"
     )
+    if report.instance != DEFAULT_INSTANCE:
+        title += f" of {report.instance}"
     if report.resumed:
         title += " (resumed)"
     table = Table(title=title)

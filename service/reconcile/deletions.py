@@ -1,5 +1,7 @@
-"""Deletion detection: after a complete listing, tombstone the live rows Clerk no longer lists,
-each confirmed by a lookup, and never more than the safety share without --force."""
+"""Deletion detection: after a complete listing, tombstone the instance's live rows Clerk no
+longer lists, each confirmed by a lookup, and never more than the safety share without --force.
+Only rows of the instance listed are candidates (and counted for the share): another
+instance's rows are never missing from this one's listing."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ async def detect(run: KindPass) -> None:
         await run.statistics.analyze(tuple(dict.fromkeys((table, seen, *grown))))
     async with run.engine.connect() as conn:
         live = (
-            await conn.execute(select(func.count()).where(table.c.deleted_at.is_(None)))
+            await conn.execute(
+                select(func.count()).where(table.c.deleted_at.is_(None), run.owned(table))
+            )
         ).scalar_one()
     missing = 0
     async for chunk in _candidates(run):
@@ -83,7 +87,7 @@ async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetim
     async with run.engine.begin() as conn, run.attributed(conn):
         erase = run.row_options.erase_deleted_users
         if gone:
-            await writes.end(conn, run.kind, gone, erase=erase)
+            await writes.end(conn, run.kind, gone, erase=erase, instance_id=run.instance_id)
         if alive:
             await writes.upsert(conn, run.kind, alive, erase=erase)
 
@@ -101,6 +105,7 @@ async def _candidates(run: KindPass) -> AsyncIterator[list[dict[str, Any]]]:
                 table.c.deleted_at.is_(None),
                 table.c.created_at < run.started_at,
                 table.c.id > after,
+                run.owned(table),
             )
             .order_by(table.c.id)
             .limit(CHUNK)

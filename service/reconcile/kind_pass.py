@@ -1,6 +1,7 @@
-"""One kind's pass: list everything, in segments walked side by side (each checkpointed page by
-page), write what changed through the kind's writes, then, once every segment has finished,
-hand over to deletion detection. In a dry run nothing is written: seen ids stay in memory."""
+"""One kind's pass over one instance: list everything, in segments walked side by side (each
+checkpointed page by page), write what changed through the kind's writes (rows named with the
+instance), then, once every segment has finished, hand over to deletion detection, which
+considers only the instance's rows. In a dry run nothing is written: seen ids stay in memory."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, Table, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
@@ -25,6 +27,7 @@ from service.logs import get_logger
 from service.reconcile import checkpoints, deletions, segments, walk
 from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
+from service.reconcile.instance import Identity
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.paging import total
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
@@ -57,10 +60,15 @@ class KindPass:
         run_id: int | None,
         kind: Kind,
         report: PassReport,
+        identity: Identity,
     ) -> None:
         assert kind.listing is not None, f"{kind.name} has no instance-wide list"
         self.engine, self.api, self.settings, self.options = engine, api, settings, options
         self.run_id, self.kind, self.report = run_id, kind, report
+        self.instance_id = identity.instance_id
+        # Rows naming no instance (stored before the column) are this one's only when the
+        # install keeps no other.
+        self.owns_unnamed = len(settings.instance_names()) == 1
         self.listing: Listing = kind.listing
         self.started_at = datetime.now(UTC)
         # Objects the listing returns without a time of their own are as new as this pass.
@@ -114,13 +122,22 @@ class KindPass:
             conn, enabled=self.row_options.change_feed, run_id=f"reconcile:{self.run_id}"
         )
 
+    def owned(self, table: Table) -> ColumnElement[bool]:
+        """Rows of `table` that are this instance's to reconcile."""
+        column = table.c.instance_id
+        if self.owns_unnamed:
+            return or_(column == self.instance_id, column.is_(None))
+        return column == self.instance_id
+
     def build(self, item: dict[str, Any]) -> Snapshot | None:
-        """The object's rows, or None (logged by id) when it cannot be stored."""
+        """The object's rows, of this instance, or None (logged by id) when it cannot be
+        stored."""
         try:
-            return self.kind.build(item, self.row_options)
+            return self.kind.build(item, self.row_options).stamp(self.instance_id)
         except PayloadError as exc:
             log.warning(
                 "reconcile.invalid_object",
+                instance=self.settings.instance_name,
                 resource=self.kind.name,
                 id=item.get("id"),
                 error=str(exc),
@@ -187,7 +204,7 @@ class KindPass:
         if self.dry:
             self.seen_in_memory.update(page.ids)
             async with self.engine.connect() as conn:
-                _, _, counts = await classify(conn, self.kind.table, page.built)
+                _, _, counts = await classify(conn, self.kind.table, page.built, self.instance_id)
             self._count(page, counts)
             return
         assert self.run_id is not None
@@ -208,14 +225,19 @@ class KindPass:
         except Exception as exc:
             if is_transient(exc) or isinstance(exc, _EarlierPageFailed):
                 raise
-            log.warning("reconcile.page_refused", resource=self.kind.name, error=describe(exc))
+            log.warning(
+                "reconcile.page_refused",
+                instance=self.settings.instance_name,
+                resource=self.kind.name,
+                error=describe(exc),
+            )
             counts = await self._apply_one_by_one(page, after)
         await self.statistics.grew(counts["created"])
 
     async def _write(self, conn: AsyncConnection, built: Sequence[Snapshot]) -> dict[str, int]:
         if not built:
             return {"created": 0, "updated": 0, "unchanged": 0}
-        created, updated, counts = await classify(conn, self.kind.table, built)
+        created, updated, counts = await classify(conn, self.kind.table, built, self.instance_id)
         if created and not (
             self.kind.copies_new
             and await copy_new(conn, self.kind.table, [o.table for o in self.kind.owns], created)
@@ -245,6 +267,7 @@ class KindPass:
                 page.invalid += 1
                 log.warning(
                     "reconcile.invalid_object",
+                    instance=self.settings.instance_name,
                     resource=self.kind.name,
                     id=snap.id,
                     error=describe(exc),

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from service.config import DEFAULT_INSTANCE
+
 # The counts a resumed pass restores from its checkpoint.
 RESTORED_COUNTS = (
     "listed",
@@ -49,6 +51,7 @@ class RunReport:
     dry_run: bool
     resumed: bool = False
     passes: list[PassReport] = field(default_factory=list)
+    instance: str = DEFAULT_INSTANCE  # the configured name of the instance listed
 
     @property
     def ok(self) -> bool:

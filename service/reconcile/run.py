@@ -1,5 +1,7 @@
-"""One reconcile run: for each requested kind, parents first, a pass (service/reconcile/
-kind_pass.py), under the lease lock, recorded in the runs table and resumable."""
+"""One reconcile run of one instance: identify it (GET /instance), then for each requested kind,
+parents first, a pass (service/reconcile/kind_pass.py), under the instance's lease lock,
+recorded in the runs table and resumable. Instances run independently: each has its own key,
+rate limit, lock and runs."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clerk.payloads import PayloadError
-from service.config import Settings
+from service.config import DEFAULT_INSTANCE, Settings
 from service.kinds.registry import BY_NAME
 from service.logs import get_logger
 from service.metrics import RECONCILE_OBJECTS
-from service.reconcile import checkpoints
+from service.reconcile import checkpoints, instance
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError, ClerkError
 from service.reconcile.kind_pass import KindPass
 from service.reconcile.lock import LeaseLock
@@ -26,6 +28,11 @@ log = get_logger(__name__)
 LOCK_NAME = "reconcile"
 
 
+def lock_name(instance: str) -> str:
+    """The lease lock of an instance's runs (the default instance keeps the plain name)."""
+    return LOCK_NAME if instance == DEFAULT_INSTANCE else f"{LOCK_NAME}:{instance}"
+
+
 async def reconcile(
     engine: AsyncEngine,
     api: ClerkAPI,
@@ -33,23 +40,32 @@ async def reconcile(
     options: ReconcileOptions,
     on_progress: ProgressCallback = no_progress,
 ) -> RunReport:
-    """Run (or resume) a reconcile. Raises AlreadyRunning, or ClerkAuthError for a bad key."""
+    """Run (or resume) a reconcile of the instance `settings` speak for. Raises
+    AlreadyRunning, or ClerkAuthError for a bad key."""
     names = [n for n in listed_kinds() if n in options.resources]
+    name = settings.instance_name
+    bound = log.bind(instance=name)
+    identity = await instance.identify(api, name)
     if options.dry_run:
-        report = RunReport(run_id=None, dry_run=True)
-        await _passes(engine, api, settings, options, report, names, on_progress)
+        report = RunReport(run_id=None, dry_run=True, instance=name)
+        await _passes(engine, api, settings, options, report, names, on_progress, identity)
         return report
 
-    lock = LeaseLock(engine, LOCK_NAME, settings.reconcile_lock_ttl_seconds)
+    lock = LeaseLock(engine, lock_name(name), settings.reconcile_lock_ttl_seconds)
     async with lock.held():
         async with engine.begin() as conn:
+            await instance.record(conn, identity)
             run_id, resumed = await checkpoints.open_run(
-                conn, trigger=options.trigger, resources=names, restart=options.restart
+                conn,
+                trigger=options.trigger,
+                resources=names,
+                restart=options.restart,
+                instance=name,
             )
-        report = RunReport(run_id=run_id, dry_run=False, resumed=resumed)
+        report = RunReport(run_id=run_id, dry_run=False, resumed=resumed, instance=name)
         error: str | None = None
         try:
-            await _passes(engine, api, settings, options, report, names, on_progress)
+            await _passes(engine, api, settings, options, report, names, on_progress, identity)
         except ClerkAuthError as exc:
             error = str(exc)
             raise
@@ -64,7 +80,7 @@ async def reconcile(
                     summary=report.summary(),
                     error=error,
                 )
-            log.info("reconcile.finished", run_id=run_id, ok=report.ok, summary=report.summary())
+            bound.info("reconcile.finished", run_id=run_id, ok=report.ok, summary=report.summary())
     return report
 
 
@@ -76,11 +92,14 @@ async def _passes(
     report: RunReport,
     names: Sequence[str],
     on_progress: ProgressCallback,
+    identity: instance.Identity,
 ) -> None:
     for name in names:
         pass_report = PassReport(resource=name)
         report.passes.append(pass_report)
-        runner = KindPass(engine, api, settings, options, report.run_id, BY_NAME[name], pass_report)
+        runner = KindPass(
+            engine, api, settings, options, report.run_id, BY_NAME[name], pass_report, identity
+        )
         started, before = time.monotonic(), (api.stats.requests, api.stats.throttled)
         api.stats.peak_in_flight = api.stats.in_flight
         try:
@@ -90,12 +109,17 @@ async def _passes(
             raise
         except (ClerkError, PayloadError) as exc:
             pass_report.status, pass_report.error = "failed", str(exc)
-            log.error("reconcile.pass_failed", resource=name, error=str(exc))
+            log.error(
+                "reconcile.pass_failed",
+                instance=settings.instance_name,
+                resource=name,
+                error=str(exc),
+            )
         finally:
             if not options.dry_run:  # only what this process wrote, not what a resume restored
                 for change in ("created", "updated", "tombstoned"):
                     done = getattr(pass_report, change) - runner.restored.get(change, 0)
-                    RECONCILE_OBJECTS.labels(name, change).inc(max(0, done))
+                    RECONCILE_OBJECTS.labels(settings.instance_name, name, change).inc(max(0, done))
             pass_report.requests += api.stats.requests - before[0]
             pass_report.throttled += api.stats.throttled - before[1]
             pass_report.in_flight = max(pass_report.in_flight, api.stats.peak_in_flight)

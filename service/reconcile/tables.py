@@ -1,6 +1,6 @@
 """Bookkeeping for reconcile: runs (what happened), progress (where to resume), each pass's
 segments (the parts of a list walked side by side, each resumable), seen ids (for deletion
-detection without holding them in memory), and lease locks."""
+detection without holding them in memory), the instances listed, and lease locks."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ runs = Table(
     Column("finished_at", UTCDateTime),
     Column("summary", JSONValue),
     Column("error", Text),
+    Column("instance", String(64)),  # the configured instance listed (NULL: the default)
 )
 
 progress = Table(
@@ -64,6 +65,16 @@ segments = Table(
     Column("offset", Integer, nullable=False, default=0),
     Column("cursor", Text),
     Column("done", Boolean, nullable=False, default=False),
+)
+
+# What each configured instance is in Clerk (GET /instance), as its last reconcile found it.
+instances = Table(
+    "clerk_replica_instances",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("instance_id", Text, nullable=False),
+    Column("environment_type", Text),
+    Column("identified_at", UTCDateTime, nullable=False),
 )
 
 seen = Table(

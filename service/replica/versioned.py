@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, and_, case, or_, select, update
+from sqlalchemy import Table, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk.rows import Row
@@ -104,6 +104,8 @@ def _versioned_upsert(dialect: Dialect, table: Table) -> Any:
         or_(old.deleted_at.is_(None), lifts, new.updated_at <= old.deleted_at),
     )
     columns: dict[str, Any] = {c.name: new[c.name] for c in table.columns if c.name != "id"}
+    # A write that does not know the instance (a test, an app's own) does not forget it.
+    columns["instance_id"] = func.coalesce(new.instance_id, old.instance_id)
     columns["deleted_at"] = case(
         (old.deleted_at.is_(None), new.deleted_at),
         (lifts, new.deleted_at),
@@ -116,15 +118,21 @@ def _versioned_upsert(dialect: Dialect, table: Table) -> Any:
 
 
 async def tombstone(
-    conn: AsyncConnection, table: Table, items: Sequence[tuple[str, datetime]]
+    conn: AsyncConnection,
+    table: Table,
+    items: Sequence[tuple[str, datetime]],
+    instance_id: str | None = None,
 ) -> None:
-    """Mark ids deleted at the given times, keeping a bare tombstone row for unknown ids.
+    """Mark ids deleted at the given times, keeping a bare tombstone row (of `instance_id`)
+    for unknown ids.
 
     Only for tables whose columns other than id are nullable (see `takes_bare_rows`).
     """
     stmt = _tombstone_upsert(dialect_of(conn), table)
     for chunk in chunks(earliest_per_id(items)):
-        await conn.execute(stmt, [{"id": i, "deleted_at": at} for i, at in chunk])
+        await conn.execute(
+            stmt, [{"id": i, "deleted_at": at, "instance_id": instance_id} for i, at in chunk]
+        )
 
 
 def takes_bare_rows(table: Table) -> bool:
@@ -139,7 +147,10 @@ def _tombstone_upsert(dialect: Dialect, table: Table) -> Any:
     # it that dialect falls back to one statement per row.
     return stmt.on_conflict_do_update(
         index_elements=[table.c.id],
-        set_={"deleted_at": stmt.excluded.deleted_at},
+        set_={
+            "deleted_at": stmt.excluded.deleted_at,
+            "instance_id": func.coalesce(table.c.instance_id, stmt.excluded.instance_id),
+        },
         where=or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
     ).returning(table.c.id)
 

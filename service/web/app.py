@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, instance_variable, webhook_path
 from service.db.engine import create_engine
 from service.inbox.writer import InboxWriter
 from service.ingest.body import BodyReader
@@ -24,11 +24,20 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """The web app: webhooks, probes, and /metrics unless METRICS_PORT moves it elsewhere."""
+    """The web app: one webhook endpoint per instance, probes, and /metrics unless
+    METRICS_PORT moves it elsewhere."""
     settings = settings or get_settings()
-    # Fail at construction, not at the first delivery, when the secret is missing or bad.
-    verifier = SignatureVerifier(settings.signing_secrets())
-    webhook = WebhookEndpoint()
+    # Fail at construction, not at the first delivery, when a secret is missing or bad.
+    webhooks = [
+        WebhookEndpoint(
+            each.instance_name,
+            SignatureVerifier(
+                each.signing_secrets(),
+                instance_variable(each.instance_name, "WEBHOOK_SIGNING_SECRET"),
+            ),
+        )
+        for each in settings.instances()
+    ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -40,21 +49,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_waiting=settings.ingest_max_waiting,
         )
         bodies = BodyReader(settings.webhook_max_body_bytes, settings.webhook_read_timeout_seconds)
-        webhook.ingest = IngestState(
+        shared = IngestState(
             engine=engine,
             inbox=inbox,
-            verifier=verifier,
             enqueuer=enqueuer,
             bodies=bodies,
             store_private_metadata=settings.store_private_metadata,
         )
+        for webhook in webhooks:
+            webhook.ingest = shared
         app.state.web = WebState(
             engine=engine,
             inbox=inbox,
             enqueuer=enqueuer,
             timeout_seconds=settings.db_connect_timeout_seconds,
             gauges=DatabaseGauges(
-                engine, settings.metrics_cache_seconds, settings.db_connect_timeout_seconds
+                engine,
+                settings.metrics_cache_seconds,
+                settings.db_connect_timeout_seconds,
+                settings.instance_names(),
             ),
             metrics_token=(
                 settings.metrics_token.get_secret_value().encode()
@@ -62,13 +75,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 else None
             ),
         )
-        if settings.clerk_webhook_signing_secret_previous is not None:
-            # A rotation should end: an old secret that stays accepted stays a way in.
-            log.warning(
-                "config.previous_signing_secret_set",
-                variable="CLERK_WEBHOOK_SIGNING_SECRET_PREVIOUS",
-                hint="unset it once Clerk signs with the new secret only",
-            )
+        for each in settings.instances():
+            if each.clerk_webhook_signing_secret_previous is not None:
+                # A rotation should end: an old secret that stays accepted stays a way in.
+                log.warning(
+                    "config.previous_signing_secret_set",
+                    instance=each.instance_name,
+                    variable=instance_variable(
+                        each.instance_name, "WEBHOOK_SIGNING_SECRET_PREVIOUS"
+                    ),
+                    hint="unset it once Clerk signs with the new secret only",
+                )
         try:
             yield
         finally:
@@ -78,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     routes = [
-        Route("/webhooks/clerk", webhook, methods=["POST"]),
+        *(Route(webhook_path(w.instance), w, methods=["POST"]) for w in webhooks),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -11,7 +11,7 @@ import hmac
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,6 +22,7 @@ from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.config import DEFAULT_INSTANCE
 from service.db.errors import describe
 from service.logs import get_logger
 from service.operate import status
@@ -40,37 +41,49 @@ class _Static(Collector):
         return self._families
 
 
-async def _database_families(engine: AsyncEngine, statement_seconds: float) -> list[Metric]:
+async def _database_families(
+    engine: AsyncEngine, statement_seconds: float, instances: Sequence[str]
+) -> list[Metric]:
     summary = await status.inbox_summary(engine, timeout_seconds=statement_seconds)
     inbox = GaugeMetricFamily(
         "clerk_replica_inbox_events", "Inbox events by status.", labels=["status"]
     )
     for name, count in summary["by_status"].items():
         inbox.add_metric([name], count)
+    per_instance = GaugeMetricFamily(
+        "clerk_replica_inbox_instance_events",
+        "Inbox events by the instance whose endpoint took them, and status.",
+        labels=["instance", "status"],
+    )
+    for instance in instances:
+        counts = summary["by_instance"].get(instance, {})
+        for name in summary["by_status"]:
+            per_instance.add_metric([instance, name], counts.get(name, 0))
     oldest = GaugeMetricFamily(
         "clerk_replica_inbox_oldest_pending_age_seconds",
         "Age of the oldest event not yet applied (0 when none).",
         value=summary["oldest_pending_age_seconds"] or 0,
     )
-    families: list[Metric] = [inbox, oldest]
-    run = await status.last_reconcile(engine, timeout_seconds=statement_seconds)
-    if run is not None:
-        families.append(
-            GaugeMetricFamily(
-                "clerk_replica_reconcile_last_run_ok",
-                "1 if the last reconcile completed every type, else 0.",
-                value=1 if run["status"] == "completed" else 0,
-            )
+    ok = GaugeMetricFamily(
+        "clerk_replica_reconcile_last_run_ok",
+        "1 if the instance's last reconcile completed every type, else 0.",
+        labels=["instance"],
+    )
+    changed = GaugeMetricFamily(
+        "clerk_replica_reconcile_last_run_objects",
+        "Objects the instance's last reconcile changed, by change.",
+        labels=["instance", "change"],
+    )
+    for instance in instances:
+        run = await status.last_reconcile(
+            engine, timeout_seconds=statement_seconds, instance=instance
         )
-        changed = GaugeMetricFamily(
-            "clerk_replica_reconcile_last_run_objects",
-            "Objects the last reconcile changed, by change.",
-            labels=["change"],
-        )
+        if run is None:
+            continue
+        ok.add_metric([instance], 1 if run["status"] == "completed" else 0)
         for change in ("created", "updated", "tombstoned"):
-            changed.add_metric([change], run["totals"][change])
-        families.append(changed)
-    return families
+            changed.add_metric([instance, change], run["totals"][change])
+    return [inbox, per_instance, oldest, ok, changed]
 
 
 class DatabaseGauges:
@@ -80,8 +93,15 @@ class DatabaseGauges:
     or pool connections. While the database does not answer, the last gauges read are served.
     """
 
-    def __init__(self, engine: AsyncEngine, ttl_seconds: float, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        ttl_seconds: float,
+        timeout_seconds: float,
+        instances: Sequence[str] = (DEFAULT_INSTANCE,),
+    ) -> None:
         self.engine, self.ttl, self.timeout = engine, ttl_seconds, timeout_seconds
+        self.instances = tuple(instances)
         self._read_at = -math.inf
         self._families: list[Metric] = []
         self._lock = asyncio.Lock()
@@ -94,7 +114,9 @@ class DatabaseGauges:
                 return self._families
             try:
                 async with asyncio.timeout(self.timeout):
-                    self._families = await _database_families(self.engine, self.timeout)
+                    self._families = await _database_families(
+                        self.engine, self.timeout, self.instances
+                    )
             except Exception as exc:
                 log.warning("metrics.database_unavailable", error=describe(exc))
             self._read_at = time.monotonic()  # a failed read waits its period too

@@ -165,3 +165,21 @@ async def test_without_a_limit_transient_failures_keep_backing_off(engine: Async
             await conn.execute(text("ALTER TABLE moved_away RENAME TO clerk_organization_domains"))
     assert (await inbox_row(engine, domain))["attempts"] == 5
     assert await apply_one(engine, domain, RowOptions()) is Status.APPLIED
+
+
+async def test_each_event_names_its_own_instance_in_a_mixed_batch(engine: AsyncEngine) -> None:
+    def of(instance: str, event_type: str, data: dict[str, object]) -> dict[str, object]:
+        return {**cp.envelope(event_type, data), "instance_id": instance}
+
+    emails = {k: [cp.email(f"idn_{k}", f"{k}@example.org")] for k in ("a", "b")}
+    await store_event(engine, of("ins_a", "user.created", cp.user("user_a", emails=emails["a"])))
+    await store_event(engine, of("ins_b", "user.created", cp.user("user_b", emails=emails["b"])))
+    await store_event(engine, of("ins_b", "user.deleted", cp.deleted("user", "user_never_seen")))
+    await store_event(engine, of("ins_a", "organization.created", cp.organization("org_a")))
+    result = await apply_batch(engine, RowOptions(), limit=10)
+    assert result.outcomes[Status.APPLIED] == 4
+    users = {u["id"]: u["instance_id"] for u in await rows(engine, t.users)}
+    assert users == {"user_a": "ins_a", "user_b": "ins_b", "user_never_seen": "ins_b"}
+    (email,) = await rows(engine, t.email_addresses, user_id="user_a")
+    assert email["instance_id"] == "ins_a"  # owned rows too
+    assert (await one(engine, t.organizations, "org_a"))["instance_id"] == "ins_a"

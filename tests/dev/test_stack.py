@@ -98,7 +98,10 @@ def test_dev_runs_everything_and_stops_cleanly(
     assert secret_file.read_text().startswith("whsec_")
     assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    assert 'clerk_replica_deliveries_total{outcome="accepted",reason=""} 4.0' in metrics
+    assert (
+        'clerk_replica_deliveries_total{instance="default",outcome="accepted",reason=""} 4.0'
+        in metrics
+    )
     assert 'clerk_replica_inbox_events{status="applied"} 4.0' in metrics
 
     proc.send_signal(signal.SIGINT)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
@@ -19,7 +20,14 @@ from service.web.app import create_app
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import inbox_count, inbox_row
 from tests.support.settings import make_settings
-from tests.support.signing import OTHER_SECRET, PREVIOUS_SECRET, minutes_ago, signed, signed_headers
+from tests.support.signing import (
+    OTHER_SECRET,
+    PREVIOUS_SECRET,
+    SECRET,
+    minutes_ago,
+    signed,
+    signed_headers,
+)
 
 URL = "/webhooks/clerk"
 Client = Callable[[Settings], Awaitable[httpx.AsyncClient]]
@@ -295,3 +303,65 @@ async def test_a_stalled_database_answers_503_in_bounded_time(
     # Svix's retry of the same delivery is then stored, once.
     again = await client.post("/webhooks/clerk", content=body, headers=headers)
     assert again.status_code == 200
+
+
+def two_instances(settings: Settings, **overrides: Any) -> Settings:
+    """`settings` keeping two named instances, prod and staging, each with its own secret
+    (the single-instance secrets left unset)."""
+    return settings.model_copy(
+        update={
+            "clerk_instances": "prod,staging",
+            "clerk_webhook_signing_secret": None,
+            "clerk_webhook_signing_secret_previous": None,
+            "instance_environ": {
+                "CLERK_PROD_WEBHOOK_SIGNING_SECRET": SecretStr(PREVIOUS_SECRET),
+                "CLERK_STAGING_WEBHOOK_SIGNING_SECRET": SecretStr(OTHER_SECRET),
+            },
+            **overrides,
+        }
+    )
+
+
+async def test_each_named_instance_has_its_endpoint_and_only_its_secret(
+    client_for: Client, settings: Settings, engine: AsyncEngine
+) -> None:
+    client = await client_for(two_instances(settings))
+    body, headers = signed(
+        cp.envelope("user.created", cp.user("user_prod")), secret=PREVIOUS_SECRET
+    )
+    answer = await client.post(f"{URL}/prod", content=body, headers=headers)
+    assert answer.status_code == 200
+    assert (await inbox_row(engine, headers["svix-id"]))["instance"] == "prod"
+
+    # Staging's delivery at prod's endpoint: refused, nothing of it stored.
+    body, headers = signed(cp.envelope("user.created", cp.user("user_stg")), secret=OTHER_SECRET)
+    refused = await client.post(f"{URL}/prod", content=body, headers=headers)
+    assert (refused.status_code, refused.json()["error"]) == (401, "bad_signature")
+    assert await inbox_count(engine) == 1
+    answer = await client.post(f"{URL}/staging", content=body, headers=headers)
+    assert answer.status_code == 200
+    assert (await inbox_row(engine, headers["svix-id"]))["instance"] == "staging"
+
+    # No single-instance secret: the plain endpoint and unknown names are not served.
+    for path in (URL, f"{URL}/qa"):
+        assert (await client.post(path, content=body, headers=headers)).status_code == 404
+    assert await inbox_count(engine) == 2
+
+
+async def test_the_plain_endpoint_stays_beside_named_ones(
+    client_for: Client, settings: Settings, engine: AsyncEngine
+) -> None:
+    kept = two_instances(settings, clerk_webhook_signing_secret=SecretStr(SECRET))
+    client = await client_for(kept)
+    body, headers = signed(cp.envelope("user.created", cp.user()))
+    assert (await client.post(URL, content=body, headers=headers)).status_code == 200
+    assert (await inbox_row(engine, headers["svix-id"]))["instance"] == "default"
+    # The default instance's secret opens no named endpoint.
+    body, headers = signed(cp.envelope("user.created", cp.user("user_2")))
+    assert (await client.post(f"{URL}/prod", content=body, headers=headers)).status_code == 401
+
+
+def test_a_named_instance_without_its_secret_stops_the_app(settings: Settings) -> None:
+    missing = two_instances(settings, instance_environ={})
+    with pytest.raises(ConfigError, match="CLERK_PROD_WEBHOOK_SIGNING_SECRET"):
+        create_app(missing)

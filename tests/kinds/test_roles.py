@@ -34,7 +34,14 @@ def test_build_fills_the_row_and_one_grant_per_permission() -> None:
 def test_absent_optional_fields_are_null() -> None:
     snap = build({"id": R, "created_at": 1, "updated_at": 2}, RowOptions())
     nulls = {k for k, v in snap.row.items() if v is None}
-    assert nulls == {"key", "name", "description", "is_creator_eligible", "deleted_at"}
+    assert nulls == {
+        "key",
+        "name",
+        "description",
+        "is_creator_eligible",
+        "deleted_at",
+        "instance_id",
+    }
     assert snap.children[t.role_permissions] == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from unittest.mock import ANY
 
 from sqlalchemy import insert, null
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,10 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings
+from service.inbox import store
 from service.inbox.table import Status
 from service.kinds.registry import replica_tables
-from service.operate.status import erasure_summary, inbox_summary, last_reconcile, replica_counts
+from service.operate.status import (
+    erasure_summary,
+    inbox_summary,
+    instances_summary,
+    last_reconcile,
+    replica_counts,
+)
 from service.reconcile.checkpoints import finish_run, open_run
+from service.reconcile.instance import Identity, record
 from service.reconcile.tables import RunStatus
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
@@ -111,3 +120,36 @@ async def test_erasure_summary_counts_deleted_users_still_holding_data(
         )
     summary = await erasure_summary(settings, engine)
     assert summary == {"erase_deleted_users": True, "deleted_users_to_erase": 1}
+
+
+async def test_each_instance_shows_its_endpoint_identity_inbox_and_last_run(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    kept = settings.model_copy(
+        update={"clerk_instances": "prod,staging", "clerk_webhook_signing_secret": None}
+    )
+    async with engine.begin() as conn:
+        await record(conn, Identity("prod", "ins_prod", "production"))
+        run_id, _ = await open_run(
+            conn, trigger="cli", resources=["users"], restart=True, instance="prod"
+        )
+        await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary={}, error=None)
+        await store.record(conn, _delivery("msg_p", "prod"), datetime.now(UTC))
+        await store.record(conn, _delivery("msg_s", "staging"), datetime.now(UTC))
+    prod, staging = await instances_summary(kept, engine)
+    assert prod == {
+        "name": "prod",
+        "endpoint": "/webhooks/clerk/prod",
+        "instance_id": "ins_prod",
+        "environment_type": "production",
+        "last_reconcile": {"id": run_id, "status": "completed", "started_at": ANY},
+    }
+    assert (staging["instance_id"], staging["last_reconcile"]) == (None, None)
+    assert await last_reconcile(engine, instance="staging") is None
+    summary = await inbox_summary(engine)
+    assert summary["by_instance"]["prod"]["pending"] == 1
+    assert summary["by_instance"]["staging"]["pending"] == 1
+
+
+def _delivery(svix_id: str, instance: str) -> store.Delivery:
+    return store.Delivery(svix_id, "user.created", "{}", 1, "user_1", Status.PENDING, instance)

@@ -207,7 +207,7 @@ async def test_dry_runs_and_resumes_do_not_inflate_the_metrics(
 ) -> None:
     from service.metrics import RECONCILE_OBJECTS
 
-    counter = RECONCILE_OBJECTS.labels("users", "created")
+    counter = RECONCILE_OBJECTS.labels("default", "users", "created")
     start = counter._value.get()
     await run(engine, api, rsettings, resources=("users",), dry_run=True)
     assert counter._value.get() == start

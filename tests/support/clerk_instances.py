@@ -126,27 +126,32 @@ def synthetic_instance(
     )
 
 
-def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) -> None:
+def populate(
+    fake: FakeClerk, *, users: int, orgs: int, members_per_org: int, tag: str = ""
+) -> None:
     """A small instance: users, organizations, memberships, one invitation and domain per org,
-    three permissions, two roles granting them, three waitlist entries."""
+    three permissions, two roles granting them, three waitlist entries. `tag` goes into every
+    id (two instances' objects never share one, as in Clerk)."""
     fake.users = [
         cp.user(
-            f"user_{i:05d}",
+            f"user_{tag}{i:05d}",
             created_at=cp.T0 + i,
             updated_at=cp.T0 + i,
-            emails=[cp.email(f"idn_{i:05d}", f"u{i}@example.org")],
+            emails=[cp.email(f"idn_{tag}{i:05d}", f"u{i}@example.org")],
         )
         for i in range(users)
     ]
     fake.organizations = [
-        cp.organization(f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j, slug=f"org-{j}")
+        cp.organization(
+            f"org_{tag}{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j, slug=f"org-{j}"
+        )
         for j in range(orgs)
     ]
     fake.memberships = [
         cp.membership(
-            f"orgmem_{j:04d}_{k:03d}",
-            org_id=f"org_{j:04d}",
-            user_id=f"user_{(j * members_per_org + k) % users:05d}",
+            f"orgmem_{tag}{j:04d}_{k:03d}",
+            org_id=f"org_{tag}{j:04d}",
+            user_id=f"user_{tag}{(j * members_per_org + k) % users:05d}",
             created_at=cp.T0 + j * members_per_org + k,
             updated_at=cp.T0 + j * members_per_org + k,
         )
@@ -155,32 +160,42 @@ def populate(fake: FakeClerk, *, users: int, orgs: int, members_per_org: int) ->
     ]
     fake.invitations = [
         cp.invitation(
-            f"orginv_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
+            f"orginv_{tag}{j:04d}",
+            org_id=f"org_{tag}{j:04d}",
+            created_at=cp.T0 + j,
+            updated_at=cp.T0 + j,
         )
         for j in range(orgs)
     ]
     fake.domains = [
         cp.domain(
-            f"orgdmn_{j:04d}", org_id=f"org_{j:04d}", created_at=cp.T0 + j, updated_at=cp.T0 + j
+            f"orgdmn_{tag}{j:04d}",
+            org_id=f"org_{tag}{j:04d}",
+            created_at=cp.T0 + j,
+            updated_at=cp.T0 + j,
         )
         for j in range(orgs)
     ]
     fake.permissions = [
-        cp.permission(f"perm_{k:03d}", key=f"org:thing{k}:manage", created_at=cp.T0 + k)
+        cp.permission(f"perm_{tag}{k:03d}", key=f"org:thing{k}:manage", created_at=cp.T0 + k)
         for k in range(3)
     ]
     fake.roles = [
         cp.role(
-            f"role_{k:03d}",
+            f"role_{tag}{k:03d}",
             key=f"org:role{k}",
             permissions=fake.permissions[: k + 1],
             created_at=cp.T0 + k,
         )
         for k in range(2)
     ]
-    fake.billing_plans = [cp.billing_plan("cplan_pro", slug="pro")]
-    fake.billing_subscription_items = [cp.listed_subscription_item("csub_item_1", plan_slug="pro")]
+    fake.billing_plans = [cp.billing_plan(f"cplan_{tag}pro", slug="pro")]
+    fake.billing_subscription_items = [
+        cp.listed_subscription_item(f"csub_item_{tag}1", plan_slug="pro")
+    ]
     fake.waitlist_entries = [
-        cp.waitlist_entry(f"wle_{k:03d}", email_address=f"w{k}@example.org", created_at=cp.T0 + k)
+        cp.waitlist_entry(
+            f"wle_{tag}{k:03d}", email_address=f"w{k}@example.org", created_at=cp.T0 + k
+        )
         for k in range(3)
     ]

@@ -288,6 +288,10 @@ def domain(
     }
 
 
+# The instance the test events come from, and the fake Backend API's key belongs to.
+INSTANCE_ID = "ins_123"
+
+
 def deleted(obj: str, id: str, **extra: Any) -> dict[str, Any]:
     return {"object": obj, "id": id, "deleted": True, **extra}
 
@@ -297,7 +301,7 @@ def envelope(event_type: str, data: dict[str, Any], timestamp: int | None = T0) 
         "type": event_type,
         "object": "event",
         "data": data,
-        "instance_id": "ins_123",
+        "instance_id": INSTANCE_ID,
         "event_attributes": {"http_request": {"client_ip": "192.0.2.1", "user_agent": "x"}},
     }
     if timestamp is not None:
@@ -527,7 +531,7 @@ def listed_subscription_item(
     return {
         "object": "commerce_subscription_item",
         "id": id,
-        "instance_id": "ins_123",
+        "instance_id": INSTANCE_ID,
         "status": status,
         "plan_id": f"cplan_{plan_slug}",
         "plan": billing_plan(f"cplan_{plan_slug}", slug=plan_slug),
@@ -558,7 +562,7 @@ def payment_attempt(
     versions name the statement."""
     data: dict[str, Any] = {
         "id": id,
-        "instance_id": "ins_123",
+        "instance_id": INSTANCE_ID,
         "payment_id": "cpa_1",
         "invoice_id": "",
         "statement_id": "",

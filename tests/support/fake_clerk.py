@@ -34,6 +34,7 @@ from starlette.routing import Route
 from service.dev.ports import free_port
 from tests.support import clerk_paging, clerk_spec
 from tests.support.clerk_instances import Synthetic
+from tests.support.clerk_payloads import INSTANCE_ID
 
 KEY = "sk_test_fake_replica_key"
 
@@ -67,6 +68,9 @@ def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
 @dataclass
 class FakeClerk:
     key: str = KEY
+    # What GET /instance says the key belongs to.
+    instance_id: str = INSTANCE_ID
+    environment_type: str = "development"
     rate_limit_per_10s: int | None = None
     # Each answer waits latency ± jitter seconds, as a real round trip to Clerk does (the
     # server keeps answering others meanwhile).
@@ -101,6 +105,7 @@ class FakeClerk:
 
     def app(self) -> Starlette:
         routes = [
+            Route("/v1/instance", self._instance),
             Route("/v1/users", self._list("users", bare=True)),
             Route("/v1/users/count", self._users_count),
             Route("/v1/users/{id}", self._get("users")),
@@ -146,8 +151,12 @@ class FakeClerk:
                     )
                 self._window.append(now)
             fault = None
+            # Scripted faults are for the lists and lookups; GET /instance (which every run
+            # asks first) takes only those that name it.
+            anywhere = request.url.path != "/v1/instance"
             if self.faults and (
-                self.faults[0].path is None or self.faults[0].path in request.url.path
+                (self.faults[0].path is None and anywhere)
+                or (self.faults[0].path is not None and self.faults[0].path in request.url.path)
             ):
                 fault = self.faults.popleft()
         if fault is None:
@@ -211,6 +220,19 @@ class FakeClerk:
             return self._record(request, JSONResponse(body))
 
         return endpoint
+
+    async def _instance(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return self._record(request, refused)
+        body = {
+            "object": "instance",
+            "id": self.instance_id,
+            "environment_type": self.environment_type,
+            "allowed_origins": None,
+            "workspace_id": None,
+        }
+        return self._record(request, JSONResponse(body))
 
     async def _users_count(self, request: Request) -> Response:
         refused = await self._gate(request)

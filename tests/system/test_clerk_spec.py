@@ -60,6 +60,7 @@ def answers(fake: FakeClerk) -> list[tuple[str, str, dict[str, str], str]]:
         ("/users", "users", {"order_by": "+created_at", "limit": "3"}, "200"),
         ("/users", "users", {"starting_after": user, "limit": "2"}, "200"),
         ("/users/count", "users/count", {}, "200"),
+        ("/instance", "instance", {}, "200"),
         ("/users/{user_id}", f"users/{user}", {}, "200"),
         ("/users/{user_id}", "users/user_gone", {}, "404"),
         ("/users", "users", {"limit": "0"}, "422"),

@@ -28,8 +28,14 @@ async def test_metrics_count_by_outcome_without_personal_data(
     await deliver(engine, cp.envelope("user.updated", cp.user(updated_at=cp.T0 + 1)))
 
     text = (await client.get("/metrics")).text
-    assert 'clerk_replica_deliveries_total{outcome="refused",reason="bad_signature"}' in text
-    assert 'clerk_replica_events_total{event_type="user.updated",outcome="applied"}' in text
+    assert (
+        'clerk_replica_deliveries_total{instance="default",outcome="refused",reason="bad_signature"}'
+        in text
+    )
+    assert (
+        'clerk_replica_events_total{event_type="user.updated",instance="default",outcome="applied"}'
+        in text
+    )
     assert (
         "clerk_replica_apply_seconds_bucket" in text and "clerk_replica_event_lag_seconds" in text
     )

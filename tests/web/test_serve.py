@@ -98,8 +98,9 @@ def test_metrics_port_takes_metrics_off_the_main_port(sqlite_db_url: str, redis_
         assert scrape.status_code == 200
         assert scrape.headers["content-type"].startswith("text/plain")
         # The web app's own counters and its gauges from the database: one process, one state.
-        assert 'clerk_replica_deliveries_total{outcome="refused",reason="bad_signature"}' in (
-            scrape.text
+        assert (
+            'clerk_replica_deliveries_total{instance="default",outcome="refused",reason="bad_signature"}'
+            in (scrape.text)
         )
         assert 'clerk_replica_inbox_events{status="pending"} 0.0' in scrape.text
         assert httpx.get(f"{running.metrics}/healthz").status_code == 404  # /metrics only
