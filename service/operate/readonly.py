@@ -8,6 +8,7 @@ import re
 from service.db.dialect import reserved_role_name
 from service.feed.table import changes
 from service.kinds.registry import replica_tables
+from service.reconcile.tables import instances
 from service.operate.views import fdw_views, live_views
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -30,7 +31,8 @@ def readonly_statements(
             raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
     if reserved_role_name(role):
         raise ValueError(f"{role!r} is a name PostgreSQL reserves: choose another role name")
-    readable = (*REPLICA_TABLES, *LIVE_VIEWS, changes.name)  # the change feed too
+    # The change feed too, and which configured name each instance_id is.
+    readable = (*REPLICA_TABLES, *LIVE_VIEWS, changes.name, instances.name)
     tables = ", ".join(f"{schema}.{name}" for name in readable)
     statements = []
     if create:

@@ -40,6 +40,7 @@ def test_readonly_role_selects_replica_tables_and_nothing_else(pg_url: str) -> N
             )
             await conn.fetch("SELECT id FROM clerk_users_live")  # the views too
             await conn.fetch("SELECT user_id FROM clerk_fdw.clerk_users")
+            await conn.fetch("SELECT name, instance_id FROM clerk_replica_instances")
             for forbidden_sql in (
                 "SELECT * FROM clerk_replica_inbox",
                 "SELECT * FROM clerk_replica_reconcile_runs",
