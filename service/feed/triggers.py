@@ -27,22 +27,10 @@ from service.kinds.declaration import Kind
 from service.kinds.registry import KINDS
 
 
-def _record(kind: Kind) -> str:
-    t = kind.table.name
-    keys = ["NEW.id", *(f"NEW.{p.column}" for p in kind.parents), "'*'"]
-    rank = " ".join(f"WHEN s.object_id = {key} THEN {n}" for n, key in enumerate(keys))
-
-    def source(column: str) -> str:
-        return (
-            f"(SELECT s.{column} FROM clerk_replica_change_sources s "
-            f"WHERE s.object_id IN ({', '.join(keys)}) ORDER BY CASE {rank} END LIMIT 1)"
-        )
-
-    return (
-        f"SELECT {source('instance_id')}, '{t}', NEW.id, "
-        "CASE WHEN NEW.deleted_at IS NULL THEN 'upsert' ELSE 'delete' END, {now}, "
-        f"{source('svix_id')}, {source('run_id')}"
-    )
+def _keys(kind: Kind) -> list[str]:
+    """The row's columns naming its change's source, best first: its own id, then its
+    parents'."""
+    return ["id", *(p.column for p in kind.parents)]
 
 
 def tables() -> list[Table]:
@@ -55,7 +43,7 @@ def create(conn: Connection) -> None:
     """Create the triggers (the database is at head)."""
     dialect = dialect_of(conn)
     for kind in KINDS:
-        for ddl in dialect.feed_triggers(kind.table, _record(kind)):
+        for ddl in dialect.feed_triggers(kind.table, _keys(kind)):
             conn.exec_driver_sql(ddl)
 
 
