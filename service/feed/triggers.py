@@ -4,7 +4,10 @@ is on, so a new kind or column needs nothing here.
 
 A change is recorded where the database sees it, not where our code thinks it writes: the
 versioned upsert, tombstones, COPY of new objects, rows ended with their parent or by a kind's
-rule all pass through the same triggers. What is recorded, and what is not:
+rule all pass through the same triggers. One change per row, however many rows a statement
+writes (on PostgreSQL the triggers run once per statement and record its rows in one insert;
+an update's old and new rows are matched by primary key: the replica never changes a key). What
+is recorded, and what is not:
 - an inserted row: `upsert`, or `delete` for a tombstone (a deletion of an object never seen);
 - an updated row whose values changed: `delete` when it is now ended, else `upsert`;
 - nothing for an update that changes nothing but `updated_at` (a duplicate, a rewrite of the
@@ -13,8 +16,9 @@ rule all pass through the same triggers. What is recorded, and what is not:
   the erasure of its personal data): the app saw it go.
 
 The event or run is what the writing transaction named (service/feed/sources.py): the source
-given for the object itself, else for one of its parents (a membership ended with its
-organization carries the organization's deletion event), else the transaction's own.
+given for the object itself, else for one of its parents in the kind's order (a membership
+ended with its organization carries the organization's deletion event), else the
+transaction's own.
 """
 
 from __future__ import annotations
