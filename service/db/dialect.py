@@ -366,11 +366,12 @@ def _pg_feed_function(
     follows commit order), then record the rows of `rows` (a FROM clause over the transition
     tables, new rows as n) where `changed` holds, each naming its best source, in one
     INSERT ... SELECT; keep the last seq in the transaction's setting for `end_feed`."""
-    best = ", ".join([*(f"sources -> n.{k}" for k in keys), "sources -> '*'"])
+    best = ", ".join([*(f"feed_sources -> n.{k}" for k in keys), "feed_sources -> '*'"])
     return (
         f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $feed$ "
-        f"DECLARE sources jsonb := nullif(current_setting('{_FEED_SOURCES}', true), '')::jsonb; "
-        "last bigint; "
+        "DECLARE "
+        f"feed_sources jsonb := nullif(current_setting('{_FEED_SOURCES}', true), '')::jsonb; "
+        "feed_last bigint; "
         "BEGIN "
         "IF NOT EXISTS (SELECT FROM new_rows) THEN RETURN NULL; END IF; "
         f"PERFORM {_FEED_LOCK}; "
@@ -379,8 +380,9 @@ def _pg_feed_function(
         "s.source ->> 'svix_id', s.source ->> 'run_id' "
         f"FROM {rows} CROSS JOIN LATERAL (SELECT coalesce({best}) AS source) AS s "
         f"WHERE {changed} RETURNING seq) "
-        "SELECT max(seq) INTO last FROM added; "
-        f"IF last IS NOT NULL THEN PERFORM set_config('{_FEED_LAST}', last::text, true); END IF; "
+        "SELECT max(seq) INTO feed_last FROM added; "
+        "IF feed_last IS NOT NULL THEN "
+        f"PERFORM set_config('{_FEED_LAST}', feed_last::text, true); END IF; "
         "RETURN NULL; "
         "END $feed$"
     )
