@@ -24,11 +24,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from service import jsoncodec
+
 # Inserts column arrays (one list per column, in the order given), skipping rows whose key is
 # already stored; returns the keys it inserted.
 Inserter = Callable[[Sequence[list[Any]]], Awaitable[set[str]]]
 
 _TEXT_ARRAY = ARRAY(Text)
+
+# The source of a change: (instance id, svix id, run id).
+FeedSource = tuple[str | None, str | None, str | None]
 
 
 class Dialect:
@@ -114,23 +119,31 @@ class Dialect:
     async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
         """For the rest of this connection's life, give up on a lock after `seconds`."""
 
-    # The time of a change, in SQL a trigger can use.
-    now_sql: str = "CURRENT_TIMESTAMP"
+    # The writing transaction hands the feed's triggers its sources in a setting of its own
+    # (nothing written, gone with the transaction) rather than in clerk_replica_change_sources.
+    feed_sources_in_setting: bool = False
 
-    def feed_triggers(self, table: Table, record: str) -> list[str]:
-        """DDL for the triggers that append a change of `table`'s rows to the feed: `record`
-        is the SELECT of the change row's values, `{now}` standing for `now_sql`
-        (service/feed/triggers.py). An update counts when a column other than `updated_at`
-        changed: a version alone is no change (Clerk's billing plans carry no time of their
-        own and take the listing's at each reconcile)."""
+    def feed_triggers(self, table: Table, keys: Sequence[str]) -> list[str]:
+        """DDL for the triggers that append a change of `table`'s rows to the feed (what counts
+        as one: service/feed/triggers.py). A change names the source of the first of `keys`
+        (the row's columns holding object ids: its own, then its parents') the transaction
+        gave one for, else the transaction's own ('*'), else none. An update counts when a
+        column other than `updated_at` changed: a version alone is no change (Clerk's billing
+        plans carry no time of their own and take the listing's at each reconcile)."""
         raise NotImplementedError
 
     def drop_feed_triggers(self, table: Table) -> list[str]:
-        """DDL dropping what `feed_triggers` made (none there: nothing happens)."""
+        """DDL dropping what `feed_triggers` made, and what earlier versions of it made (none
+        there: nothing happens)."""
         raise NotImplementedError
 
-    async def notify_changes(self, conn: AsyncConnection, after: int) -> None:
-        """Tell listeners the feed grew past `after` in this transaction (at its commit)."""
+    async def begin_feed(self, conn: AsyncConnection, sources: Mapping[str, FeedSource]) -> None:
+        """Take the feed's lock and, with `feed_sources_in_setting`, hand the triggers
+        `sources` (object id, or '*' -> its source) until `end_feed`."""
+
+    async def end_feed(self, conn: AsyncConnection) -> None:
+        """Forget the sources `begin_feed` handed over, and tell listeners the feed grew in
+        this transaction (at its commit), if it did."""
 
     async def listen_changes(self, conn: AsyncConnection, wake: Callable[[], None]) -> bool:
         """Call `wake` whenever the feed grows (while `conn` stays open); False where the
@@ -140,7 +153,7 @@ class Dialect:
 
 class PostgreSQL(Dialect):
     name = "postgresql"
-    now_sql = "now()"
+    feed_sources_in_setting = True
     concurrent_writers = True
     roles = True
     schemas = True
@@ -151,38 +164,50 @@ class PostgreSQL(Dialect):
     def insert(self, table: Table) -> Any:
         return pg_insert(table)
 
-    def feed_triggers(self, table: Table, record: str) -> list[str]:
-        name, record = table.name, record.format(now=self.now_sql)
-        # Writers take the feed's lock before their first change (service/feed/sources.py);
-        # taking it here again costs nothing and keeps seq in commit order for any other writer.
-        body = (
-            f"PERFORM pg_advisory_xact_lock(hashtextextended('{FEED_LOCK_KEY}', 0)); "
-            f"INSERT INTO clerk_replica_changes "
-            f"(instance_id, table_name, object_id, op, changed_at, svix_id, run_id) {record}; "
-            "RETURN NULL;"
-        )
+    def feed_triggers(self, table: Table, keys: Sequence[str]) -> list[str]:
+        # Statement triggers: one INSERT ... SELECT over the statement's rows (its transition
+        # tables) and one lock per statement. A table's triggers with transition tables must
+        # each fire on one event, hence two. INSERT ... ON CONFLICT DO UPDATE fires both, each
+        # seeing only the rows it inserted or updated; COPY fires the insert one.
+        name = table.name
+        key = [c.name for c in table.primary_key.columns]
         compared = [c.name for c in table.columns if c.name != "updated_at"]
-        olds = ", ".join(f"OLD.{c}" for c in compared)
-        news = ", ".join(f"NEW.{c}" for c in compared)
-        changed = (
-            f"({olds}) IS DISTINCT FROM ({news}) "
-            "AND NOT (OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NOT NULL)"
+        inserted = _pg_feed_function(f"{name}_feed_insert", name, keys, "new_rows n", "TRUE")
+        updated = _pg_feed_function(
+            f"{name}_feed_update",
+            name,
+            keys,
+            "new_rows n JOIN old_rows o ON " + " AND ".join(f"o.{c} = n.{c}" for c in key),
+            f"({', '.join(f'o.{c}' for c in compared)}) "
+            f"IS DISTINCT FROM ({', '.join(f'n.{c}' for c in compared)}) "
+            "AND NOT (o.deleted_at IS NOT NULL AND n.deleted_at IS NOT NULL)",
         )
         return [
-            f"CREATE FUNCTION {name}_feed() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$feed$ BEGIN {body} END $feed$",
+            inserted,
+            updated,
             f"CREATE TRIGGER {name}_feed_insert AFTER INSERT ON {name} "
-            f"FOR EACH ROW EXECUTE FUNCTION {name}_feed()",
+            f"REFERENCING NEW TABLE AS new_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_feed_insert()",
             f"CREATE TRIGGER {name}_feed_update AFTER UPDATE ON {name} "
-            f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {name}_feed()",
+            f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_feed_update()",
         ]
 
     def drop_feed_triggers(self, table: Table) -> list[str]:
-        # Dropping the function drops its triggers.
-        return [f"DROP FUNCTION IF EXISTS {table.name}_feed() CASCADE"]
+        # Dropping a function drops its triggers; {name}_feed() is the row trigger's of before.
+        return [
+            f"DROP FUNCTION IF EXISTS {table.name}{suffix}() CASCADE"
+            for suffix in ("_feed_insert", "_feed_update", "_feed")
+        ]
 
-    async def notify_changes(self, conn: AsyncConnection, after: int) -> None:
-        await conn.execute(_NOTIFY_CHANGES, {"after": after})
+    async def begin_feed(self, conn: AsyncConnection, sources: Mapping[str, FeedSource]) -> None:
+        named = {
+            k: {"instance_id": i, "svix_id": s, "run_id": r} for k, (i, s, r) in sources.items()
+        }
+        await conn.execute(_BEGIN_FEED, {"sources": jsoncodec.dumps(named)})
+
+    async def end_feed(self, conn: AsyncConnection) -> None:
+        await conn.execute(_END_FEED)
 
     async def listen_changes(self, conn: AsyncConnection, wake: Callable[[], None]) -> bool:
         driver = await _driver(conn)
@@ -264,17 +289,22 @@ class PostgreSQL(Dialect):
 
 class SQLite(Dialect):
     name = "sqlite"
-    # As SQLAlchemy stores a UTC time there.
-    now_sql = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
     def insert(self, table: Table) -> Any:
         return sqlite_insert(table)
 
-    def feed_triggers(self, table: Table, record: str) -> list[str]:
-        name, record = table.name, record.format(now=self.now_sql)
+    def feed_triggers(self, table: Table, keys: Sequence[str]) -> list[str]:
+        # Row triggers: one source lookup per change, in clerk_replica_change_sources (written
+        # by the transaction; the one writer never sees another's).
+        name = table.name
+        ids = [f"NEW.{k}" for k in keys]
+        rank = " ".join(f"WHEN object_id = {k} THEN {n}" for n, k in enumerate(ids))
         insert = (
-            "INSERT INTO clerk_replica_changes "
-            f"(instance_id, table_name, object_id, op, changed_at, svix_id, run_id) {record};"
+            f"INSERT INTO {_CHANGE_COLUMNS} SELECT s.instance_id, '{name}', NEW.id, "
+            f"{_op('NEW')}, {_SQLITE_NOW}, s.svix_id, s.run_id "
+            "FROM (SELECT 1) AS one LEFT JOIN (SELECT instance_id, svix_id, run_id "
+            f"FROM clerk_replica_change_sources WHERE object_id IN ({', '.join(ids)}, '*') "
+            f"ORDER BY CASE {rank} ELSE {len(ids)} END LIMIT 1) AS s ON 1;"
         )
         changed = " OR ".join(
             f"OLD.{c.name} IS NOT NEW.{c.name}" for c in table.columns if c.name != "updated_at"
@@ -303,11 +333,59 @@ _ADVISORY_LOCKS = text(
 _RELTUPLES = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
 # The advisory lock writers of the feed take (as `lock_keys` would take key ":changes").
 FEED_LOCK_KEY = "clerk-replica::changes"
-_NOTIFY_CHANGES = text(
-    "SELECT pg_notify('clerk_replica_changes', CAST(last AS text)) "
-    "FROM (SELECT max(seq) AS last FROM clerk_replica_changes WHERE seq > :after) AS grown "
+_FEED_LOCK = f"pg_advisory_xact_lock(hashtextextended('{FEED_LOCK_KEY}', 0))"
+# Settings local to the writing transaction (gone at its end, undone with a savepoint): the
+# sources it names (JSON: object id or '*' -> instance_id, svix_id, run_id), and the last seq
+# its changes took (set by the triggers).
+_FEED_SOURCES = "clerk_replica.feed_sources"
+_FEED_LAST = "clerk_replica.feed_last"
+_BEGIN_FEED = text(f"SELECT {_FEED_LOCK}, set_config('{_FEED_SOURCES}', :sources, true)")
+# The subquery is not flattened (it calls a volatile function): the sources are forgotten once,
+# whether or not there is anything to tell.
+_END_FEED = text(
+    "SELECT pg_notify('clerk_replica_changes', last) FROM ("
+    f"SELECT nullif(current_setting('{_FEED_LAST}', true), '') AS last, "
+    f"set_config('{_FEED_SOURCES}', '', true) AS forgotten) AS feed "
     "WHERE last IS NOT NULL"
 )
+_CHANGE_COLUMNS = (
+    "clerk_replica_changes (instance_id, table_name, object_id, op, changed_at, svix_id, run_id)"
+)
+# As SQLAlchemy stores a UTC time there.
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+def _op(row: str) -> str:
+    return f"CASE WHEN {row}.deleted_at IS NULL THEN 'upsert' ELSE 'delete' END"
+
+
+def _pg_feed_function(
+    function: str, table: str, keys: Sequence[str], rows: str, changed: str
+) -> str:
+    """A statement trigger's function: when the statement wrote rows, take the feed's lock (seq
+    follows commit order), then record the rows of `rows` (a FROM clause over the transition
+    tables, new rows as n) where `changed` holds, each naming its best source, in one
+    INSERT ... SELECT; keep the last seq in the transaction's setting for `end_feed`."""
+    best = ", ".join([*(f"feed_sources -> n.{k}" for k in keys), "feed_sources -> '*'"])
+    return (
+        f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $feed$ "
+        "DECLARE "
+        f"feed_sources jsonb := nullif(current_setting('{_FEED_SOURCES}', true), '')::jsonb; "
+        "feed_last bigint; "
+        "BEGIN "
+        "IF NOT EXISTS (SELECT FROM new_rows) THEN RETURN NULL; END IF; "
+        f"PERFORM {_FEED_LOCK}; "
+        f"WITH added AS (INSERT INTO {_CHANGE_COLUMNS} "
+        f"SELECT s.source ->> 'instance_id', '{table}', n.id, {_op('n')}, now(), "
+        "s.source ->> 'svix_id', s.source ->> 'run_id' "
+        f"FROM {rows} CROSS JOIN LATERAL (SELECT coalesce({best}) AS source) AS s "
+        f"WHERE {changed} RETURNING seq) "
+        "SELECT max(seq) INTO feed_last FROM added; "
+        "IF feed_last IS NOT NULL THEN "
+        f"PERFORM set_config('{_FEED_LAST}', feed_last::text, true); END IF; "
+        "RETURN NULL; "
+        "END $feed$"
+    )
 
 
 async def _driver(conn: AsyncConnection) -> Any:

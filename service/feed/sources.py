@@ -7,8 +7,9 @@ any committed before it). Taken before any other lock of the transaction, it can
 on SQLite the one writer already serialises everything. The cost: on PostgreSQL, transactions
 that change the replica commit one at a time (the apply benchmark shows it).
 
-The sources live only inside the transaction (inserted here, deleted on the way out), so a
-transaction that names none (an app's own write) records none.
+The sources live only inside the block: on PostgreSQL in a setting local to the transaction
+(nothing is written for them), on SQLite in `clerk_replica_change_sources` (inserted here,
+deleted on the way out). A transaction that names none (an app's own write) records none.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.dialect import dialect_of
-from service.feed.table import change_sources, changes
-
-FEED_LOCK = ":changes"  # lock_keys key; the triggers take the same lock (dialect.FEED_LOCK_KEY)
+from service.db.dialect import FeedSource, dialect_of
+from service.feed.table import change_sources
 
 
 @asynccontextmanager
@@ -40,22 +39,22 @@ async def attributed(
         yield
         return
     dialect = dialect_of(conn)
-    await dialect.lock_keys(conn, [FEED_LOCK])
-    last = int(await conn.scalar(select(func.coalesce(func.max(changes.c.seq), 0))) or 0)
-    rows = {
-        object_id: {
-            "object_id": object_id,
-            "svix_id": svix,
-            "instance_id": instance,
-            "run_id": None,
-        }
-        for object_id, svix, instance in events
+    named: dict[str, FeedSource] = {
+        object_id: (instance, svix, None) for object_id, svix, instance in events
     }
     if run_id is not None:
-        rows["*"] = {"object_id": "*", "svix_id": None, "instance_id": None, "run_id": run_id}
-    await conn.execute(delete(change_sources))
-    if rows:
-        await conn.execute(insert(change_sources), list(rows.values()))
+        named["*"] = (None, None, run_id)
+    await dialect.begin_feed(conn, named)
+    in_table = not dialect.feed_sources_in_setting
+    if in_table:
+        await conn.execute(delete(change_sources))
+        if named:
+            rows = [
+                {"object_id": o, "instance_id": i, "svix_id": s, "run_id": r}
+                for o, (i, s, r) in named.items()
+            ]
+            await conn.execute(insert(change_sources), rows)
     yield
-    await conn.execute(delete(change_sources))
-    await dialect.notify_changes(conn, last)
+    if in_table:
+        await conn.execute(delete(change_sources))
+    await dialect.end_feed(conn)

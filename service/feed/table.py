@@ -22,7 +22,8 @@ changes = Table(
     **INCREASING_KEY_TABLE,
 )
 
-# Rows live only inside the transaction that writes them (service/feed/sources.py).
+# Rows live only inside the transaction that writes them, where the database cannot hold the
+# sources in a setting of the transaction (SQLite; service/feed/sources.py).
 change_sources = Table(
     "clerk_replica_change_sources",
     metadata,

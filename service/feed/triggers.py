@@ -4,7 +4,10 @@ is on, so a new kind or column needs nothing here.
 
 A change is recorded where the database sees it, not where our code thinks it writes: the
 versioned upsert, tombstones, COPY of new objects, rows ended with their parent or by a kind's
-rule all pass through the same triggers. What is recorded, and what is not:
+rule all pass through the same triggers. One change per row, however many rows a statement
+writes (on PostgreSQL the triggers run once per statement and record its rows in one insert;
+an update's old and new rows are matched by primary key: the replica never changes a key). What
+is recorded, and what is not:
 - an inserted row: `upsert`, or `delete` for a tombstone (a deletion of an object never seen);
 - an updated row whose values changed: `delete` when it is now ended, else `upsert`;
 - nothing for an update that changes nothing but `updated_at` (a duplicate, a rewrite of the
@@ -13,8 +16,9 @@ rule all pass through the same triggers. What is recorded, and what is not:
   the erasure of its personal data): the app saw it go.
 
 The event or run is what the writing transaction named (service/feed/sources.py): the source
-given for the object itself, else for one of its parents (a membership ended with its
-organization carries the organization's deletion event), else the transaction's own.
+given for the object itself, else for one of its parents in the kind's order (a membership
+ended with its organization carries the organization's deletion event), else the
+transaction's own.
 """
 
 from __future__ import annotations
@@ -27,22 +31,10 @@ from service.kinds.declaration import Kind
 from service.kinds.registry import KINDS
 
 
-def _record(kind: Kind) -> str:
-    t = kind.table.name
-    keys = ["NEW.id", *(f"NEW.{p.column}" for p in kind.parents), "'*'"]
-    rank = " ".join(f"WHEN s.object_id = {key} THEN {n}" for n, key in enumerate(keys))
-
-    def source(column: str) -> str:
-        return (
-            f"(SELECT s.{column} FROM clerk_replica_change_sources s "
-            f"WHERE s.object_id IN ({', '.join(keys)}) ORDER BY CASE {rank} END LIMIT 1)"
-        )
-
-    return (
-        f"SELECT {source('instance_id')}, '{t}', NEW.id, "
-        "CASE WHEN NEW.deleted_at IS NULL THEN 'upsert' ELSE 'delete' END, {now}, "
-        f"{source('svix_id')}, {source('run_id')}"
-    )
+def _keys(kind: Kind) -> list[str]:
+    """The row's columns naming its change's source, best first: its own id, then its
+    parents'."""
+    return ["id", *(p.column for p in kind.parents)]
 
 
 def tables() -> list[Table]:
@@ -55,7 +47,7 @@ def create(conn: Connection) -> None:
     """Create the triggers (the database is at head)."""
     dialect = dialect_of(conn)
     for kind in KINDS:
-        for ddl in dialect.feed_triggers(kind.table, _record(kind)):
+        for ddl in dialect.feed_triggers(kind.table, _keys(kind)):
             conn.exec_driver_sql(ddl)
 
 

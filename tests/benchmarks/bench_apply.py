@@ -14,7 +14,10 @@ Prints events/s and the ratio to the baseline. Set BENCH_PROFILE=1 to print a py
 profile of an in-process drain instead of the table's worker runs, BENCH_ONLY=touched to run
 only the baseline and the 1M-user replica with events on 10k users (about a minute: repeat it,
 interleaved between two trees, to compare them), BENCH_ONLY=feed to run 1 and 2 workers with the
-change feed off and on (CHANGE_FEED), in the same run.
+change feed off and on (CHANGE_FEED), in the same run, with the CPU the server's processes and
+the workers spent per event (Linux /proc; the server's figure means something only on a
+server of its own, the embedded one when TEST_POSTGRES_URL is unset): steadier than events/s
+on a shared machine.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +152,7 @@ async def store_all(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def workers(settings: Settings, count: int) -> Iterator[None]:
+def workers(settings: Settings, count: int) -> Iterator[list[int]]:
     env = os.environ | {
         "CHANGE_FEED": "true" if settings.change_feed else "false",
         "DATABASE_URL": settings.database_url,
@@ -169,7 +172,7 @@ def workers(settings: Settings, count: int) -> Iterator[None]:
     ]
     try:
         time.sleep(3)  # imports and arq start-up, outside the timed part
-        yield
+        yield [proc.pid for proc in procs]
     finally:
         for proc in procs:
             proc.terminate()
@@ -199,9 +202,40 @@ class Drain:
     blocks_read: int  # pages read into shared buffers meanwhile
     wal_bytes: int  # WAL written meanwhile (the whole server)
     wal_fpi: int  # full-page images among it
+    server_cpu: float = 0.0  # CPU seconds the server's processes spent meanwhile
+    worker_cpu: float = 0.0  # CPU seconds the workers spent meanwhile
 
 
-async def drain(settings: Settings, n: int) -> Drain:
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU of the processes (those gone count nothing)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def family(parent: int) -> list[int]:
+    """`parent` and its children (a postmaster and its backends)."""
+    found = [parent]
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and parent_of(int(entry.name)) == parent:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+async def drain(settings: Settings, n: int, worker_pids: Sequence[int] = ()) -> Drain:
     """Wake the workers every window, as flowing deliveries would, until nothing is pending.
 
     Besides events/s: the sequential scans of the replica tables meanwhile (every statement on
@@ -210,9 +244,11 @@ async def drain(settings: Settings, n: int) -> Drain:
     enqueuer = Enqueuer(connect(settings), settings)
     conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
     try:
+        postmaster = parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
         await asyncio.sleep(1)  # table statistics are flushed about once a second
         scans, blocks = await conn.fetchval(SEQ_SCANS), await conn.fetchval(BLOCKS_READ)
         wal = await conn.fetchrow(WAL)
+        server, workers_cpu = cpu_seconds(family(postmaster)), cpu_seconds(worker_pids)
         started = time.perf_counter()
         while True:
             await enqueuer.wake()
@@ -221,6 +257,8 @@ async def drain(settings: Settings, n: int) -> Drain:
             )
             if pending == 0:
                 rate = n / (time.perf_counter() - started)
+                server = cpu_seconds(family(postmaster)) - server
+                workers_cpu = cpu_seconds(worker_pids) - workers_cpu
                 break
             await asyncio.sleep(settings.worker_wake_window_ms / 1000)
         await asyncio.sleep(1.5)
@@ -231,6 +269,8 @@ async def drain(settings: Settings, n: int) -> Drain:
             int(await conn.fetchval(BLOCKS_READ) - blocks),
             int(wal_after[0] - wal[0]),
             int(wal_after[1] - wal[1]),
+            server,
+            workers_cpu,
         )
     finally:
         await conn.close()
@@ -255,8 +295,8 @@ def worker_run(
     # Write back what the set-up dirtied (a million-row prefill): otherwise the checkpoint it
     # sets off runs during the timed drain, and every run starts just after a checkpoint.
     asyncio.run(checkpoint(url))
-    with workers(settings, count):
-        return asyncio.run(drain(settings, EVENTS))
+    with workers(settings, count) as pids:
+        return asyncio.run(drain(settings, EVENTS, pids))
 
 
 def feed_triggers(url: str, on: bool) -> None:
@@ -270,14 +310,19 @@ def feed_triggers(url: str, on: bool) -> None:
         get_settings.cache_clear()
 
 
-def feed_beside(url: str, redis_url: str) -> list[tuple[str, float, float]]:
-    """(figure, feed off, feed on) events/s with 1 and 2 workers, in this run, alternating."""
-    found: list[tuple[str, float, float]] = []
+def feed_beside(url: str, redis_url: str) -> list[tuple[str, Drain, Drain]]:
+    """(figure, feed off, feed on) drains with 1 and 2 workers, in this run, alternating."""
+    found: list[tuple[str, Drain, Drain]] = []
     for count in (1, 2):
-        off = worker_run(url, redis_url, count, SMALL, feed=False).rate
-        on = worker_run(url, redis_url, count, SMALL, feed=True).rate
+        off = worker_run(url, redis_url, count, SMALL, feed=False)
+        on = worker_run(url, redis_url, count, SMALL, feed=True)
         found.append((f"{count} worker(s)", off, on))
     return found
+
+
+def cpu_per_event(run: Drain) -> str:
+    server, workers = (seconds / EVENTS * 1e6 for seconds in (run.server_cpu, run.worker_cpu))
+    return f"server {server:.0f} us, workers {workers:.0f} us"
 
 
 async def checkpoint(url: str) -> None:
@@ -406,7 +451,11 @@ def main() -> None:
         if os.environ.get("BENCH_ONLY") == "feed":
             print(f"baseline {base:.0f}/s; {EVENTS} mixed events, {SMALL:,} users")
             for figure, off, on in feed_beside(url, redis_url):
-                print(f"{figure}: feed off {off:.0f}/s, on {on:.0f}/s, on/off {on / off:.2f}")
+                print(
+                    f"{figure}: feed off {off.rate:.0f}/s, on {on.rate:.0f}/s, "
+                    f"on/off {on.rate / off.rate:.2f}; CPU per event off: {cpu_per_event(off)}; "
+                    f"on: {cpu_per_event(on)}"
+                )
             return
         if os.environ.get("BENCH_ONLY") == "touched":
             hot = worker_run(url, redis_url, 1, LARGE, touched=SMALL)

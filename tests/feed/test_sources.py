@@ -1,12 +1,14 @@
-"""Sources: the changes a reconcile run makes name it; a second run over an unchanged instance
-appends nothing; writers of the feed queue on its lock (PostgreSQL)."""
+"""Sources: a change names the source given for its object, else for a parent, else the
+transaction's own, row by row within one statement; the sources end with the block; the
+changes a reconcile run makes name it; a second run over an unchanged instance appends nothing;
+writers of the feed queue on its lock (PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -41,6 +43,54 @@ def reconcile_settings(db_url: str, redis_url: str, clerk_url: str) -> Settings:
         reconcile_max_requests_per_10s=100_000,
         reconcile_concurrency=2,
     )
+
+
+async def test_each_row_of_a_statement_names_its_best_source(engine: AsyncEngine) -> None:
+    org, m = "org_src", t.organization_memberships
+    members = [
+        {"id": "orgmem_own", "organization_id": org, "user_id": "user_src_0"},
+        {"id": "orgmem_by_org", "organization_id": org, "user_id": "user_src_1"},
+        {"id": "orgmem_by_user", "organization_id": org, "user_id": "user_src_2"},
+        {"id": "orgmem_by_run", "organization_id": "org_other", "user_id": "user_src_3"},
+    ]
+    events = [
+        ("orgmem_own", "msg_own", "ins_own"),
+        (org, "msg_org", "ins_org"),
+        ("user_src_2", "msg_user", "ins_user"),  # a membership's user ranks before its org
+    ]
+    async with engine.begin() as conn:
+        async with sources.attributed(conn, enabled=True, events=events, run_id="run_src"):
+            await conn.execute(insert(m).values(members))
+        # After the block the sources are gone: an unnamed change.
+        await conn.execute(insert(t.users), [{"id": "user_after"}])
+    async with engine.connect() as conn:
+        found = list(await read.after(conn, 0, 100))
+    named = {c["object_id"]: (c["svix_id"], c["instance_id"], c["run_id"]) for c in found}
+    assert named == {
+        "orgmem_own": ("msg_own", "ins_own", None),
+        "orgmem_by_org": ("msg_org", "ins_org", None),
+        "orgmem_by_user": ("msg_user", "ins_user", None),
+        "orgmem_by_run": (None, None, "run_src"),
+        "user_after": (None, None, None),
+    }
+
+
+async def test_a_rolled_back_savepoint_notifies_nothing(pg_engine: AsyncEngine) -> None:
+    """The last seq the triggers keep for NOTIFY is undone with the savepoint that took it."""
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    async with pg_engine.connect() as listener:
+        driver = (await listener.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.add_listener("clerk_replica_changes", lambda *a: woken.put_nowait(a[-1]))
+        async with pg_engine.begin() as conn, sources.attributed(conn, enabled=True, run_id="r"):
+            savepoint = await conn.begin_nested()
+            await conn.execute(insert(t.users), [{"id": "user_undone"}])
+            await savepoint.rollback()
+            assert await conn.scalar(text("SELECT count(*) FROM clerk_replica_changes")) == 0
+        await asyncio.sleep(0.3)
+        assert woken.empty()
+        async with pg_engine.connect() as conn:
+            assert list(await read.after(conn, 0, 10)) == []
 
 
 async def test_a_reconcile_run_names_itself_and_a_second_appends_nothing(

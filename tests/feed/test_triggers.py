@@ -4,18 +4,20 @@ change in its transaction, naming its event; nothing changes, nothing is appende
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import case, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import get_settings
+from service.db.dialect import dialect_of
 from service.db.engine import create_engine
-from service.feed import read
+from service.feed import read, triggers
 from service.feed.table import changes
 from service.operate.migrate import upgrade
 from tests.support import clerk_payloads as cp
@@ -64,6 +66,70 @@ async def test_a_change_appends_once_naming_its_event(engine: AsyncEngine) -> No
     await deliver(engine, cp.envelope("user.updated", cp.user(USER, updated_at=cp.T0 + 7)))
     assert len(await feed(engine)) == 3
     assert (await feed(engine, found[1]["seq"])) == found[2:]
+
+
+async def test_a_statement_over_many_rows_records_each_changed_row_once(
+    engine: AsyncEngine,
+) -> None:
+    """One statement writing several rows (how the feed's PostgreSQL triggers see it): one
+    change per row that changed, nothing for the others, whatever the statement."""
+    u, now = t.users, datetime.now(UTC)
+    ids = ["user_many_0", "user_many_1", "user_many_2"]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(u).values([{"id": i, "deleted_at": now if i == ids[2] else None} for i in ids])
+        )
+    found = await feed(engine)
+    assert ops(found) == [
+        ("clerk_users", ids[0], "upsert"),
+        ("clerk_users", ids[1], "upsert"),
+        ("clerk_users", ids[2], "delete"),
+    ]
+    last = found[-1]["seq"]
+
+    async def statement(stmt: Any) -> list[tuple[str, str, str]]:
+        nonlocal last
+        async with engine.begin() as conn:
+            await conn.execute(stmt)
+        grown = await feed(engine, last)
+        last = grown[-1]["seq"] if grown else last
+        return ops(grown)
+
+    # A new name for 0 and for 2 (ended, staying ended), a new version only for 1.
+    renamed = update(u).where(u.c.id.in_(ids))
+    named = case((u.c.id.in_([ids[0], ids[2]]), "Ada"), else_=u.c.first_name)
+    assert await statement(renamed.values(first_name=named, updated_at=now)) == [
+        ("clerk_users", ids[0], "upsert")
+    ]
+    ended = case((u.c.id == ids[1], now), else_=u.c.deleted_at)
+    assert await statement(renamed.values(deleted_at=ended, updated_at=now)) == [
+        ("clerk_users", ids[1], "delete")
+    ]
+    # An upsert inserting 3 and updating 0 (to the same values) and 2 (ended): only 3.
+    async with engine.connect() as conn:
+        upsert = dialect_of(conn).insert(u)
+    rows = [{"id": i, "first_name": "Ada"} for i in (ids[0], "user_many_3", ids[2])]
+    stmt = upsert.values(rows).on_conflict_do_update(
+        index_elements=[u.c.id],
+        set_={"first_name": upsert.excluded.first_name, "updated_at": now},
+    )
+    assert await statement(stmt) == [("clerk_users", "user_many_3", "upsert")]
+    # A statement that changes nothing at all: nothing.
+    assert await statement(update(u).where(u.c.id == "user_none").values(first_name="x")) == []
+
+
+async def test_triggers_made_again_record_each_change_once(engine: AsyncEngine) -> None:
+    """`drop` removes what `create` made (and what earlier versions made): a migration that
+    rebuilds the triggers does not leave two recording the same change."""
+    async with engine.begin() as conn:
+        await conn.run_sync(triggers.drop)
+        await conn.execute(insert(t.users), [{"id": "user_unrecorded"}])
+        await conn.run_sync(triggers.create)
+    async with engine.begin() as conn:
+        await conn.run_sync(triggers.drop)
+        await conn.run_sync(triggers.create)
+        await conn.execute(insert(t.users), [{"id": "user_recorded"}])
+    assert ops(await feed(engine)) == [("clerk_users", "user_recorded", "upsert")]
 
 
 async def test_a_deletion_of_an_unknown_object_appends_a_delete(engine: AsyncEngine) -> None:
