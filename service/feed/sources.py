@@ -31,10 +31,12 @@ async def attributed(
     enabled: bool,
     events: Iterable[tuple[str, str, str | None]] = (),
     run_id: str | None = None,
+    instance_id: str | None = None,
 ) -> AsyncIterator[None]:
     """Within the block, changes name their event (`events`: (object id, svix id, instance
-    id); the last of an object wins) or `run_id`. At its end (the transaction still open),
-    listeners are told the feed grew. `enabled` False (CHANGE_FEED off): nothing at all."""
+    id); the last of an object wins) or `run_id` (of the instance `instance_id`). At its end
+    (the transaction still open), listeners are told the feed grew. `enabled` False
+    (CHANGE_FEED off): nothing at all."""
     if not enabled:
         yield
         return
@@ -43,7 +45,7 @@ async def attributed(
         object_id: (instance, svix, None) for object_id, svix, instance in events
     }
     if run_id is not None:
-        named["*"] = (None, None, run_id)
+        named["*"] = (instance_id, None, run_id)
     await dialect.begin_feed(conn, named)
     in_table = not dialect.feed_sources_in_setting
     if in_table:

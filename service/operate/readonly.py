@@ -1,5 +1,6 @@
 """Least privilege for app readers: SQL granting SELECT on the replica tables and nothing else
-(not the inbox, which holds raw payloads, nor the reconcile bookkeeping)."""
+(not the inbox, which holds raw payloads, nor the reconcile bookkeeping), the change feed and
+the instances table (which configured name each `instance_id` is)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import re
 from service.db.dialect import reserved_role_name
 from service.feed.table import changes
 from service.kinds.registry import replica_tables
-from service.reconcile.tables import instances
 from service.operate.views import fdw_views, live_views
+from service.reconcile.tables import instances
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 REPLICA_TABLES = [table.name for table in replica_tables()]

@@ -119,7 +119,10 @@ class KindPass:
     def attributed(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
         """The changes this pass's writes in `conn` cause name its run (the change feed)."""
         return sources.attributed(
-            conn, enabled=self.row_options.change_feed, run_id=f"reconcile:{self.run_id}"
+            conn,
+            enabled=self.row_options.change_feed,
+            run_id=f"reconcile:{self.run_id}",
+            instance_id=self.instance_id,
         )
 
     def owned(self, table: Table) -> ColumnElement[bool]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.feed import read, sources
 from service.reconcile.clerk_api import ClerkAPI
+from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk
@@ -105,6 +106,7 @@ async def test_a_reconcile_run_names_itself_and_a_second_appends_nothing(
         users = [c for c in found if c["table_name"] == "clerk_users"]
         assert len(users) == len({c["object_id"] for c in users}) == 30
         assert {c["run_id"] for c in found} == {f"reconcile:{first.run_id}"}
+        assert {c["instance_id"] for c in found} == {cp.INSTANCE_ID}  # the key's instance
         assert {c["op"] for c in found} == {"upsert"}
         assert [c["seq"] for c in found] == sorted(c["seq"] for c in found)
         second = await run(engine, api, settings)
