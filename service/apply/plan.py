@@ -99,7 +99,6 @@ async def run_planned(
     await lock_parents(conn, (key for p in planned for key in p.locks))
     upserts: dict[str, list[Snapshot]] = defaultdict(list)
     ends: dict[str, list[Planned]] = defaultdict(list)
-    # Tombstones name their instance: ends go by instance (a batch mostly holds one).
     for p in planned:
         if p.ending is not None:
             ends[p.kind.name].append(p)
@@ -116,9 +115,5 @@ async def run_planned(
             snapshots = [p.snapshot for p in ending if p.snapshot]
             await writes.end_snapshots(conn, kind, snapshots, erase=erase)
         else:
-            by_instance: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
-            for p in ending:
-                if p.ending is not None:
-                    by_instance[p.instance_id].append(p.ending)
-            for instance_id, items in sorted(by_instance.items(), key=lambda i: i[0] or ""):
-                await writes.end(conn, kind, items, erase=erase, instance_id=instance_id)
+            items = [(p.instance_id, p.ending) for p in ending if p.ending is not None]
+            await writes.end_by_instance(conn, kind, items, erase=erase)

@@ -15,7 +15,7 @@ earliest end holds), so a batch may group any events of a kind into one call.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -108,8 +108,21 @@ async def end_snapshots(
 ) -> None:
     """A deletion that carries the whole object: store it, then end it at its `deleted_at`."""
     await upsert(conn, kind, snapshots, erase=erase)
+    ends = [(s.row["instance_id"], (s.id, s.row["deleted_at"])) for s in snapshots]
+    await end_by_instance(conn, kind, ends, erase=erase)
+
+
+async def end_by_instance(
+    conn: AsyncConnection,
+    kind: Kind,
+    items: Iterable[tuple[str | None, tuple[str, datetime]]],
+    *,
+    erase: bool = True,
+) -> None:
+    """`end` for items of several instances ((instance id, (id, time))): one call per instance,
+    in a fixed order, so each bare tombstone names its own."""
     by_instance: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
-    for s in snapshots:
-        by_instance[s.row["instance_id"]].append((s.id, s.row["deleted_at"]))
-    for instance_id, items in sorted(by_instance.items(), key=lambda i: i[0] or ""):
-        await end(conn, kind, items, erase=erase, instance_id=instance_id)
+    for instance_id, item in items:
+        by_instance[instance_id].append(item)
+    for instance_id, ending in sorted(by_instance.items(), key=lambda i: i[0] or ""):
+        await end(conn, kind, ending, erase=erase, instance_id=instance_id)

@@ -19,6 +19,7 @@ from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk
 from tests.support.reconciling import run
+from tests.support.replica_helpers import feed_notifications
 from tests.support.settings import make_settings
 
 
@@ -78,11 +79,7 @@ async def test_each_row_of_a_statement_names_its_best_source(engine: AsyncEngine
 
 async def test_a_rolled_back_savepoint_notifies_nothing(pg_engine: AsyncEngine) -> None:
     """The last seq the triggers keep for NOTIFY is undone with the savepoint that took it."""
-    woken: asyncio.Queue[str] = asyncio.Queue()
-    async with pg_engine.connect() as listener:
-        driver = (await listener.get_raw_connection()).driver_connection
-        assert driver is not None
-        await driver.add_listener("clerk_replica_changes", lambda *a: woken.put_nowait(a[-1]))
+    async with feed_notifications(pg_engine) as woken:
         async with pg_engine.begin() as conn, sources.attributed(conn, enabled=True, run_id="r"):
             savepoint = await conn.begin_nested()
             await conn.execute(insert(t.users), [{"id": "user_undone"}])

@@ -22,7 +22,7 @@ from service.feed.table import changes
 from service.operate.migrate import upgrade
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
-from tests.support.replica_helpers import deliver, store_event
+from tests.support.replica_helpers import deliver, feed_notifications, store_event
 from tests.support.settings import make_settings
 
 USER = "user_feed_1"
@@ -177,11 +177,7 @@ async def test_an_apps_own_write_appends_an_unnamed_change(engine: AsyncEngine) 
 
 
 async def test_notify_carries_the_last_seq_at_commit(pg_engine: AsyncEngine) -> None:
-    woken: asyncio.Queue[str] = asyncio.Queue()
-    async with pg_engine.connect() as listener:
-        driver = (await listener.get_raw_connection()).driver_connection
-        assert driver is not None
-        await driver.add_listener("clerk_replica_changes", lambda *a: woken.put_nowait(a[-1]))
+    async with feed_notifications(pg_engine) as woken:
         await deliver(pg_engine, cp.envelope("user.created", cp.user("user_notified")))
         payload = await asyncio.wait_for(woken.get(), timeout=10)
         [change] = await feed(pg_engine)

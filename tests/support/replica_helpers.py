@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,3 +65,14 @@ async def inbox_row(engine: AsyncEngine, svix_id: str) -> dict[str, Any]:
 async def inbox_count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return len((await conn.execute(select(inbox.c.svix_id))).all())
+
+
+@asynccontextmanager
+async def feed_notifications(engine: AsyncEngine) -> AsyncIterator[asyncio.Queue[str]]:
+    """LISTEN clerk_replica_changes (PostgreSQL) while the block runs: the payloads, in order."""
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    async with engine.connect() as listener:
+        driver = (await listener.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.add_listener("clerk_replica_changes", lambda *a: woken.put_nowait(a[-1]))
+        yield woken
