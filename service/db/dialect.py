@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy import Column, Select, Table, Text, any_, cast, literal, text
+from sqlalchemy import Column, Select, Table, Text, any_, cast, func, literal, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -63,6 +63,12 @@ class Dialect:
         """`column IN values`."""
         return column.in_(values)  # type: ignore[no-any-return]
 
+    def among_pairs(
+        self, columns: tuple[Any, Any], pairs: Sequence[tuple[str, str]]
+    ) -> ColumnElement[bool]:
+        """`(a, b) IN pairs`."""
+        return tuple_(*columns).in_(pairs)
+
     def skip_locked(self, stmt: Select[Any]) -> Select[Any]:
         """Lock the selected rows, skipping rows another transaction holds."""
         return stmt
@@ -97,11 +103,10 @@ class Dialect:
         stmt = self.insert(table).on_conflict_do_nothing()
         await conn.execute(stmt, [{**fixed, column: v} for v in set(values)])
 
-    async def copy_new(
-        self, conn: AsyncConnection, batches: Sequence[tuple[Table, list[Sequence[Any]]]]
-    ) -> bool:
-        """COPY rows (full records, in column order) into tables in one savepoint; False when
-        the database cannot, or when a key already exists (nothing is written then)."""
+    async def copy_new(self, conn: AsyncConnection, batches: Sequence[tuple[Table, bytes]]) -> bool:
+        """COPY rows (COPY's text format, every column in table order) into tables in one
+        savepoint; False when the database cannot, or when a key already exists (nothing is
+        written then)."""
         return False
 
     async def analyze(
@@ -223,6 +228,16 @@ class PostgreSQL(Dialect):
         # driver encodes) a parameter per value on every call.
         return column == any_(cast(literal(list(values), _TEXT_ARRAY), _TEXT_ARRAY))  # type: ignore[no-any-return]
 
+    def among_pairs(
+        self, columns: tuple[Any, Any], pairs: Sequence[tuple[str, str]]
+    ) -> ColumnElement[bool]:
+        # Two array parameters, joined as rows: a list of row values plans as one OR branch,
+        # and one index probe, per pair.
+        firsts = cast(literal([a for a, _ in pairs]), _TEXT_ARRAY)
+        seconds = cast(literal([b for _, b in pairs]), _TEXT_ARRAY)
+        given = func.unnest(firsts, seconds).table_valued("a", "b").render_derived()
+        return tuple_(*columns).in_(select(given.c.a, given.c.b))
+
     def skip_locked(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
@@ -253,16 +268,18 @@ class PostgreSQL(Dialect):
         stmt = _unnest_add(table, tuple(fixed), column)
         await conn.execute(stmt, {**fixed, "values": list(values)})
 
-    async def copy_new(
-        self, conn: AsyncConnection, batches: Sequence[tuple[Table, list[Sequence[Any]]]]
-    ) -> bool:
+    async def copy_new(self, conn: AsyncConnection, batches: Sequence[tuple[Table, bytes]]) -> bool:
         driver = await _driver(conn)
         try:
             async with conn.begin_nested():
-                for table, records in batches:
-                    if records:
-                        await driver.copy_records_to_table(
-                            table.name, records=records, columns=[c.name for c in table.columns]
+                for table, data in batches:
+                    if data:
+                        await driver.copy_to_table(
+                            table.name,
+                            # A view, not bytes: asyncpg reads bytes as a file's path.
+                            source=memoryview(data),
+                            columns=[c.name for c in table.columns],
+                            format="text",
                         )
         except UniqueViolationError:
             return False

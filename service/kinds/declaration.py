@@ -134,9 +134,3 @@ class Kind:
     def tables(self) -> tuple[Table, ...]:
         """Its table, then the tables it owns."""
         return (self.table, *(o.table for o in self.owns))
-
-    @property
-    def copies_new(self) -> bool:
-        """New objects may be bulk-copied: nothing but the upsert's guard decides their row
-        (no parents to check, no kind rule to settle, nothing embedded to store)."""
-        return not self.parents and self.before_upsert is None and not self.embeds

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, Text, bindparam, select, tuple_, update
+from sqlalchemy import Column, ColumnElement, Table, Text, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk import payloads as p
@@ -15,6 +15,7 @@ from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
+from service.db.dialect import dialect_of
 from service.db.types import JSONValue, metadata, partial_unique_index
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Parent, Personal
 from service.kinds.tables import instance_column, versioned_times
@@ -95,10 +96,11 @@ async def settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
         return
     pairs = sorted({(row["organization_id"], row["user_id"]) for row in rows})
     stored: list[tuple[str, str, str, datetime, datetime | None]] = []
+    among_pairs = dialect_of(conn).among_pairs
     for chunk in chunks(pairs):
         result = await conn.execute(
             select(m.c.id, m.c.organization_id, m.c.user_id, m.c.created_at, m.c.deleted_at).where(
-                tuple_(m.c.organization_id, m.c.user_id).in_(list(chunk))
+                among_pairs((m.c.organization_id, m.c.user_id), list(chunk))
             )
         )
         stored.extend(

@@ -23,15 +23,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.clerk.rows import Row, Snapshot
 from service.kinds import erasure, registry
 from service.kinds.declaration import Kind
-from service.replica import versioned
+from service.replica import bulk, versioned
+from service.replica.bulk import Encoded
 from service.replica.children import drop_children, replace_children
 from service.replica.locks import lock_parents
 
 
 async def upsert(
-    conn: AsyncConnection, kind: Kind, snapshots: Sequence[Snapshot], *, erase: bool = True
+    conn: AsyncConnection,
+    kind: Kind,
+    snapshots: Sequence[Snapshot],
+    *,
+    erase: bool = True,
+    new: bool = False,
+    encoded: Encoded | None = None,
 ) -> set[str]:
-    """Store the snapshots that move their rows forward; returns the ids applied."""
+    """Store the snapshots that move their rows forward; returns the ids applied.
+
+    `new`: the caller found none of these objects stored, in this transaction (reconcile's
+    first backfill). Their rows, once the parents and the kind's rule have had their say, then
+    go in by COPY (`encoded`: those of them already encoded), unless the database cannot or a
+    webhook stored one meanwhile: then by the upsert, as any other.
+    """
     latest = list(versioned.newest_by_id(snapshots, _row_of).values())
     rows = [s.row for s in latest]
     if kind.parents or kind.before_upsert is not None:
@@ -53,8 +66,12 @@ async def upsert(
         versioned.end_with_parents(rows, ended)
     if kind.before_upsert is not None:
         await kind.before_upsert(conn, rows)
-    applied = await versioned.upsert_versioned(conn, kind.table, rows)
-    if kind.owns:
+    copied = new and await _copy(conn, kind, latest, rows, encoded)
+    if copied:
+        applied = {r["id"]: r["deleted_at"] for r in rows}
+    else:
+        applied = await versioned.upsert_versioned(conn, kind.table, rows)
+    if kind.owns and not copied:
         # A deleted object keeps no owned rows, whatever snapshot arrives later.
         live = sorted(i for i, deleted_at in applied.items() if deleted_at is None)
         if live:
@@ -70,6 +87,24 @@ async def upsert(
         if carried:
             await upsert(conn, registry.kind(name), carried, erase=erase)
     return set(applied)
+
+
+async def _copy(
+    conn: AsyncConnection,
+    kind: Kind,
+    latest: Sequence[Snapshot],
+    rows: Sequence[Row],
+    encoded: Encoded | None,
+) -> bool:
+    """COPY new objects with their owned rows (none for those the rules ended: a deleted
+    object keeps none). A row the rules left as it was keeps its snapshot, so its encoding
+    can be reused; the others are encoded anew."""
+    copies = [
+        s if row == s.row else Snapshot(row, s.children if row["deleted_at"] is None else {})
+        for s, row in zip(latest, rows, strict=True)
+    ]
+    owned = [o.table for o in kind.owns]
+    return await bulk.copy_new(conn, kind.table, owned, copies, encoded)
 
 
 def _row_of(snapshot: Snapshot) -> Row:

@@ -1,7 +1,8 @@
-"""One kind's pass over one instance: list everything, in segments walked side by side (each
-checkpointed page by page), write what changed through the kind's writes (rows named with the
-instance), then, once every segment has finished, hand over to deletion detection, which
-considers only the instance's rows. In a dry run nothing is written: seen ids stay in memory."""
+"""One concept: one kind's pass over one instance, kept whole. It lists everything, in
+segments walked side by side (each checkpointed page by page), writes what changed through the
+kind's writes (rows named with the instance), then, once every segment has finished, hands
+over to deletion detection, which considers only the instance's rows. In a dry run nothing is
+written: seen ids stay in memory."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
+from service.db.dialect import dialect_of
 from service.db.errors import describe, is_transient
 from service.feed import sources
 from service.kinds import writes
@@ -34,9 +36,12 @@ from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallba
 from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
 from service.reconcile.walk import Page
-from service.replica.bulk import copy_new
+from service.replica.bulk import Encoded, encode
 
 log = get_logger(__name__)
+
+
+_GIVE_WAY_EVERY = 25  # objects built between turns of the event loop
 
 
 class _EarlierPageFailed(Exception):
@@ -80,6 +85,11 @@ class KindPass:
         self.restored: dict[str, Any] = {}
         self.relist = False  # a refused pass checkpoints as "nothing listed yet"
         self.statistics = Statistics(engine, kind.tables)
+        self.copies = dialect_of(engine).bulk_copy and not self.dry
+        self.owned_tables = [o.table for o in kind.owns]
+        # Encode pages for COPY ahead while pages bring new objects (a first run), not while
+        # they bring none (a nightly run): the guess is the last page's.
+        self.expect_new = True
 
     @property
     def dry(self) -> bool:
@@ -182,11 +192,16 @@ class KindPass:
         if segment is not None:
             await checkpoints.save_segment(conn, self.run_id, self.kind.name, segment)
 
-    def build_page(self, page: Page) -> None:
+    async def build_page(self, page: Page) -> None:
         """Build the page's objects (its `items` are let go: the snapshots keep what they
-        need)."""
+        need) and, while pages bring new objects, encode them for COPY.
+
+        This runs while the page before is being written: it gives way to that write every
+        few objects, so the write's next statement leaves as soon as the server answers the
+        last one, instead of after the whole page is built.
+        """
         items, page.items = page.items, []
-        for item in items:
+        for n, item in enumerate(items, 1):
             item_id = item.get("id")
             if isinstance(item_id, str):
                 page.ids.append(item_id)  # it exists in Clerk, even if we cannot read it
@@ -195,6 +210,13 @@ class KindPass:
                 page.invalid += 1
             else:
                 page.built.append(snap)
+            if n % _GIVE_WAY_EVERY == 0:
+                await asyncio.sleep(0)
+        if self.copies and self.expect_new and page.built:
+            try:
+                page.encoded = encode(self.kind.table, self.owned_tables, page.built)
+            except Exception:  # the write meets it again and settles it object by object
+                page.encoded = None
 
     async def apply_page(self, page: Page, after: asyncio.Task[None] | None) -> None:
         """Write a page and checkpoint past it, committing only after the page before it
@@ -218,7 +240,7 @@ class KindPass:
                 await _earlier(after)
             async with self.engine.begin() as conn:
                 async with self.attributed(conn):
-                    counts = await self._write(conn, page.built)
+                    counts = await self._write(conn, page.built, page.encoded)
                 await checkpoints.add_seen(conn, self.run_id, self.kind.name, page.ids)
                 if after is not None:
                     await _earlier(after)
@@ -237,19 +259,18 @@ class KindPass:
             counts = await self._apply_one_by_one(page, after)
         await self.statistics.grew(counts["created"])
 
-    async def _write(self, conn: AsyncConnection, built: Sequence[Snapshot]) -> dict[str, int]:
+    async def _write(
+        self, conn: AsyncConnection, built: Sequence[Snapshot], encoded: Encoded | None = None
+    ) -> dict[str, int]:
         if not built:
             return {"created": 0, "updated": 0, "unchanged": 0}
         created, updated, counts = await classify(conn, self.kind.table, built, self.instance_id)
-        if created and not (
-            self.kind.copies_new
-            and await copy_new(conn, self.kind.table, [o.table for o in self.kind.owns], created)
-        ):
-            updated = created + updated
+        self.expect_new = len(created) * 2 >= len(built)
+        erase = self.row_options.erase_deleted_users
+        if created:
+            await writes.upsert(conn, self.kind, created, erase=erase, new=True, encoded=encoded)
         if updated:
-            await writes.upsert(
-                conn, self.kind, updated, erase=self.row_options.erase_deleted_users
-            )
+            await writes.upsert(conn, self.kind, updated, erase=erase)
         return counts
 
     async def _apply_one_by_one(

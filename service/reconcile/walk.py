@@ -24,6 +24,7 @@ from service.db.dialect import dialect_of
 from service.reconcile.paging import Position, pages
 from service.reconcile.report import ProgressCallback
 from service.reconcile.segments import Segment
+from service.replica.bulk import Encoded
 
 if TYPE_CHECKING:
     from service.reconcile.kind_pass import KindPass
@@ -45,6 +46,7 @@ class Page:
     items: list[dict[str, Any]] = field(default_factory=list)  # emptied once built
     ids: list[str] = field(default_factory=list)
     built: list[Snapshot] = field(default_factory=list)
+    encoded: Encoded | None = None  # `built`, encoded for COPY ahead of the write
     invalid: int = 0
 
 
@@ -124,17 +126,18 @@ async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) 
                 raise page
             if not page.ends_segment:
                 slots.release()
-            # Built here, not by the walker: a page waiting in the queue is no larger than
-            # Clerk's answer, and the CPU is this process's either way.
-            run.build_page(page)
+            # Built here, not by the walker (a page waiting in the queue is no larger than
+            # Clerk's answer, and the CPU is this process's either way), while the page before
+            # is being written, whether or not the two may be written at once.
+            await run.build_page(page)
             ids = set(page.ids)
-            if writing and not previous.isdisjoint(ids):
+            if writing and (not overlap or not previous.isdisjoint(ids)):
                 await writing.pop(0)
                 on_progress(run.report, count)
             previous = ids
             before = writing[-1] if writing else None
             writing.append(asyncio.create_task(run.apply_page(page, after=before)))
-            if not overlap or len(writing) == 2:
+            if len(writing) == 2:
                 await writing.pop(0)
                 on_progress(run.report, count)
         while writing:

@@ -4,6 +4,11 @@ For a row with no predecessor the versioned upsert's only branch is "insert", so
 can take the rows as a bulk copy instead: no statement to parse and plan per page, no conflict
 arbitration per row.
 
+The rows are encoded as COPY's text format by `encode`, which a caller may run before it opens
+the transaction (reconcile encodes the next page while the database writes this one): inside
+the transaction only bytes go to the server, so the server's work on one page and this
+process's on the next overlap even where pages commit one at a time (the change feed's lock).
+
 The caller decides what is new inside the same transaction. A webhook may still insert one
 of those ids before we copy (or a child row may belong to an object the replica holds under an
 older snapshot): the copy then fails on the primary key, its savepoint is rolled back, and the
@@ -13,52 +18,158 @@ caller writes those rows through the upserts, which settle exactly that case.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Boolean, DateTime, Integer, Table, Text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from service import jsoncodec
 from service.clerk.rows import Row, Snapshot
 from service.db.dialect import dialect_of
 
+_NULL = "\\N"
+# What COPY's text format reads as an escape; nothing else needs one.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-async def copy_new(
-    conn: AsyncConnection, table: Table, owned: Sequence[Table], snapshots: Sequence[Snapshot]
-) -> bool:
-    """COPY objects the replica has no row for, with their owned child rows; False when
-    nothing was written (the database cannot copy, or an id already exists) and the upserts
-    must do it."""
-    dialect = dialect_of(conn)
-    if not dialect.bulk_copy:
-        return False
-    batches: list[tuple[Table, list[Row]]] = [(table, [s.row for s in snapshots])]
-    for child in owned:
-        batches.append((child, [row for s in snapshots for row in s.children.get(child, ())]))
-    for _table, rows in batches:
-        if len({row["id"] for row in rows}) != len(rows):
-            return False  # one id twice: which snapshot wins is the upsert's business
-    return await dialect.copy_new(conn, [(t, _records(t, rows)) for t, rows in batches])
+
+def _text(value: Any) -> str:
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
+def _json(value: Any) -> str:
+    # None is JSON null here, as in the upsert's bind step, not SQL NULL. JSON text holds no raw
+    # tab, newline or carriage return (they are escaped inside strings): only backslashes.
+    return jsoncodec.dumps(value).replace("\\", "\\\\")
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")  # as UTCDateTime refuses it
+    return value.isoformat()
+
+
+# How COPY's text format spells a value of each of the replica's column types, as an
+# expression over `v` (None only in JSON columns: elsewhere NULL is spelled before).
+_SPELLINGS: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (JSON, "_json(v)"),  # None too: JSON null
+    (Boolean, "('t' if v else 'f')"),
+    (Integer, "str(int(v))"),  # BigInteger is one
+    (DateTime, "_timestamp(v)"),
+    (Text, "_text(v)"),
+)
+
+
+def spelling(column_type: TypeEngine[Any]) -> str:
+    """The expression for the column type (the replica's types only: a table with another
+    type fails here, in tests, not in a backfill)."""
+    impl = getattr(column_type, "impl", column_type)
+    for base, expression in _SPELLINGS:
+        if isinstance(column_type, base) or isinstance(impl, base):
+            return expression
+    raise TypeError(f"no COPY text encoding for {column_type!r}")
 
 
 @cache
-def _layout(table: Table) -> tuple[Callable[[Row], tuple[Any, ...]], list[int]]:
-    """A getter of a row's values in column order, and which of them are JSON."""
-    names = [c.name for c in table.columns]
-    json_at = [n for n, c in enumerate(table.columns) if isinstance(c.type, JSON)]
-    return itemgetter(*names), json_at
+def line_of(table: Table) -> Callable[[Row], str]:
+    """A function spelling a row of `table` as one line of COPY text, every column in table
+    order (JSON columns spell None as JSON null; other columns as NULL).
+
+    Generated once per table, one expression per column, because a row's line is built for
+    every object a backfill copies: looping over per-column encoders costs several times more
+    than the values' own formatting.
+    """
+    fields = []
+    for n, column in enumerate(table.columns):
+        value = f"row[{column.name!r}]"
+        if isinstance(column.type, JSON):
+            expression = f"_json({value})"
+        else:
+            expression = f"(_NULL if (v := {value}) is None else {spelling(column.type)})"
+        fields.append(expression if n == 0 else f"'\\t', {expression}")
+    source = f"def line(row):\n    return ''.join(({', '.join(fields)}, '\\n'))\n"
+    scope: dict[str, Any] = {
+        "_NULL": _NULL,
+        "_json": _json,
+        "_timestamp": _timestamp,
+        "_text": _text,
+    }
+    exec(compile(source, f"<COPY line of {table.name}>", "exec"), scope)
+    line: Callable[[Row], str] = scope["line"]
+    return line
 
 
-def _records(table: Table, rows: Sequence[Row]) -> list[Sequence[Any]]:
-    """Rows as COPY takes them: JSON columns encoded as the upsert's bind step would (None is
-    JSON null there, not SQL NULL, so it is here too)."""
-    values, json_at = _layout(table)
-    records: list[Sequence[Any]] = []
-    for row in rows:
-        record = list(values(row))
-        for n in json_at:
-            record[n] = jsoncodec.dumps(record[n])
-        records.append(record)
-    return records
+@dataclass(frozen=True)
+class Encoded:
+    """Snapshots as COPY text: per table, each snapshot's lines (its own row in the first
+    table, its children's in the others), so any subset of them can be copied."""
+
+    snapshots: tuple[Snapshot, ...]
+    tables: tuple[Table, ...]
+    lines: tuple[tuple[str, ...], ...]  # [table][snapshot]
+
+    def subset(self, chosen: Sequence[Snapshot]) -> list[tuple[Table, bytes]]:
+        """The lines of the `chosen` snapshots, per table; those not encoded here are
+        encoded now."""
+        if len(chosen) == len(self.snapshots) and all(
+            a is b for a, b in zip(chosen, self.snapshots, strict=True)
+        ):
+            return [
+                (t, "".join(lines).encode())
+                for t, lines in zip(self.tables, self.lines, strict=True)
+            ]
+        at = {id(s): n for n, s in enumerate(self.snapshots)}
+        others = encode(self.tables[0], self.tables[1:], [s for s in chosen if id(s) not in at])
+        extra = iter(range(len(others.snapshots)))
+        picked = [
+            (self.lines, at[id(s)]) if id(s) in at else (others.lines, next(extra)) for s in chosen
+        ]
+        return [
+            (t, "".join(lines[n][i] for lines, i in picked).encode())
+            for n, t in enumerate(self.tables)
+        ]
+
+
+def encode(table: Table, owned: Sequence[Table], snapshots: Sequence[Snapshot]) -> Encoded:
+    """The snapshots' rows in `table` and the `owned` child tables, as COPY text."""
+    own = line_of(table)
+    lines = [tuple(own(s.row) for s in snapshots)]
+    for child in owned:
+        line = line_of(child)
+        lines.append(
+            tuple(
+                "".join(line(row) for row in rows) if (rows := s.children.get(child)) else ""
+                for s in snapshots
+            )
+        )
+    return Encoded(tuple(snapshots), (table, *owned), tuple(lines))
+
+
+async def copy_new(
+    conn: AsyncConnection,
+    table: Table,
+    owned: Sequence[Table],
+    snapshots: Sequence[Snapshot],
+    encoded: Encoded | None = None,
+) -> bool:
+    """COPY objects the replica has no row for, with their owned child rows; False when
+    nothing was written (the database cannot copy, or an id already exists) and the upserts
+    must do it. `encoded`: the snapshots (a superset of them) already encoded."""
+    dialect = dialect_of(conn)
+    if not dialect.bulk_copy:
+        return False
+    if len({s.id for s in snapshots}) != len(snapshots):
+        return False  # one id twice: which snapshot wins is the upsert's business
+    for child in owned:
+        ids = [row["id"] for s in snapshots for row in s.children.get(child, ())]
+        if len(set(ids)) != len(ids):
+            return False
+    if encoded is None or encoded.tables != (table, *owned):
+        encoded = encode(table, owned, ())
+    return await dialect.copy_new(conn, encoded.subset(snapshots))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -56,6 +55,30 @@ async def test_among_selects_the_rows_in_selects(engine: AsyncEngine, wanted: li
     assert got == expected == sorted(set(wanted) & {"u_a", "u_b", "u_c"})
 
 
+@pytest.mark.parametrize(
+    "wanted",
+    [[("u_a", "Ann")], [("u_a", "Bob"), ("u_b", "Bob"), ("u_c", "Cy")], [], [("u_x", "Ann")]],
+)
+async def test_among_pairs_selects_the_rows_whose_pair_is_given(
+    engine: AsyncEngine, wanted: list[tuple[str, str]]
+) -> None:
+    stored = {("u_a", "Ann"), ("u_b", "Bob"), ("u_c", "Cy")}
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(t.users),
+            [
+                {"id": i, "first_name": name, "created_at": EXPIRES, "updated_at": EXPIRES}
+                for i, name in sorted(stored)
+            ],
+        )
+    among_pairs = dialect_of(engine).among_pairs
+    columns = (t.users.c.id, t.users.c.first_name)
+    async with engine.connect() as conn:
+        found = await conn.execute(select(t.users.c.id).where(among_pairs(columns, wanted)))
+        got = sorted(found.scalars())
+    assert got == sorted(i for i, name in wanted if (i, name) in stored)
+
+
 async def test_inserter_returns_only_new_keys_and_leaves_stored_rows_alone(
     engine: AsyncEngine,
 ) -> None:
@@ -87,8 +110,9 @@ async def test_add_keys_is_idempotent(engine: AsyncEngine) -> None:
     assert {(r["run_id"], r["resource"]) for r in stored} == {(run_id, "users")}
 
 
-def lock_record(name: str) -> Sequence[Any]:
-    return [name, "holder", EXPIRES]
+def lock_record(*names: str) -> bytes:
+    """Lock rows in COPY's text format."""
+    return "".join(f"{name}\tholder\t{EXPIRES.isoformat()}\n" for name in names).encode()
 
 
 async def test_copy_new_copies_then_refuses_a_stored_key_writing_nothing(
@@ -96,10 +120,10 @@ async def test_copy_new_copies_then_refuses_a_stored_key_writing_nothing(
 ) -> None:
     dialect = dialect_of(pg_engine)
     async with pg_engine.begin() as conn:
-        assert await dialect.copy_new(conn, [(locks, [lock_record("a"), lock_record("b")])])
+        assert await dialect.copy_new(conn, [(locks, lock_record("a", "b"))])
     async with pg_engine.begin() as conn:
         # The first table's rows are new; the second batch repeats "b": all rolled back.
-        batches = [(locks, [lock_record("c")]), (locks, [lock_record("b")])]
+        batches = [(locks, lock_record("c")), (locks, lock_record("b"))]
         assert not await dialect.copy_new(conn, batches)
         # The transaction is still usable after the refused copy's savepoint.
         assert await conn.scalar(select(func.count()).select_from(locks)) == 2
@@ -108,7 +132,7 @@ async def test_copy_new_copies_then_refuses_a_stored_key_writing_nothing(
 
 async def test_copy_new_is_refused_on_sqlite(sqlite_engine: AsyncEngine) -> None:
     async with sqlite_engine.begin() as conn:
-        assert not await dialect_of(conn).copy_new(conn, [(locks, [lock_record("a")])])
+        assert not await dialect_of(conn).copy_new(conn, [(locks, lock_record("a"))])
     assert await rows(sqlite_engine, locks) == []
 
 

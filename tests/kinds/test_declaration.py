@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from service.clerk.rows import Row
 from service.kinds import registry
-from service.kinds.declaration import Kind, Lookup, Parent
-from service.kinds.users import build as build_user
+from service.kinds.declaration import Lookup
 from tests.support import tables as t
 
 IN_LIST = Lookup("organizations/{organization_id}/memberships", {"user_id": "{user_id}"})
@@ -44,30 +40,3 @@ def test_kind_tables_are_its_table_then_the_owned_ones() -> None:
     )
     assert registry.kind("roles").tables == (t.roles, t.role_permissions)
     assert registry.kind("organizations").tables == (t.organizations,)
-
-
-async def _rule(_conn: AsyncConnection, _rows: list[Row]) -> None:
-    return None
-
-
-def test_copies_new_only_without_parents_or_a_kind_rule() -> None:
-    copies = {k.name: k.copies_new for k in registry.KINDS}
-    assert copies == {
-        "organizations": True,
-        "users": True,
-        "memberships": False,
-        "invitations": False,
-        "domains": False,
-        "permissions": True,
-        "roles": True,
-        "waitlist_entries": True,
-        "sessions": False,
-        "billing_plans": True,
-        "billing_subscription_items": False,  # it carries its plan
-        "billing_subscriptions": False,
-        "billing_payment_attempts": True,
-    }
-    ruled = Kind("x", 0, t.users, build_user, ("x.created",), before_upsert=_rule)
-    parented = Kind("y", 0, t.users, build_user, ("y.created",), parents=(Parent("id", "x"),))
-    assert not ruled.copies_new and not parented.copies_new
-    assert Kind("z", 0, t.users, build_user, ("z.created",)).copies_new

@@ -15,6 +15,7 @@ from service.clerk.rows import Row, RowOptions
 from service.inbox.table import Status
 from service.kinds import writes
 from service.kinds.memberships import KIND, build, settle_live_pairs
+from service.kinds.registry import kind
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import deliver, one, rows
@@ -163,6 +164,37 @@ async def test_memberships_stored_through_the_kind_keep_one_live_per_pair(
             await writes.upsert(conn, KIND, snapshots)
     ends = {r["id"]: r["deleted_at"] for r in await rows(engine, M)}
     assert ends == {"m_1": at(3), "m_2": at(3), "m_3": None}
+
+
+async def test_new_memberships_copied_keep_the_same_rules_as_upserted_ones(
+    engine: AsyncEngine,
+) -> None:
+    """Reconcile's first backfill writes new memberships with new=True (COPY on PostgreSQL):
+    the pair rule, ended parents and a membership a webhook stored meanwhile come out as the
+    upsert has them."""
+
+    def snap(id: str, created: int, user: str = "u_1") -> Any:
+        ms = cp.T0 + created * 1000
+        data = cp.membership(id, org_id="o_1", user_id=user, created_at=ms, updated_at=ms)
+        return build(data, RowOptions())
+
+    async def stored_after(new: bool, first: list[Any]) -> list[dict[str, Any]]:
+        async with engine.begin() as conn:
+            await conn.execute(M.delete())
+            await conn.execute(t.users.delete())
+            await writes.end(conn, kind("users"), [("u_gone", at(0))])  # a deleted member
+            if first:
+                await writes.upsert(conn, KIND, first)  # a webhook got there first
+        batch = [snap("m_1", 1), snap("m_2", 2), snap("m_3", 3, user="u_gone"), snap("m_4", 4)]
+        async with engine.begin() as conn:
+            await writes.upsert(conn, KIND, batch, new=new)
+        return await rows(engine, M)
+
+    for first in ([], [snap("m_4", 4)]):
+        copied, upserted = await stored_after(True, first), await stored_after(False, first)
+        assert copied == upserted
+        ends = {r["id"]: r["deleted_at"] for r in copied}
+        assert ends == {"m_1": at(4), "m_2": at(4), "m_3": at(0), "m_4": None}
 
 
 U = "user_29w83sxmDNGwOuEthce5gg56FcC"

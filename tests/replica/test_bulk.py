@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, cast, delete, select
+import pytest
+from sqlalchemy import JSON, Numeric, Table, Text, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.rows import RowOptions, Snapshot
-from service.kinds import writes
+from service.kinds import registry, writes
 from service.kinds.registry import kind
 from service.replica import bulk
 from tests.support import clerk_payloads as cp
@@ -42,6 +43,10 @@ def snapshots(options: RowOptions) -> list[Snapshot]:
             username=None if n % 2 else f"name{n}",
             last_sign_in_at=None if n == 2 else cp.T0 + n,
         )
+        if n == 4:  # what COPY's text format must escape, and what it must leave alone
+            data["first_name"] = "tab\there\nnew line\r\\N back\\slash \u00e9\U0001f600 'q\""
+            data["last_name"] = "\\N"
+            data["public_metadata"] = {"path": "C:\\x\\y", "text": "a\tb\nc", "quote": '"'}
         made.append(USERS.build(data, options))
     return made
 
@@ -137,3 +142,36 @@ async def test_sqlite_has_no_copy(sqlite_db_url: str, redis_url: str) -> None:
         assert await table_rows(engine, t.users) == []
     finally:
         await engine.dispose()
+
+
+def test_every_column_of_every_kind_has_a_copy_spelling() -> None:
+    for k in registry.KINDS:
+        for table in k.tables:
+            bulk.line_of(table)  # raises TypeError for a type COPY's text format lacks
+
+
+def test_a_type_without_a_spelling_is_refused() -> None:
+    with pytest.raises(TypeError, match="no COPY text encoding"):
+        bulk.spelling(Numeric())
+
+
+def test_a_subset_and_snapshots_encoded_elsewhere_spell_as_if_encoded_alone() -> None:
+    users = snapshots(RowOptions())
+    owned = [o.table for o in USERS.owns]
+    encoded = bulk.encode(t.users, owned, users[:3])
+    chosen = [users[2], users[4], users[0]]  # one of them not in `encoded`
+    assert encoded.subset(chosen) == bulk.encode(t.users, owned, chosen).subset(chosen)
+    assert encoded.subset(users[:3]) == bulk.encode(t.users, owned, users[:3]).subset(users[:3])
+    assert [table for table, _ in encoded.subset(chosen)] == [t.users, *owned]
+
+
+async def test_copied_with_an_encoding_made_beforehand(pg_engine: AsyncEngine) -> None:
+    users = snapshots(RowOptions())
+    async with pg_engine.begin() as conn:
+        await writes.upsert(conn, USERS, users)
+    upserted = {tb.name: await table_rows(pg_engine, tb) for tb in USER_TABLES}
+    await clear(pg_engine)
+    encoded = bulk.encode(t.users, [o.table for o in USERS.owns], users)
+    async with pg_engine.begin() as conn:
+        assert await bulk.copy_new(conn, t.users, [o.table for o in USERS.owns], users, encoded)
+    assert {tb.name: await table_rows(pg_engine, tb) for tb in USER_TABLES} == upserted
