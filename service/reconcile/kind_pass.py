@@ -41,7 +41,7 @@ from service.replica.bulk import Encoded, encode
 log = get_logger(__name__)
 
 
-_GIVE_WAY_EVERY = 25  # objects built between turns of the event loop
+_GIVE_WAY_EVERY = 5  # objects built between turns of the event loop
 
 
 class _EarlierPageFailed(Exception):
