@@ -34,6 +34,7 @@ from typing import Any
 from service import process
 from service.config import Settings
 from service.logs import configure_logging
+from tests.benchmarks.measure import local_postmaster, server_cpu_seconds
 
 # Children import only what they use (pytest, alembic, uvicorn stay out of the measured
 # process), so the heavier imports are made where they are needed.
@@ -117,10 +118,11 @@ def measure(mode: str, database_url: str, clerk_url: str) -> None:
     """Child: one fetch-only or reconcile run; prints its figures as JSON on the last line."""
     settings = _settings(database_url, clerk_url)
     configure_logging(settings)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     # As `clerk-replica reconcile` runs it: uvloop, the collector tuned (service/process.py).
     result = process.run(_fetch_only(settings) if mode == "fetch" else _reconcile(settings))
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = time.process_time() - cpu  # every thread of this process
     result["peak_rss_mib"] = _peak_rss_mib()
     print(json.dumps(result), flush=True)
 
@@ -167,13 +169,20 @@ def database() -> Iterator[str]:
         yield url
 
 
-def run_child(mode: str, database_url: str, clerk_url: str) -> dict[str, Any]:
+def run_child(
+    mode: str, database_url: str, clerk_url: str, postmaster: int | None = None
+) -> dict[str, Any]:
+    """One measured child; with `postmaster`, also what the server's CPU spent meanwhile."""
+    server = server_cpu_seconds(postmaster) if postmaster else float("nan")
     done = subprocess.run(
         _child(mode, database_url, clerk_url), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["server_cpu_seconds"] = (
+        server_cpu_seconds(postmaster) - server if postmaster else float("nan")
+    )
     return result
 
 
@@ -182,6 +191,12 @@ def _rate(result: dict[str, Any], name: str | None = None) -> float:
     if name is not None:
         return float(passes[name]["listed"] / passes[name]["seconds"])
     return float(sum(p["listed"] for p in passes.values()) / result["seconds"])
+
+
+def _cpu_per_object(result: dict[str, Any], key: str) -> float:
+    """Microseconds of CPU per object listed (NaN where the server is not on this machine)."""
+    listed = sum(p["listed"] for p in result["passes"].values())
+    return float(result[key] * 1e6 / max(listed, 1))
 
 
 def _per_1000(result: dict[str, Any]) -> float:
@@ -196,9 +211,10 @@ def main() -> None:
     with fake_process() as clerk_url, database() as url:
         print(f"fake Clerk ready in {time.perf_counter() - made:.1f} s", file=sys.stderr)
         upgrade(url)
+        postmaster = local_postmaster(url)
         base = run_child("fetch", url, clerk_url)
-        first = run_child("reconcile", url, clerk_url)
-        nightly = run_child("reconcile", url, clerk_url)
+        first = run_child("reconcile", url, clerk_url, postmaster)
+        nightly = run_child("reconcile", url, clerk_url, postmaster)
         with tempfile.TemporaryDirectory() as tmp:  # the embedded default, beside it
             sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
             upgrade(sqlite_url)
@@ -233,6 +249,14 @@ def main() -> None:
                 f"{rate / _rate(first, name):.2f}",
             )
         )
+    # Where the CPU goes, per object listed; the baseline is the fetch-only client's.
+    fetch_us = _cpu_per_object(base, "cpu_seconds")
+    rows.append(("CPU per object: fetch only, this client, us", f"{fetch_us:.0f}", "1.00"))
+    for label, run in (("first run", first), ("nightly", nightly)):
+        for who, key in (("reconcile", "cpu_seconds"), ("PostgreSQL", "server_cpu_seconds")):
+            us = _cpu_per_object(run, key)
+            ratio = f"{us / fetch_us:.2f}"
+            rows.append((f"CPU per object: {label}, {who}, us", f"{us:.0f}", ratio))
     rows += [
         (
             f"API requests per 1,000 objects (floor {FLOOR_PER_1000:.0f})",

@@ -1,13 +1,16 @@
 """What the benchmarks measure and print: settings from the environment, percentiles, the CPU
-each process of a stack used, and the table every figure is printed in."""
+each process of a stack or a PostgreSQL server used, and the table every figure is printed in."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
 
 from tests.benchmarks.stack import Stack
 
@@ -79,13 +82,40 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
             used[name] = stat[0] + stat[1]
     pidfile = stack.workdir / "pg" / "pgdata" / "postmaster.pid"
     if pidfile.exists() and (postmaster := int(pidfile.read_text().split()[0])):
-        total = sum((_stat(postmaster) or (0.0,) * 5)[:4])
-        for entry in Path("/proc").iterdir():
-            stat = _stat(int(entry.name)) if entry.name.isdigit() else None
-            if stat is not None and stat[4] == postmaster:
-                total += stat[0] + stat[1]
-        used["postgres (all backends)"] = total
+        used["postgres (all backends)"] = server_cpu_seconds(postmaster)
     return used
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU time a PostgreSQL server has used so far: the postmaster, the backends it has reaped
+    (their time is its children's) and every live backend."""
+    total = sum((_stat(postmaster) or (0.0,) * 5)[:4])
+    for entry in Path("/proc").iterdir():
+        stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and stat[4] == postmaster:
+            total += stat[0] + stat[1]
+    return total
+
+
+def local_postmaster(url: str) -> int | None:
+    """The pid of the server behind `url` when it runs on this machine (its data directory's
+    postmaster.pid is here and names a postgres process), else None: a remote server's CPU
+    cannot be read."""
+    pidfile = Path(asyncio.run(_data_directory(url))) / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if name in ("postgres", "postmaster") else None
+
+
+async def _data_directory(url: str) -> str:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return str(await conn.fetchval("SHOW data_directory"))
+    finally:
+        await conn.close()
 
 
 def _stat(pid: int) -> tuple[float, float, float, float, int] | None:
