@@ -34,7 +34,6 @@ from typing import Any
 from service import process
 from service.config import Settings
 from service.logs import configure_logging
-from tests.benchmarks.measure import local_postmaster, server_cpu_seconds
 
 # Children import only what they use (pytest, alembic, uvicorn stay out of the measured
 # process), so the heavier imports are made where they are needed.
@@ -173,6 +172,8 @@ def run_child(
     mode: str, database_url: str, clerk_url: str, postmaster: int | None = None
 ) -> dict[str, Any]:
     """One measured child; with `postmaster`, also what the server's CPU spent meanwhile."""
+    from tests.benchmarks.measure import server_cpu_seconds
+
     server = server_cpu_seconds(postmaster) if postmaster else float("nan")
     done = subprocess.run(
         _child(mode, database_url, clerk_url), capture_output=True, text=True, check=False
@@ -190,22 +191,25 @@ def _rate(result: dict[str, Any], name: str | None = None) -> float:
     passes = result["passes"]
     if name is not None:
         return float(passes[name]["listed"] / passes[name]["seconds"])
-    return float(sum(p["listed"] for p in passes.values()) / result["seconds"])
+    return float(_listed(result) / result["seconds"])
+
+
+def _listed(result: dict[str, Any]) -> int:
+    return sum(int(p["listed"]) for p in result["passes"].values())
 
 
 def _cpu_per_object(result: dict[str, Any], key: str) -> float:
     """Microseconds of CPU per object listed (NaN where the server is not on this machine)."""
-    listed = sum(p["listed"] for p in result["passes"].values())
-    return float(result[key] * 1e6 / max(listed, 1))
+    return float(result[key] * 1e6 / max(_listed(result), 1))
 
 
 def _per_1000(result: dict[str, Any]) -> float:
-    listed = sum(p["listed"] for p in result["passes"].values())
-    return float(result["requests"] * 1000 / max(listed, 1))
+    return float(result["requests"] * 1000 / max(_listed(result), 1))
 
 
 def main() -> None:
     from service.operate.migrate import upgrade
+    from tests.benchmarks.measure import local_postmaster
 
     made = time.perf_counter()
     with fake_process() as clerk_url, database() as url:
