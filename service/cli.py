@@ -16,6 +16,7 @@ import typer
 from service import process
 from service.config import ConfigError, Settings, get_settings
 from service.logs import configure_logging
+from service.schema.target import Format, Target
 
 cli = typer.Typer(
     help="Keep an app database in sync with Clerk.",
@@ -334,6 +335,29 @@ def changes(
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         asyncio.run(run())
+
+
+@cli.command()
+def schema(
+    format_: Annotated[
+        Format,
+        typer.Option("--format", help="drizzle, prisma or sqlalchemy.", case_sensitive=False),
+    ],
+    dialect: Annotated[
+        Target,
+        typer.Option(
+            help="The replica's database (SQLAlchemy's module serves either).", case_sensitive=False
+        ),
+    ] = Target.POSTGRESQL,
+) -> None:
+    """Print models of every replica table (and its _live view) for the app's own stack.
+
+    Generated from the kinds' declarations, with the relations they declare (the replica has no
+    foreign keys). Example: clerk-replica schema --format drizzle > src/db/clerk.ts
+    """
+    from service.schema.generate import generate
+
+    typer.echo(generate(format_, dialect), nl=False)
 
 
 def main() -> None:

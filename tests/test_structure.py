@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "operate": 8,
     "web": 9,
     "dev": 9,
+    "schema": 9,
     "cli": 10,
     "__main__": 11,
 }
@@ -65,6 +66,7 @@ DIALECT_HOME = "db"
 # Modules outside DIALECT_HOME allowed to tell the dialects apart: "service/x.py" -> why.
 DIALECT_ALLOWED: dict[str, str] = {
     "service/dev/processes.py": "the embedded server's default database is named postgres",
+    "service/schema/target.py": "names the databases a generated schema is written for",
 }
 DIALECT_MODULES: tuple[str, ...] = ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite")
 # A string constant naming a dialect or a driver: "postgresql", "sqlite+aiosqlite", ...

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from service.config import ConfigError
 
@@ -41,3 +42,11 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def head_revision() -> str:
+    """The revision the migrations end at (what a migrated database's tables match)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise ConfigError("migrations/ holds no revision")
+    return head

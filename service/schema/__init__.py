@@ -1,0 +1,2 @@
+"""Source for the app's own stack (Drizzle, Prisma, SQLAlchemy) describing the replica, made
+from the kinds registry: `clerk-replica schema`."""
