@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from service.schema.drizzle import drizzle_schema
 from service.schema.model import replica
+from service.schema.prisma import prisma_schema
 from service.schema.sqlalchemy_models import sqlalchemy_module
 from service.schema.target import Format, Target
 
@@ -15,4 +16,4 @@ def generate(format_: Format, target: Target) -> str:
         return drizzle_schema(described, target)
     if format_ is Format.SQLALCHEMY:
         return sqlalchemy_module(described)
-    raise ValueError(f"the {format_} format is not available yet")
+    return prisma_schema(described, target)

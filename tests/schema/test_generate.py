@@ -55,6 +55,26 @@ def drizzle_columns(source: str) -> Columns:
     }
 
 
+_PRISMA_BLOCK = re.compile(r"^(?:model|view) \w+ \{\n(.*?)^\}", re.S | re.M)
+
+
+def prisma_columns(source: str) -> Columns:
+    found: Columns = {}
+    for body in _PRISMA_BLOCK.findall(source):
+        name = re.search(r'@@map\("(\w+)"\)', body)
+        assert name is not None, body
+        columns = set()
+        for line in body.splitlines():
+            scalar = re.match(
+                r"\s+(\w+)\s+(?:String|Boolean|Int|BigInt|DateTime|Json)\??\s*(.*)", line
+            )
+            if scalar:
+                mapped = re.search(r'@map\("(\w+)"\)', scalar.group(2))
+                columns.add(mapped.group(1) if mapped else scalar.group(1))
+        found[name.group(1)] = columns
+    return found
+
+
 def sqlalchemy_columns(source: str, tmp_path: Path) -> Columns:
     path = tmp_path / "clerk_models_coverage.py"
     path.write_text(source)
@@ -87,6 +107,7 @@ def missing(database: Columns, generated: Columns) -> list[str]:
 def _readers(tmp_path: Path) -> dict[Format, Callable[[str], Columns]]:
     return {
         Format.DRIZZLE: drizzle_columns,
+        Format.PRISMA: prisma_columns,
         Format.SQLALCHEMY: lambda source: sqlalchemy_columns(source, tmp_path),
     }
 
@@ -116,7 +137,7 @@ async def test_a_column_the_schemas_lack_is_found(
         assert missing(database, generated) == ["clerk_badges", "clerk_users.nickname"], format_
 
 
-@pytest.mark.parametrize("format_", [Format.DRIZZLE, Format.SQLALCHEMY])
+@pytest.mark.parametrize("format_", list(Format))
 def test_the_command_prints_each_format(format_: Format) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "service", "schema", "--format", format_, "--dialect", "sqlite"],
