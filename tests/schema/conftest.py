@@ -10,6 +10,7 @@ reader following the relations must see, computed from the same payloads.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,10 +53,18 @@ def node_workdir(tmp_path: Path, node_modules: Path, files: dict[str, str]) -> P
     return work
 
 
-def run_tool(work: Path, *args: str, timeout: float = 300, **env: str) -> str:
+def doc_example(page: str, language: str) -> str:
+    """The code block after the `<!-- tested: ... -->` line of docs/how-to/<page>."""
+    text = (ROOT / "docs" / "how-to" / page).read_text()
+    found = re.search(r"<!-- tested: [^>]*-->\n```" + language + r"\n(.*?)^```", text, re.S | re.M)
+    assert found is not None, f"docs/how-to/{page} has no tested {language} example"
+    return found.group(1)
+
+
+def run_tool(work: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a node tool in `work`; its stdout, or the test fails with what it printed."""
     done = subprocess.run(
-        list(args), cwd=work, capture_output=True, text=True, timeout=timeout, env=env or None
+        list(args), cwd=work, capture_output=True, text=True, timeout=300, env=env
     )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -77,7 +86,7 @@ def people() -> People:
     )
     omar = cp.user("user_omar", first_name="Omar", created_at=cp.T0 + 1500)
     acme = cp.organization("org_acme", slug="acme")
-    globex = cp.organization("org_globex", slug="globex")
+    globex = cp.organization("org_globex", slug="globex", name="Globex")
     live = [
         cp.membership("orgmem_1", org_id="org_acme", user_id="user_jane", role="org:admin"),
         cp.membership("orgmem_2", org_id="org_acme", user_id="user_omar"),

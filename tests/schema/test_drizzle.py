@@ -13,6 +13,7 @@ from service.schema.model import replica
 from service.schema.target import Target
 from tests.schema.conftest import (
     NODE_DIR,
+    doc_example,
     expected_memberships,
     fill_through_webhooks,
     node_workdir,
@@ -31,13 +32,8 @@ async def test_the_postgresql_schema_compiles_and_reads_a_filled_replica(
     }
     work = node_workdir(tmp_path, node_modules, files)
     run_tool(work, "node", "node_modules/typescript/bin/tsc", "-p", ".")
-    out = run_tool(
-        work,
-        "node",
-        "build/memberships.js",
-        DATABASE_URL=libpq_url(pg_db_url),
-        PATH=os.environ["PATH"],
-    )
+    env = {"DATABASE_URL": libpq_url(pg_db_url), "PATH": os.environ["PATH"]}
+    out = run_tool(work, "node", "build/memberships.js", env=env)
     read = json.loads(out)
     assert read["memberships"] == expected_memberships(people)
     assert [u["id"] for u in read["liveUsers"]] == sorted(u["id"] for u in people.users)
@@ -46,6 +42,31 @@ async def test_the_postgresql_schema_compiles_and_reads_a_filled_replica(
         "org_acme": ["user_jane", "user_omar"],
         "org_globex": ["user_jane", "user_never_arrived", "user_omar"],  # orgmem_5 ended
     }
+
+
+async def test_the_documented_example_runs(
+    tmp_path: Path, node_modules: Path, pg_db_url: str, redis_url: str
+) -> None:
+    people = await fill_through_webhooks(pg_db_url, redis_url)
+    files = {
+        "clerk-replica.ts": drizzle_schema(replica(), Target.POSTGRESQL),
+        "example.ts": doc_example("drizzle.md", "ts"),
+    }
+    work = node_workdir(tmp_path, node_modules, files)
+    run_tool(work, "node", "node_modules/typescript/bin/tsc", "-p", ".")
+    env = {"DATABASE_URL": libpq_url(pg_db_url), "PATH": os.environ["PATH"]}
+    jane = people.users[0]
+    read = json.loads(run_tool(work, "node", "build/example.js", jane["id"], env=env))
+    assert read["name"] == jane["first_name"]
+    assert read["emails"] == sorted(e["email_address"] for e in jane["email_addresses"])
+    assert read["organizations"] == [
+        {"slug": "acme", "role": "org:admin"},
+        {"slug": "globex", "role": "org:member"},
+    ]
+    assert read["joined"] == [
+        {"firstName": "Jane", "role": "org:admin", "organization": "Acme Inc"},
+        {"firstName": "Jane", "role": "org:member", "organization": "Globex"},
+    ]
 
 
 def test_the_sqlite_schema_compiles(tmp_path: Path, node_modules: Path) -> None:
