@@ -150,3 +150,15 @@ def test_the_command_prints_each_format(format_: Format) -> None:
     assert (
         "for the replica at migration" in done.stdout.splitlines()[0] + done.stdout.splitlines()[1]
     )
+
+
+def test_an_unknown_format_or_dialect_is_refused() -> None:
+    for args in (["--format", "typeorm"], ["--format", "prisma", "--dialect", "mysql"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "schema", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Invalid value" in done.stderr and done.stdout == ""
