@@ -40,6 +40,7 @@ LOCKS = (
     Lock("requirements/runtime.txt", (), None),
     Lock("requirements/embedded.txt", ("embedded",), "requirements/runtime.txt"),
     Lock("requirements/dev.txt", ("embedded", "dev"), "requirements/embedded.txt"),
+    Lock("requirements/docs.txt", ("embedded", "dev", "docs"), "requirements/dev.txt"),
 )
 # Which lock each install path takes.
 INSTALLERS = {
@@ -47,6 +48,7 @@ INSTALLERS = {
     "scripts/dev": "requirements/embedded.txt",
     "scripts/test": "requirements/dev.txt",
     "scripts/bench": "requirements/dev.txt",
+    "scripts/docs": "requirements/docs.txt",
 }
 # The one script that installs a lock into .venv for scripts/dev, scripts/test and scripts/bench.
 VENV_INSTALLER = "scripts/install"
