@@ -7,7 +7,7 @@ from typing import Any
 
 import typer.main
 
-from docs_gen.markdown import code, page, table
+from docs_gen.markdown import code, page, plain, table
 from service.cli import cli
 
 NO_OPTIONS = "No options."
@@ -43,7 +43,9 @@ def _params(command: Any) -> str:
             what += ", repeatable"
         if param.required:
             what += ", required"
-        rows.append((_names(param), what, _default(param), getattr(param, "help", None) or ""))
+        rows.append(
+            (_names(param), what, _default(param), plain(getattr(param, "help", None) or ""))
+        )
     return table(("name", "what", "default", "meaning"), rows) if rows else NO_OPTIONS
 
 
@@ -58,6 +60,8 @@ def _help(command: Any) -> str:
             # "Examples: a;  b" -> the commands in a shell block.
             lines = [" ".join(c.split()) for c in rest.split(";") if c.strip()]
             paragraph = f"{head}:\n\n```sh\n" + "\n".join(lines) + "\n```"
+        else:
+            paragraph = plain(paragraph)
         paragraphs.append(paragraph)
     return "\n\n".join(paragraphs)
 

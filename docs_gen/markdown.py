@@ -15,6 +15,14 @@ def cell(text: object) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def plain(text: object) -> str:
+    """Text from the code shown as written: Markdown's special characters escaped."""
+    out = str(text)
+    for char in ("\\", "`", "*", "_", "[", "]"):
+        out = out.replace(char, "\\" + char)
+    return out.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def code(text: object) -> str:
     return f"`{text}`" if str(text) != "" else ""
 

@@ -8,7 +8,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from docs_gen.markdown import code, page, table
+from docs_gen.markdown import code, page, plain, table
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"
 # The constructor, the kind Prometheus shows, and the suffix the exposition adds.
@@ -65,7 +65,13 @@ def families(root: Path = SERVICE) -> list[Family]:
 
 def render() -> str:
     rows = [
-        (code(f.name), f.kind, f.suffix, ", ".join(code(label) for label in f.labels), f.help)
+        (
+            code(f.name),
+            f.kind,
+            f.suffix,
+            ", ".join(code(label) for label in f.labels),
+            plain(f.help),
+        )
         for f in families()
     ]
     return page(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from docs_gen.markdown import code, page, table
+from docs_gen.markdown import code, page, plain, table
 from service.config import DEFAULT_INSTANCE, INSTANCE_VARIABLES, Settings, instance_variable
 
 # Read from the environment by another name (the CLERK_<NAME>_... variables): not a variable.
@@ -71,7 +71,7 @@ def render(model: type[BaseModel] = Settings) -> str:
     for variable, info in fields(model):
         if not info.description:
             raise MissingDescription(f"{variable} has no description in service/config.py")
-        rows.append((code(variable), _default(info), _allowed(info), info.description))
+        rows.append((code(variable), _default(info), _allowed(info), plain(info.description)))
     per_instance = [
         (code(f"CLERK_<NAME>_{suffix}"), code(instance_variable(DEFAULT_INSTANCE, suffix)))
         for suffix in INSTANCE_VARIABLES

@@ -18,6 +18,23 @@ from service.kinds.registry import KINDS, replica_tables
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
+# What a column's name and type do not say (a column's own `comment` wins). A note naming a
+# table or column that does not exist fails the generator.
+NOTES = {
+    ("clerk_organization_memberships", "user_id"): "NULL until a payload names the member "
+    "(the spec does not require public_user_data)",
+    ("clerk_organization_memberships", "role"): "a role's key (clerk_roles.key)",
+    ("clerk_organization_invitations", "organization_id"): "NULL until a payload names it",
+    ("clerk_role_permissions", "id"): "role_id/permission_id",
+    ("clerk_billing_plans", "created_at"): "NULL: Clerk sends none",
+    ("clerk_billing_plans", "updated_at"): "its carrier's time, or when reconcile listed it",
+    ("clerk_billing_payment_attempts", "statement_id"): "invoice_id in older API versions",
+    ("clerk_billing_payment_attempts", "amount"): "the grand total",
+    ("clerk_billing_subscriptions", "payer_id"): "a user or an organization; Clerk's empty "
+    "string is stored NULL",
+    ("clerk_users", "primary_email_address"): "the address of primary_email_address_id",
+}
+
 
 def _type(column: Column[Any]) -> str:
     return column.type.compile(dialect=_DIALECT).lower()
@@ -39,7 +56,7 @@ def _columns(tbl: Table) -> str:
             _type(c),
             "" if c.nullable else "not null",
             _key(c, indexed),
-            c.comment or "",
+            c.comment or NOTES.get((tbl.name, c.name), ""),
         )
         for c in tbl.columns
     ]
@@ -75,7 +92,15 @@ def _kind_facts(kind: Kind) -> list[str]:
     return facts
 
 
+def _check_notes() -> None:
+    for table_name, column in NOTES:
+        known = metadata.tables.get(table_name)
+        if known is None or column not in known.c:
+            raise KeyError(f"docs_gen/tables.py: NOTES names {table_name}.{column}, not a column")
+
+
 def render() -> str:
+    _check_notes()
     sections: list[str] = []
     for kind in KINDS:
         for number, tbl in enumerate(kind.tables):

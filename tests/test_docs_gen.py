@@ -131,3 +131,21 @@ def test_benchmarks_page_shows_results_or_not_yet_measured(tmp_path: Path) -> No
 
 def test_pages_are_written_where_mkdocs_reads_them() -> None:
     assert all(path.startswith("docs/") and path.endswith(".md") for path in PAGES)
+
+
+def test_what_a_benchmark_records_is_what_the_page_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.benchmarks.measure import record
+
+    benches, results = tmp_path / "benches", tmp_path / "results"
+    benches.mkdir()
+    (benches / "bench_gamma.py").write_text('"""Gamma."""\n')
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(results))
+    written = record(
+        "bench_gamma", "gamma benchmark", ("figure", "value", "ratio"), [("rate", "10", None)]
+    )
+    assert written == results / "bench_gamma.json"
+    page = benchmarks.render(benches, results)
+    assert "| rate | 10 |  |" in page and "gamma benchmark" in page
+    assert "Not yet measured." not in page
