@@ -149,3 +149,13 @@ def test_what_a_benchmark_records_is_what_the_page_reads(
     page = benchmarks.render(benches, results)
     assert "| rate | 10 |  |" in page and "gamma benchmark" in page
     assert "Not yet measured." not in page
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_event_types_to_subscribe_to_are_every_replicated_one(page: str) -> None:
+    from service.kinds.registry import ROUTES
+
+    text = (Path(__file__).parent.parent / page).read_text()
+    prefixes = {event_type.split(".")[0] for event_type in ROUTES}
+    missing = sorted(p for p in prefixes if f"`{p}.*`" not in text)
+    assert missing == [], f"{page} does not tell Clerk to send {missing}"
