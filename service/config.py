@@ -126,7 +126,11 @@ class Settings(BaseSettings):
     clerk_webhook_signing_secret_previous: SecretStr | None = Field(
         default=None, description="The old secret, still accepted during a rotation."
     )
-    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Larger deliveries get 413 without being read into memory.",
+    )
     webhook_read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A client slower than this to send its body gets 408."
     )
@@ -136,7 +140,11 @@ class Settings(BaseSettings):
     ingest_max_waiting: int = Field(
         default=10_000, ge=1, description="Deliveries waiting for the database before 503 at once."
     )
-    store_private_metadata: bool = True
+    store_private_metadata: bool = Field(
+        default=True,
+        description="false keeps private_metadata nowhere: no column, raw payload or inbox body "
+        "holds it, at any depth.",
+    )
     erase_deleted_users: bool = Field(
         default=True, description="Erase a user's personal data when Clerk deletes the user."
     )
@@ -148,15 +156,31 @@ class Settings(BaseSettings):
     changes_retention_days: float = Field(
         default=7, gt=0, description="Days the change feed keeps a change before pruning it."
     )
-    db_pool_size: int = Field(default=10, ge=1)
-    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    redis_timeout_seconds: float = Field(default=2.0, gt=0)
-    worker_concurrency: int = Field(default=10, ge=1)
-    worker_max_tries: int = Field(default=8, ge=1)
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per process.")
+    db_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A database that does not answer within this means 503 (ingest) or a retry "
+        "(worker).",
+    )
+    redis_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Bound on each enqueue; past it the event waits for the sweep.",
+    )
+    worker_concurrency: int = Field(default=10, ge=1, description="Jobs one worker runs at once.")
+    worker_max_tries: int = Field(
+        default=8,
+        ge=1,
+        description="arq tries per job while the database is down (jittered backoff); the sweep "
+        "takes over after.",
+    )
     worker_max_event_attempts: int = Field(
         default=20, ge=1, description="Transient failures before an event is marked failed."
     )
-    worker_poll_delay_seconds: float = Field(default=0.01, gt=0)
+    worker_poll_delay_seconds: float = Field(
+        default=0.01, gt=0, description="How often an idle worker polls Redis."
+    )
     worker_batch_size: int = Field(
         default=250, ge=1, le=2000, description="Most events one apply transaction takes."
     )
@@ -170,10 +194,23 @@ class Settings(BaseSettings):
         description="Deliveries within one window share one queued apply job.",
     )
     # Also how long a job abandoned by a killed worker waits before another worker takes it.
-    worker_job_timeout_seconds: int = Field(default=60, ge=1)
-    sweep_interval_seconds: int = Field(default=60, ge=1, le=3600)
-    sweep_grace_seconds: int = Field(default=30, ge=0)
-    sweep_batch_size: int = Field(default=1000, ge=1)
+    worker_job_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="arq's timeout of each job; an apply job hands a backlog to a fresh job after "
+        "half of it.",
+    )
+    sweep_interval_seconds: int = Field(
+        default=60, ge=1, le=3600, description="How often the worker's sweep runs."
+    )
+    sweep_grace_seconds: int = Field(
+        default=30, ge=0, description="Pending events younger than this are left to their own job."
+    )
+    sweep_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Most pending events one sweep looks at; also each retention batch's size.",
+    )
     inbox_body_retention_hours: float = Field(
         default=168.0, gt=0, description="Bodies of applied events are forgotten after this."
     )
@@ -183,27 +220,76 @@ class Settings(BaseSettings):
     clerk_secret_key: SecretStr | None = Field(
         default=None, description="sk_live_... or sk_test_...; required by reconcile."
     )
-    clerk_api_url: str = "https://api.clerk.com/v1"
-    clerk_api_version: str = "2026-05-12"
-    reconcile_page_size: int = Field(default=500, ge=1, le=500)
-    reconcile_rate_share: float = Field(default=0.5, gt=0, le=0.95)
-    reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
-    reconcile_concurrency: int = Field(default=0, ge=0, le=64)
-    reconcile_max_attempts: int = Field(default=6, ge=1)
-    reconcile_timeout_seconds: float = Field(default=30.0, gt=0)
+    clerk_api_url: str = Field(
+        default="https://api.clerk.com/v1",
+        description="Clerk's Backend API: https://, or plain http:// to a loopback address only.",
+    )
+    clerk_api_version: str = Field(
+        default="2026-05-12", description="Sent to the Backend API as Clerk-API-Version."
+    )
+    reconcile_page_size: int = Field(
+        default=500,
+        ge=1,
+        le=500,
+        description="Objects per Backend API request (Clerk's maximum is 500).",
+    )
+    reconcile_rate_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=0.95,
+        description="Share of Clerk's per-instance rate limit reconcile may use.",
+    )
+    reconcile_max_requests_per_10s: int | None = Field(
+        default=None,
+        ge=1,
+        description="An absolute request budget per 10 s, instead of the share of the limit the "
+        "key implies.",
+    )
+    reconcile_concurrency: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Requests in flight per list; 0: measured from the round trip at the start of "
+        "each pass (at most 24).",
+    )
+    reconcile_max_attempts: int = Field(
+        default=6, ge=1, description="Tries per Backend API request before its kind fails."
+    )
+    reconcile_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of each Backend API request."
+    )
     reconcile_max_response_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
         description="A Backend API answer larger than this fails its type instead of being read.",
     )
-    reconcile_max_delete_share: float = Field(default=0.1, ge=0, le=1)
-    reconcile_delete_floor: int = Field(default=10, ge=0)
-    reconcile_confirm_deletions: bool = True
-    reconcile_cron_hours: str = "3"
-    reconcile_cron_minute: int = Field(default=17, ge=0, le=59)
-    reconcile_lock_ttl_seconds: int = Field(default=120, ge=10)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    reconcile_max_delete_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Refuse to tombstone more than this share of a table without --force.",
+    )
+    reconcile_delete_floor: int = Field(
+        default=10, ge=0, description="Tombstoning up to this many rows is always allowed."
+    )
+    reconcile_confirm_deletions: bool = Field(
+        default=True, description="Look each deletion candidate up (404) before tombstoning it."
+    )
+    reconcile_cron_hours: str = Field(
+        default="3", description="Hours (UTC, comma-separated) the worker reconciles at."
+    )
+    reconcile_cron_minute: int = Field(
+        default=17, ge=0, le=59, description="Minute of those hours the worker reconciles at."
+    )
+    reconcile_lock_ttl_seconds: int = Field(
+        default=120, ge=10, description="Lease of the reconcile lock; renewed while running."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe level logged."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console lines on a terminal, JSON otherwise."
+    )
     dev_state_dir: str = Field(
         default=".clerk-replica", description="Where `dev` keeps its signing secret and Redis."
     )
@@ -230,8 +316,16 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         default="127.0.0.1", description="Where serve's /metrics listens with METRICS_PORT."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where serve listens (its --host wins); the image sets 0.0.0.0.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Where serve listens (its --port wins); the image sets 8080.",
+    )
 
     # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
     _instance: str = PrivateAttr(default=DEFAULT_INSTANCE)

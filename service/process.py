@@ -1,14 +1,7 @@
-"""How the long-running commands (serve, worker, reconcile) set up the interpreter.
-
-The event loop: uvloop where it is installed (not on Windows), less overhead per round trip.
-
-The garbage collector: a reconcile page or an apply batch makes tens of thousands of
-containers (parsed JSON, rows) that live until the page is written. At CPython's default
-threshold of 700 allocations the collector then runs a hundred times per page and its older
-generations rescan everything in flight, a large share of reconcile's CPU. A collection every
-GC_GEN0 allocations takes most of that back, while collecting often enough that cyclic garbage
-does not pile up in a reconcile's peak memory (the README's performance section has the
-figures). What start-up made (modules, settings) is frozen: no collection scans it again.
+"""How the long-running commands (serve, worker, reconcile) set up the interpreter: uvloop
+where it is installed (not on Windows), and a garbage collector tuned for pages of parsed JSON
+(a generation-0 collection every GC_GEN0 allocations; what start-up made is frozen, so no
+collection scans it again). Why: docs/explanation/how-it-works.md.
 """
 
 from __future__ import annotations

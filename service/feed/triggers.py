@@ -1,24 +1,11 @@
 """The triggers that feed `clerk_replica_changes`, made from the registry: one set per kind's
-table, rebuilt by every migration (like the views, service/operate/views.py) when CHANGE_FEED
-is on, so a new kind or column needs nothing here.
+table, rebuilt by every migration when CHANGE_FEED is on, so a new kind or column needs nothing
+here.
 
-A change is recorded where the database sees it, not where our code thinks it writes: the
-versioned upsert, tombstones, COPY of new objects, rows ended with their parent or by a kind's
-rule all pass through the same triggers. One change per row, however many rows a statement
-writes (on PostgreSQL the triggers run once per statement and record its rows in one insert;
-an update's old and new rows are matched by primary key: the replica never changes a key). What
-is recorded, and what is not:
-- an inserted row: `upsert`, or `delete` for a tombstone (a deletion of an object never seen);
-- an updated row whose values changed: `delete` when it is now ended, else `upsert`;
-- nothing for an update that changes nothing but `updated_at` (a duplicate, a rewrite of the
-  same snapshot, a billing plan listed again at a new time), nor
-  for changes to a row that was ended and stays ended (a late snapshot the tombstone absorbs,
-  the erasure of its personal data): the app saw it go.
-
-The event or run is what the writing transaction named (service/feed/sources.py): the source
-given for the object itself, else for one of its parents in the kind's order (a membership
-ended with its organization carries the organization's deletion event), else the
-transaction's own.
+Invariant: one change per changed row, whatever the write path (upsert, tombstone, COPY, a
+parent's end); nothing for a row whose values did not change beyond `updated_at`, nor for a
+row that was ended and stays ended. Each change names the event or run its transaction gave
+(service/feed/sources.py). Why: docs/explanation/change-feed.md.
 """
 
 from __future__ import annotations

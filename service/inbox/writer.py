@@ -1,24 +1,9 @@
 """Group commit for ingest: deliveries that arrive together share one INSERT and one commit.
 
-Each request still waits for its own row to be durable before it is acknowledged; it just
-shares the round trip with the requests that arrived while the previous write was in flight.
-An idle service writes each delivery at once (a batch of one); under load, batches grow by
-themselves, and the per-delivery cost falls from a statement and a commit to a share of one.
-
-One flusher keeps one connection, in autocommit: a batch costs one INSERT round trip, not a
-pool checkout, a liveness ping, BEGIN and COMMIT. While its write is in flight the next batch
-gathers. There is one flusher, not several: each round trip costs the web process more CPU
-than a delivery's signature check, and a second flusher halves the batches under load (the
-README's performance section has the figures).
-
-No delivery is left hanging: a database that stalls (a locked table, a half-open connection,
-another process holding SQLite's lock) gets each waiting delivery a `StalledError` once its
-deadline has passed, so ingest answers 503 in bounded time and Svix retries (a row that lands
-later only makes the retry a duplicate). Deadlines are kept by one sweeping task, not a timer
-per request; the flusher's own waits are bounded too (its connection gives up on locks after
-the same time, and where the driver allows, a write that hangs is abandoned and its
-connection replaced). Past a cap
-of waiting deliveries, a new one is refused at once. A flusher that died is started again.
+Invariant: a delivery is acknowledged only once its own row is durable; every waiting delivery
+gets an answer in bounded time (a `StalledError` past its deadline, refusal past the cap of
+waiting deliveries), and a flusher that died is started again. One flusher, one connection in
+autocommit. Why: docs/explanation/ingest.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
-"""Splitting one of Clerk's lists into segments that are walked side by side.
+"""Splitting one of Clerk's lists into segments that are walked side by side: users into
+`created_at` ranges (walked by cursor), the offset-only lists into offset windows.
 
-A single walk waits a round trip per page; the key's budget allows many more requests than
-one walk makes. So a pass splits its list: users (cursor-paged) into `created_at` ranges, each
-walked by `starting_after` within its bounds; the offset-only lists into offset windows. There
-are more segments than requests in flight, so a dense range does not hold up the rest: whoever
-is free takes the next one.
-
-The spec does not say whether `created_at_after`/`created_at_before` are inclusive, so
-neighbouring ranges overlap by a millisecond on each side, and offset windows by a few objects
-(a deletion mid-walk shifts later objects back by one): either reading loses nobody, and an
-object read twice is written once (the writes are idempotent, seen ids a set). The first
-segment has no lower bound and the last none above, so objects created before or during the
-pass are still listed.
+Invariant: neighbouring segments overlap (a millisecond each side, a few objects), and the
+first and last are unbounded, so whichever way Clerk reads the bounds nobody is missed; an
+object read twice is written once. Why: docs/explanation/reconcile.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """COPY for objects the replica has never held (reconcile's first backfill).
 
-For a row with no predecessor the versioned upsert's only branch is "insert", so the database
-can take the rows as a bulk copy instead: no statement to parse and plan per page, no conflict
-arbitration per row.
-
-The rows are encoded as COPY's text format by `encode`, which a caller may run before it opens
-the transaction (reconcile encodes the next page while the database writes this one): inside
-the transaction only bytes go to the server, so the server's work on one page and this
-process's on the next overlap even where pages commit one at a time (the change feed's lock).
-
-The caller decides what is new inside the same transaction. A webhook may still insert one
-of those ids before we copy (or a child row may belong to an object the replica holds under an
-older snapshot): the copy then fails on the primary key, its savepoint is rolled back, and the
-caller writes those rows through the upserts, which settle exactly that case.
+`encode` turns rows into COPY's text format and may run before the transaction opens, so the
+server's work on one page overlaps this process's on the next. Invariant: only rows the caller
+found new inside the same transaction are copied; if one exists after all (a webhook won the
+race), the copy's savepoint rolls back and the upserts write them. Why:
+docs/explanation/reconcile.md.
 """
 
 from __future__ import annotations

@@ -471,11 +471,11 @@ def main() -> None:
         one, large = small_run.rate, large_run.rate
         old_design = asyncio.run(per_event(url, min(EVENTS, 2000), 10))
         on_pg, on_sqlite = sqlite_beside_postgres(Path(tmp), url, redis_url)
-    print(
-        f"\napply benchmark: {EVENTS} mixed events, PostgreSQL, {os.cpu_count()} cores; "
-        f"replica of {SMALL:,} users unless stated",
-        file=sys.stderr,
+    title = (
+        f"apply benchmark: {EVENTS} mixed events, PostgreSQL, {os.cpu_count()} cores; "
+        f"replica of {SMALL:,} users unless stated"
     )
+    print(f"\n{title}", file=sys.stderr)
     rows = [
         ("baseline: asyncpg single-row upsert per transaction", f"{base:.0f}", 1.0),
         ("apply, 1 worker (events/s)", f"{one:.0f}", one / base),
@@ -518,9 +518,12 @@ def main() -> None:
         rows.append((f"WAL per event, {label}: KiB (full-page images)", wal_per_event(run), None))
     rows.append((f"WAL per event, {LARGE:,} users, {SMALL:,} touched", wal_per_event(hot), None))
     print(f"{'figure':<72}{'value':>12}{'ratio':>8}")
-    for name, value, ratio in rows:
-        shown = "" if ratio is None else f"{ratio:.2f}"
+    shown_rows = [(n, v, "" if r is None else f"{r:.2f}") for n, v, r in rows]
+    for name, value, shown in shown_rows:
         print(f"{name:<72}{value:>12}{shown:>8}")
+    from tests.benchmarks.measure import record
+
+    record("bench_apply", title, ("figure", "value", "ratio"), shown_rows)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ def main() -> None:
     rows += fsync_probe.rows(measured.fsyncs, "visible", e99, emax)
     rows += measured.cpu
     print_table(
+        "bench_e2e",
         f"end-to-end benchmark, {os.cpu_count()} cores, {uvicorn_flavour()}, {WEB} serve + "
         f"{WORKERS} worker process(es), WORKER_CONCURRENCY="
         f"{os.environ.get('WORKER_CONCURRENCY', 'default')}, LOG_LEVEL="

@@ -349,6 +349,7 @@ def main() -> None:
     ]
     rows += [(f"{at}, {n.lower()}", v, r, t) for n, v, r, t in fixed.cpu]
     print_table(
+        "bench_ingest",
         f"ingest benchmark, {os.cpu_count()} cores, {uvicorn_flavour()}, {WEB} serve "
         f"process(es), LOG_LEVEL={os.environ.get('LOG_LEVEL', 'warning')}, {SECONDS:.0f} s "
         f"runs (+{WARMUP:.0f} s warm-up), wrk -t{THREADS}, "

@@ -279,17 +279,19 @@ def main() -> None:
         ),
     ]
     sys.stderr.flush()
-    print(
-        f"\nreconcile benchmark: {USERS:,} users, {ORGS:,} organizations, {MEMBERSHIPS:,} "
+    title = (
+        f"reconcile benchmark: {USERS:,} users, {ORGS:,} organizations, {MEMBERSHIPS:,} "
         f"memberships; PostgreSQL; {os.cpu_count()} cores; objects written: first run "
         f"{written(first):,}, nightly {written(nightly):,}; fetch-only peak RSS "
-        f"{base['peak_rss_mib']:.0f} MiB",
-        file=sys.stderr,
-        flush=True,
+        f"{base['peak_rss_mib']:.0f} MiB"
     )
+    print(f"\n{title}", file=sys.stderr, flush=True)
     print(f"{'figure':<52}{'value':>12}{'ratio':>8}")
     for name, value, ratio in rows:
         print(f"{name:<52}{value:>12}{ratio:>8}")
+    from tests.benchmarks.measure import record
+
+    record("bench_reconcile", title, ("figure", "value", "ratio"), rows)
 
 
 if __name__ == "__main__":

@@ -190,17 +190,19 @@ def main() -> None:
     )
     rows.append(("baseline: peak RSS, MiB", f"{single['peak_rss_mib']:.0f}", ""))
     seconds = [run["seconds"] for run in measured.values()]
-    print(
-        f"\nreconcile at {LATENCY_MS:.0f} +- {JITTER_MS:.0f} ms a round trip: {USERS:,} users, "
+    title = (
+        f"reconcile at {LATENCY_MS:.0f} +- {JITTER_MS:.0f} ms a round trip: {USERS:,} users, "
         f"{ORGS:,} organizations, {MEMBERSHIPS:,} memberships (baseline: a tenth); PostgreSQL; "
         f"{os.cpu_count()} cores; budget/s x {PAGE} objects a page; runs took "
-        f"{statistics.fmean(seconds):.0f} s on average",
-        file=sys.stderr,
-        flush=True,
+        f"{statistics.fmean(seconds):.0f} s on average"
     )
+    print(f"\n{title}", file=sys.stderr, flush=True)
     print(f"{'figure':<58}{'value':>12}  {'ratio':<14}")
     for figure, value, ratio in rows:
         print(f"{figure:<58}{value:>12}  {ratio:<14}")
+    from tests.benchmarks.measure import record
+
+    record("bench_reconcile_latency", title, ("figure", "value", "ratio"), rows)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
 """What the benchmarks measure and print: settings from the environment, percentiles, the CPU
-each process of a stack or a PostgreSQL server used, and the table every figure is printed in."""
+each process of a stack or a PostgreSQL server used, the table every figure is printed in, and
+the JSON file each benchmark's latest table is recorded in (docs/benchmarks/<name>.json, shown
+by docs/benchmarks.md after ./scripts/docs --generate)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 import os
+import platform
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -65,12 +73,54 @@ class CpuMeter:
         return rows
 
 
-def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
-    """figure, value, ratio to its baseline, target."""
+def print_table(benchmark: str, title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """figure, value, ratio to its baseline, target; recorded as `benchmark`'s results."""
     print(f"\n{title}")
     print(f"{'figure':<58}{'value':>14}{'ratio':>10}  target")
     for name, value, ratio, target in rows:
         print(f"{name:<58}{value:>14}{ratio:>10}  {target}")
+    record(benchmark, title, ("figure", "value", "ratio", "target"), rows)
+
+
+# Where each benchmark's latest results go; BENCH_RESULTS_DIR puts them elsewhere.
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "benchmarks"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": model or platform.processor() or platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def record(
+    benchmark: str, title: str, header: Sequence[str], rows: Sequence[Sequence[object]]
+) -> Path:
+    """Write this run's table as <RESULTS_DIR>/<benchmark>.json (replacing the last run's:
+    history lives in git), each value as printed."""
+    directory = Path(os.environ.get("BENCH_RESULTS_DIR", RESULTS_DIR))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{benchmark}.json"
+    result = {
+        "benchmark": benchmark,
+        "title": title,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "header": list(header),
+        "rows": [["" if value is None else str(value) for value in row] for row in rows],
+    }
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"results recorded in {path}", file=sys.stderr)
+    return path
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
