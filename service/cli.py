@@ -171,17 +171,39 @@ def send_test_event(
             help="A CLERK_INSTANCES name: signed with its secret, to /webhooks/clerk/NAME."
         ),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Send a small world whose ids refer to each other (users, an organization "
+            "with roles and members, an invitation, a session, a subscription); sending it "
+            "again changes nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Sign and POST one of Clerk's published example events to a running instance.
 
     Uses CLERK_WEBHOOK_SIGNING_SECRET (CLERK_<NAME>_... with --instance), or the secret
     `clerk-replica dev` generated.
 
-    Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created
+    Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created;
+    clerk-replica send-test-event --demo
     """
     from service.dev.examples import event_types
-    from service.dev.send import send_to_running
+    from service.dev.send import NotListening, run_demo, send_to_running, target_of
 
+    if demo:
+        if event_type is not None or list_types:
+            raise ConfigError("--demo sends its own events: leave out the event type and --list")
+        settings = get_settings()
+        if instance is not None:
+            settings = settings.for_instance(instance)
+        try:
+            ok = run_demo(target_of(settings, url), typer.echo)
+        except NotListening as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise SystemExit(1) from None
+        raise SystemExit(0 if ok else 1)
     if list_types or event_type is None:
         typer.echo("\n".join(event_types()))
         return

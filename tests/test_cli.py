@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev import demo
+from service.dev.demo import demo_events
 from service.dev.ports import free_port, wait_for_port
 from service.inbox.table import Status
 from tests.support import clerk_payloads as cp
@@ -225,3 +227,44 @@ def test_worker_metrics_listen_only_where_they_are_told(
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def test_send_test_event_demo_fills_the_replica_and_twice_is_harmless(
+    server: tuple[int, str], redis_url: str
+) -> None:
+    port, database_url = server
+    url = f"http://127.0.0.1:{port}/webhooks/clerk"
+    events = demo_events()
+    first = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("200 ") == len(events) and "duplicate" not in first.stdout
+    again = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count('{"status":"duplicate"}') == len(events)
+    worker = run(
+        "worker",
+        "--burst",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_prefix=f"cli-{port}",
+    )
+    assert worker.returncode == 0, worker.stderr
+
+    async def check() -> None:
+        engine = create_engine(Settings(), url=database_url)
+        try:
+            users = {u["id"]: u["primary_email_address"] for u in await rows(engine, t.users)}
+            assert users == {demo.JOHN: "john@example.com", demo.JANE: "jane@example.com"}
+            assert len(await rows(engine, t.organization_memberships)) == 2
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+
+
+def test_send_test_event_demo_says_when_nothing_listens(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks/clerk"
+    result = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: nothing answered at {url}")
+    assert "Traceback" not in result.stderr
