@@ -136,21 +136,33 @@ def status(
 def dev(
     host: Annotated[str, typer.Option(help="Interface for the web app.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the web app.")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Once up, send the demo world (see send-test-event --demo)."),
+    ] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Start over with an empty replica: delete the SQLite database and the "
+            "embedded Redis's data first (the signing secret is kept).",
+        ),
+    ] = False,
 ) -> None:
     """Run everything locally on embedded defaults: SQLite, an embedded Redis, web and worker.
 
     DATABASE_URL and REDIS_URL win when set. Ctrl-C stops everything it started.
 
-    Example: clerk-replica dev --port 8000
+    Examples: clerk-replica dev --port 8000;  clerk-replica dev --reset --demo
     """
     from pathlib import Path
 
     from service.dev.stack import Stack
 
     settings = _settings()
-    raise SystemExit(
-        Stack(settings, host=host, port=port, state_dir=Path(settings.dev_state_dir)).run()
-    )
+    state_dir = Path(settings.dev_state_dir)
+    stack = Stack(settings, host=host, port=port, state_dir=state_dir, demo=demo, reset=reset)
+    raise SystemExit(stack.run())
 
 
 @cli.command("send-test-event")
