@@ -25,6 +25,30 @@ cli = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"clerk-replica {version('clerk-replica')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _startup(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep an app database in sync with Clerk."""
+    from service.config import lookalike_variables
+
+    for variable, advice in lookalike_variables():
+        typer.echo(f"warning: {variable} is not a clerk-replica setting: {advice}", err=True)
+
+
 def _settings() -> Settings:
     settings = get_settings()
     configure_logging(settings)
@@ -368,6 +392,23 @@ def changes(
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         asyncio.run(run())
+
+
+@cli.command("config")
+def config_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every setting in effect by its variable, where it came from, secrets masked.
+
+    Keyed by environment variable, each with its source (environment or default), and the
+    variables of each CLERK_INSTANCES instance too. Connects to nothing.
+
+    Examples: clerk-replica config;  clerk-replica config --json | jq '.settings.DATABASE_URL'
+    """
+    from service.operate.config_view import config_json, config_text
+
+    settings = get_settings()
+    typer.echo(config_json(settings) if as_json else config_text(settings))
 
 
 def main() -> None:
