@@ -4,6 +4,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -93,3 +94,10 @@ async def test_the_demo_applies_through_the_endpoint_and_twice_is_harmless(
     assert [answer for _, answer in again] == [{"status": "duplicate"}] * len(EVENTS)
     assert await apply_all(engine) == {}
     assert await snapshot(engine) == before
+
+
+def test_the_getting_started_page_names_every_object_of_the_demo() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs/getting-started.md").read_text()
+    objects = {e["data"]["id"] for e in EVENTS}
+    objects |= {i["id"] for e in EVENTS for i in e["data"].get("items", [])}
+    assert sorted(o for o in objects if f"`{o}`" not in page) == []
