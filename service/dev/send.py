@@ -119,6 +119,7 @@ def run_demo(target: Target, echo: Callable[[str], None]) -> bool:
     ok = len(sent) == len(demo_events()) and all(r.status_code < 300 for _, r in sent)
     if ok:
         echo(f"sent the demo world ({len(sent)} events) to {target.url}")
+        echo("queries to try on it: docs/getting-started.md")
     else:
         echo(f"stopped: the delivery above was not accepted by {target.url}")
     return ok

@@ -7,6 +7,7 @@ every child it started (web, worker, Redis) and waits for them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -97,6 +98,7 @@ class Stack:
 
     def _send_demo(self, secret: str) -> bool:
         """Wait for the web app to answer, then send the demo world; False if it never did."""
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per delivery is enough
         ready = self.webhook_url.removesuffix("/webhooks/clerk") + "/readyz"
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while not self.stopping:
