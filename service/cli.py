@@ -26,6 +26,30 @@ cli = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"clerk-replica {version('clerk-replica')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _startup(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep an app database in sync with Clerk."""
+    from service.config import lookalike_variables
+
+    for variable, advice in lookalike_variables():
+        typer.echo(f"warning: {variable} is not a clerk-replica setting: {advice}", err=True)
+
+
 def _settings() -> Settings:
     settings = get_settings()
     configure_logging(settings)
@@ -137,21 +161,33 @@ def status(
 def dev(
     host: Annotated[str, typer.Option(help="Interface for the web app.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the web app.")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Once up, send the demo world (see send-test-event --demo)."),
+    ] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Start over with an empty replica: delete the SQLite database and the "
+            "embedded Redis's data first (the signing secret is kept).",
+        ),
+    ] = False,
 ) -> None:
     """Run everything locally on embedded defaults: SQLite, an embedded Redis, web and worker.
 
     DATABASE_URL and REDIS_URL win when set. Ctrl-C stops everything it started.
 
-    Example: clerk-replica dev --port 8000
+    Examples: clerk-replica dev --port 8000;  clerk-replica dev --reset --demo
     """
     from pathlib import Path
 
     from service.dev.stack import Stack
 
     settings = _settings()
-    raise SystemExit(
-        Stack(settings, host=host, port=port, state_dir=Path(settings.dev_state_dir)).run()
-    )
+    state_dir = Path(settings.dev_state_dir)
+    stack = Stack(settings, host=host, port=port, state_dir=state_dir, demo=demo, reset=reset)
+    raise SystemExit(stack.run())
 
 
 @cli.command("send-test-event")
@@ -172,17 +208,39 @@ def send_test_event(
             help="A CLERK_INSTANCES name: signed with its secret, to /webhooks/clerk/NAME."
         ),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Send a small world whose ids refer to each other (users, an organization "
+            "with roles and members, an invitation, a session, a subscription); sending it "
+            "again changes nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Sign and POST one of Clerk's published example events to a running instance.
 
     Uses CLERK_WEBHOOK_SIGNING_SECRET (CLERK_<NAME>_... with --instance), or the secret
     `clerk-replica dev` generated.
 
-    Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created
+    Examples: clerk-replica send-test-event --list;  clerk-replica send-test-event user.created;
+    clerk-replica send-test-event --demo
     """
     from service.dev.examples import event_types
-    from service.dev.send import send_to_running
+    from service.dev.send import NotListening, run_demo, send_to_running, target_of
 
+    if demo:
+        if event_type is not None or list_types:
+            raise ConfigError("--demo sends its own events: leave out the event type and --list")
+        settings = get_settings()
+        if instance is not None:
+            settings = settings.for_instance(instance)
+        try:
+            ok = run_demo(target_of(settings, url), typer.echo)
+        except NotListening as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise SystemExit(1) from None
+        raise SystemExit(0 if ok else 1)
     if list_types or event_type is None:
         typer.echo("\n".join(event_types()))
         return
@@ -358,6 +416,23 @@ def schema(
     from service.schema.generate import generate
 
     typer.echo(generate(format_, dialect), nl=False)
+
+
+@cli.command("config")
+def config_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every setting in effect by its variable, where it came from, secrets masked.
+
+    Keyed by environment variable, each with its source (environment or default), and the
+    variables of each CLERK_INSTANCES instance too. Connects to nothing.
+
+    Examples: clerk-replica config;  clerk-replica config --json | jq '.settings.DATABASE_URL'
+    """
+    from service.operate.config_view import config_json, config_text
+
+    settings = get_settings()
+    typer.echo(config_json(settings) if as_json else config_text(settings))
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ instance has of its own (CLERK_INSTANCES) and how they stand in for the single-i
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -129,7 +131,7 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,
-        description="Larger deliveries get 413 without being read into memory.",
+        description="A delivery with a larger body is refused with 413 before it is read whole.",
     )
     webhook_read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A client slower than this to send its body gets 408."
@@ -142,8 +144,8 @@ class Settings(BaseSettings):
     )
     store_private_metadata: bool = Field(
         default=True,
-        description="false keeps private_metadata nowhere: no column, raw payload or inbox body "
-        "holds it, at any depth.",
+        description="Keep users' and organizations' private_metadata in the replica; false stores"
+        " NULL.",
     )
     erase_deleted_users: bool = Field(
         default=True, description="Erase a user's personal data when Clerk deletes the user."
@@ -156,30 +158,39 @@ class Settings(BaseSettings):
     changes_retention_days: float = Field(
         default=7, gt=0, description="Days the change feed keeps a change before pruning it."
     )
-    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per process.")
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Connections each process keeps open to PostgreSQL.",
+    )
     db_connect_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="A database that does not answer within this means 503 (ingest) or a retry "
-        "(worker).",
+        description="How long to wait for a database connection (and SQLite's busy lock).",
     )
     redis_timeout_seconds: float = Field(
         default=2.0,
         gt=0,
-        description="Bound on each enqueue; past it the event waits for the sweep.",
+        description="How long to wait for Redis to connect or answer.",
     )
-    worker_concurrency: int = Field(default=10, ge=1, description="Jobs one worker runs at once.")
+    worker_concurrency: int = Field(
+        default=10,
+        ge=1,
+        description="Jobs one worker runs at once.",
+    )
     worker_max_tries: int = Field(
         default=8,
         ge=1,
-        description="arq tries per job while the database is down (jittered backoff); the sweep "
-        "takes over after.",
+        description="Tries arq gives one queued job before dropping it (the sweep wakes its "
+        "events again).",
     )
     worker_max_event_attempts: int = Field(
         default=20, ge=1, description="Transient failures before an event is marked failed."
     )
     worker_poll_delay_seconds: float = Field(
-        default=0.01, gt=0, description="How often an idle worker polls Redis."
+        default=0.01,
+        gt=0,
+        description="How often an idle worker polls Redis for due jobs.",
     )
     worker_batch_size: int = Field(
         default=250, ge=1, le=2000, description="Most events one apply transaction takes."
@@ -193,23 +204,27 @@ class Settings(BaseSettings):
         le=5000,
         description="Deliveries within one window share one queued apply job.",
     )
-    # Also how long a job abandoned by a killed worker waits before another worker takes it.
     worker_job_timeout_seconds: int = Field(
         default=60,
         ge=1,
-        description="arq's timeout of each job; an apply job hands a backlog to a fresh job after "
-        "half of it.",
+        description="A job running longer is cancelled; also how long a job abandoned by a killed"
+        " worker waits before another worker takes it.",
     )
     sweep_interval_seconds: int = Field(
-        default=60, ge=1, le=3600, description="How often the worker's sweep runs."
+        default=60,
+        ge=1,
+        le=3600,
+        description="How often the worker looks for pending events whose wake-up was lost.",
     )
     sweep_grace_seconds: int = Field(
-        default=30, ge=0, description="Pending events younger than this are left to their own job."
+        default=30,
+        ge=0,
+        description="A pending event younger than this is left to its own wake-up by the sweep.",
     )
     sweep_batch_size: int = Field(
         default=1000,
         ge=1,
-        description="Most pending events one sweep looks at; also each retention batch's size.",
+        description="Most pending events one sweep (and one retention pass) takes.",
     )
     inbox_body_retention_hours: float = Field(
         default=168.0, gt=0, description="Bodies of applied events are forgotten after this."
@@ -222,41 +237,48 @@ class Settings(BaseSettings):
     )
     clerk_api_url: str = Field(
         default="https://api.clerk.com/v1",
-        description="Clerk's Backend API: https://, or plain http:// to a loopback address only.",
+        description="Clerk's Backend API, read by reconcile (https, or http to a loopback "
+        "address).",
     )
     clerk_api_version: str = Field(
-        default="2026-05-12", description="Sent to the Backend API as Clerk-API-Version."
+        default="2026-05-12",
+        description="The Clerk-API-Version header reconcile sends.",
     )
     reconcile_page_size: int = Field(
         default=500,
         ge=1,
         le=500,
-        description="Objects per Backend API request (Clerk's maximum is 500).",
+        description="Objects per Backend API page (Clerk allows at most 500).",
     )
     reconcile_rate_share: float = Field(
         default=0.5,
         gt=0,
         le=0.95,
-        description="Share of Clerk's per-instance rate limit reconcile may use.",
+        description="Share of Clerk's per-instance rate limit reconcile may use (the app keeps "
+        "the rest).",
     )
     reconcile_max_requests_per_10s: int | None = Field(
         default=None,
         ge=1,
-        description="An absolute request budget per 10 s, instead of the share of the limit the "
-        "key implies.",
+        description="Reconcile's request budget per 10 s; unset: RECONCILE_RATE_SHARE of Clerk's "
+        "limit.",
     )
     reconcile_concurrency: int = Field(
         default=0,
         ge=0,
         le=64,
-        description="Requests in flight per list; 0: measured from the round trip at the start of "
-        "each pass (at most 24).",
+        description="Requests reconcile keeps in flight per type; 0: as many as the rate budget "
+        "allows.",
     )
     reconcile_max_attempts: int = Field(
-        default=6, ge=1, description="Tries per Backend API request before its kind fails."
+        default=6,
+        ge=1,
+        description="Tries of one Backend API request (429 and 5xx are retried with backoff).",
     )
     reconcile_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Timeout of each Backend API request."
+        default=30.0,
+        gt=0,
+        description="How long one Backend API request may take.",
     )
     reconcile_max_response_bytes: int = Field(
         default=64 * 1024 * 1024,
@@ -267,28 +289,39 @@ class Settings(BaseSettings):
         default=0.1,
         ge=0,
         le=1,
-        description="Refuse to tombstone more than this share of a table without --force.",
+        description="Most of a type's live rows one reconcile tombstones without --force.",
     )
     reconcile_delete_floor: int = Field(
-        default=10, ge=0, description="Tombstoning up to this many rows is always allowed."
+        default=10,
+        ge=0,
+        description="Tombstones always allowed, whatever RECONCILE_MAX_DELETE_SHARE says.",
     )
     reconcile_confirm_deletions: bool = Field(
-        default=True, description="Look each deletion candidate up (404) before tombstoning it."
+        default=True,
+        description="Look each deletion candidate up in Clerk before tombstoning it.",
     )
     reconcile_cron_hours: str = Field(
-        default="3", description="Hours (UTC, comma-separated) the worker reconciles at."
+        default="3",
+        description="Hours (UTC, comma-separated) of the worker's nightly reconcile.",
     )
     reconcile_cron_minute: int = Field(
-        default=17, ge=0, le=59, description="Minute of those hours the worker reconciles at."
+        default=17,
+        ge=0,
+        le=59,
+        description="Minute of those hours the nightly reconcile starts.",
     )
     reconcile_lock_ttl_seconds: int = Field(
-        default=120, ge=10, description="Lease of the reconcile lock; renewed while running."
+        default=120,
+        ge=10,
+        description="Lease on an instance's reconcile lock: a crashed run frees it after this.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="Least severe level logged."
+        default="info",
+        description="debug, info, warning or error.",
     )
     log_format: Literal["auto", "json", "console"] = Field(
-        default="auto", description="auto: console lines on a terminal, JSON otherwise."
+        default="auto",
+        description="json, console, or auto (console on a terminal, else json).",
     )
     dev_state_dir: str = Field(
         default=".clerk-replica", description="Where `dev` keeps its signing secret and Redis."
@@ -318,13 +351,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(
         default="127.0.0.1",
-        description="Where serve listens (its --host wins); the image sets 0.0.0.0.",
+        description="Interface serve binds.",
     )
     port: int = Field(
         default=8000,
         ge=1,
         le=65535,
-        description="Where serve listens (its --port wins); the image sets 8080.",
+        description="Port serve listens on.",
     )
 
     # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
@@ -465,3 +498,86 @@ def get_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+# --- issue 28: the settings by variable, and variables that look like ours but are not ---
+
+# Variables of Clerk's own SDKs and tools that share our CLERK_ prefix: never warned about.
+CLERK_SDK_VARIABLES = frozenset(
+    {
+        "CLERK_PUBLISHABLE_KEY",
+        "CLERK_JWT_KEY",
+        "CLERK_ENCRYPTION_KEY",
+        "CLERK_MACHINE_SECRET_KEY",
+        "CLERK_API_KEY",
+        "CLERK_FRONTEND_API",
+        "CLERK_FRONTEND_API_URL",
+        "CLERK_BACKEND_API_URL",
+        "CLERK_DOMAIN",
+        "CLERK_PROXY_URL",
+        "CLERK_IS_SATELLITE",
+        "CLERK_JS_URL",
+        "CLERK_JS_VERSION",
+        "CLERK_SIGN_IN_URL",
+        "CLERK_SIGN_UP_URL",
+        "CLERK_SIGN_IN_FORCE_REDIRECT_URL",
+        "CLERK_SIGN_UP_FORCE_REDIRECT_URL",
+        "CLERK_SIGN_IN_FALLBACK_REDIRECT_URL",
+        "CLERK_SIGN_UP_FALLBACK_REDIRECT_URL",
+        "CLERK_AFTER_SIGN_IN_URL",
+        "CLERK_AFTER_SIGN_UP_URL",
+        "CLERK_AFTER_SIGN_OUT_URL",
+        "CLERK_TELEMETRY_DISABLED",
+        "CLERK_TELEMETRY_DEBUG",
+        "CLERK_AUTHORIZED_PARTIES",
+    }
+)
+# How alike (difflib's ratio) a name must be to one of ours to count as its misspelling.
+LOOKALIKE_CUTOFF = 0.8
+
+
+def setting_variables() -> dict[str, str]:
+    """Every setting's environment variable -> its Settings field (CLERK_<NAME>_... of the
+    named instances are not fields: see instance_variable)."""
+    return {name.upper(): name for name in Settings.model_fields if name != "instance_environ"}
+
+
+def _declared_instances(environ: dict[str, str]) -> list[str]:
+    raw = environ.get("CLERK_INSTANCES", "")
+    return [name.strip().lower() for name in raw.split(",") if name.strip()]
+
+
+def lookalike_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(variable, advice) for each variable of the environment that looks like one of our
+    settings but is none: its first word is one of our settings' (CLERK_, RECONCILE_, ...) and
+    it is close to one of our names, or it has an instance's suffix for an instance that
+    CLERK_INSTANCES does not name. Names only: values are never read."""
+    env = {
+        key.upper(): value for key, value in (os.environ if environ is None else environ).items()
+    }
+    ours = set(setting_variables())
+    prefixes = {name.split("_", 1)[0] + "_" for name in ours if "_" in name}
+    declared = _declared_instances(env)
+    known = ours | {
+        instance_variable(name, suffix) for name in declared for suffix in INSTANCE_VARIABLES
+    }
+    suffixes = sorted(INSTANCE_VARIABLES, key=len, reverse=True)
+    found: list[tuple[str, str]] = []
+    for variable in sorted(env):
+        if variable in known or variable in CLERK_SDK_VARIABLES:
+            continue
+        if not variable.startswith(tuple(prefixes)):
+            continue
+        suffix = next((s for s in suffixes if variable.endswith(f"_{s}")), None)
+        name = variable.removeprefix("CLERK_").removesuffix(f"_{suffix}").lower()
+        instance_like = (
+            suffix is not None and variable.startswith("CLERK_") and _INSTANCE_NAME.match(name)
+        )
+        # An instance's variable is compared with the declared instances' only.
+        names = sorted(known - ours) if instance_like else sorted(known)
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=LOOKALIKE_CUTOFF)
+        if close:
+            found.append((variable, f"did you mean {close[0]}?"))
+        elif instance_like:
+            found.append((variable, f"CLERK_INSTANCES does not name an instance {name!r}"))
+    return found

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
+from service.dev import demo
+from service.dev.demo import demo_events
 from service.dev.ports import free_port, wait_for_port
 from service.inbox.table import Status
 from tests.support import clerk_payloads as cp
@@ -225,3 +229,96 @@ def test_worker_metrics_listen_only_where_they_are_told(
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def test_send_test_event_demo_fills_the_replica_and_twice_is_harmless(
+    server: tuple[int, str], redis_url: str
+) -> None:
+    port, database_url = server
+    url = f"http://127.0.0.1:{port}/webhooks/clerk"
+    events = demo_events()
+    first = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("200 ") == len(events) and "duplicate" not in first.stdout
+    again = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count('{"status":"duplicate"}') == len(events)
+    worker = run(
+        "worker",
+        "--burst",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_prefix=f"cli-{port}",
+    )
+    assert worker.returncode == 0, worker.stderr
+
+    async def check() -> None:
+        engine = create_engine(Settings(), url=database_url)
+        try:
+            users = {u["id"]: u["primary_email_address"] for u in await rows(engine, t.users)}
+            assert users == {demo.JOHN: "john@example.com", demo.JANE: "jane@example.com"}
+            assert len(await rows(engine, t.organization_memberships)) == 2
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+
+
+def test_send_test_event_demo_says_when_nothing_listens(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks/clerk"
+    result = run("send-test-event", "--demo", "--url", url, clerk_webhook_signing_secret=SECRET)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: nothing answered at {url}")
+    assert "Traceback" not in result.stderr
+
+
+def test_version_is_the_packages() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"clerk-replica {version('clerk-replica')}"
+
+
+def test_config_shows_the_settings_and_connects_to_nothing() -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run(
+        "config",
+        "--json",
+        database_url=f"postgresql://app:S3cretPassw0rd@{unreachable}/app",
+        redis_url=f"redis://{unreachable}/0",
+        clerk_secret_key="sk_live_S3cretKey",
+        db_connect_timeout_seconds="30",
+    )
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 20  # it did not wait for either server
+    shown = json.loads(result.stdout)["settings"]
+    assert shown["DATABASE_URL"] == {
+        "value": f"postgresql://app:********@{unreachable}/app",
+        "source": "environment",
+        "description": Settings.model_fields["database_url"].description,
+    }
+    assert shown["CLERK_SECRET_KEY"]["value"] == "sk_live_********"
+    assert shown["PORT"]["source"] == "default"
+    assert "S3cret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [("config",), ("send-test-event", "--list"), ("migrate",), ("reconcile", "--dry-run")]
+)
+def test_every_command_names_a_lookalike_variable(args: tuple[str, ...], tmp_path: Path) -> None:
+    result = run(
+        *args,
+        database_url=f"sqlite:///{tmp_path}/r.db",
+        clerk_webhook_signing_secrt="whsec_NotPrinted",
+        clerk_instances="prod",
+        clerk_prod_secrt_key="sk_live_NotPrinted",
+        clerk_publishable_key="pk_test_NotPrinted",
+    )
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: CLERK_PROD_SECRT_KEY is not a clerk-replica setting: did you mean "
+        "CLERK_PROD_SECRET_KEY?",
+        "warning: CLERK_WEBHOOK_SIGNING_SECRT is not a clerk-replica setting: did you mean "
+        "CLERK_WEBHOOK_SIGNING_SECRET?",
+    ]
+    assert "NotPrinted" not in result.stdout + result.stderr

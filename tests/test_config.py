@@ -145,3 +145,71 @@ def test_a_named_instance_variable_is_checked_and_named_not_echoed() -> None:
         settings.for_instance("prod")
     assert "CLERK_PROD_API_URL" in str(refused.value)
     assert "secret-host" not in str(refused.value)
+
+
+def test_every_setting_has_a_description() -> None:
+    from service.config import setting_variables
+
+    missing = [
+        v for v, name in setting_variables().items() if not Settings.model_fields[name].description
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"CLERK_WEBHOOK_SIGNING_SECRT": "whsec_x"},
+            [("CLERK_WEBHOOK_SIGNING_SECRT", "did you mean CLERK_WEBHOOK_SIGNING_SECRET?")],
+        ),
+        (
+            {"CLERK_INSTANCES": "prod", "CLERK_PROD_SECRT_KEY": "sk_x"},
+            [("CLERK_PROD_SECRT_KEY", "did you mean CLERK_PROD_SECRET_KEY?")],
+        ),
+        (
+            {"CLERK_INSTANCES": "prod", "CLERK_PRDO_SECRET_KEY": "sk_x"},
+            [("CLERK_PRDO_SECRET_KEY", "did you mean CLERK_PROD_SECRET_KEY?")],
+        ),
+        (
+            {"CLERK_STAGING_SECRET_KEY": "sk_x"},
+            [("CLERK_STAGING_SECRET_KEY", "CLERK_INSTANCES does not name an instance 'staging'")],
+        ),
+        (
+            {"reconcile_cron_hour": "3"},
+            [("RECONCILE_CRON_HOUR", "did you mean RECONCILE_CRON_HOURS?")],
+        ),
+        ({"WORKER_CONCURENCY": "3"}, [("WORKER_CONCURENCY", "did you mean WORKER_CONCURRENCY?")]),
+        # Ours, of a named instance, of Clerk's SDKs, or of other tools: no warning.
+        (
+            {
+                "CLERK_INSTANCES": "prod",
+                "CLERK_PROD_SECRET_KEY": "sk_x",
+                "CLERK_PROD_WEBHOOK_SIGNING_SECRET_PREVIOUS": "whsec_x",
+                "CLERK_WEBHOOK_SIGNING_SECRET": "whsec_x",
+                "clerk_secret_key": "sk_x",
+                "CLERK_API_URL": "https://api.clerk.com/v1",
+                "CLERK_PUBLISHABLE_KEY": "pk_x",
+                "CLERK_JWT_KEY": "x",
+                "CLERK_MACHINE_SECRET_KEY": "x",
+                "CLERK_SIGN_IN_URL": "/sign-in",
+                "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY": "pk_x",
+                "VITE_CLERK_PUBLISHABLE_KEY": "pk_x",
+                "DATABASE_URL_UNPOOLED": "x",
+                "REDIS_HOST": "x",
+                "REDIS_PORT": "6379",
+                "DB_PASSWORD": "x",
+                "LOG_FILE": "x",
+                "HOSTNAME": "x",
+                "PORTS": "x",
+            },
+            [],
+        ),
+    ],
+)
+def test_a_variable_that_looks_like_ours_is_named_with_the_closest_real_one(
+    environ: dict[str, str], expected: list[tuple[str, str]]
+) -> None:
+    from service.config import lookalike_variables
+
+    assert lookalike_variables(environ) == expected

@@ -39,6 +39,14 @@ def async_url(raw: str) -> URL:
     )
 
 
+def sqlite_file(raw: str) -> Path | None:
+    """The file of a SQLite DATABASE_URL; None for another database or an in-memory one."""
+    url = async_url(raw)
+    if url.drivername not in _SQLITE_SCHEMES or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser()
+
+
 def create_engine(
     settings: Settings, *, url: str | None = None, pre_ping: bool = True
 ) -> AsyncEngine:

@@ -16,6 +16,11 @@ def _examples() -> dict[str, dict[str, Any]]:
     return loaded
 
 
+def published_example(event_type: str) -> dict[str, Any]:
+    """Clerk's example event of `event_type` as published (shared: copy before changing it)."""
+    return _examples()[event_type]
+
+
 def event_types() -> list[str]:
     return sorted(_examples())
 

@@ -6,6 +6,8 @@ every child it started (web, worker, Redis) and waits for them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import sys
@@ -14,16 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import httpx
 from sqlalchemy.engine import make_url
 
 from service.config import ConfigError, Settings
 from service.dev import runtime
 from service.dev.ports import free_port
 from service.dev.processes import Children, start_embedded_redis
+from service.dev.reset import REDIS_DIR, reset
 from service.dev.secret import load_or_create
+from service.dev.send import Target, run_demo
 from service.operate.migrate import upgrade
 
 _STOP_TIMEOUT_SECONDS = 15
+_READY_TIMEOUT_SECONDS = 60
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Stack:
     )
     stopping: bool = False
     webhook_url: str = ""
+    demo: bool = False  # send the demo world once the web app answers
+    reset: bool = False  # start over with an empty replica first
 
     def run(self) -> int:
         # Handlers first: a Ctrl-C (or a closed terminal) during start-up still stops
@@ -50,6 +58,8 @@ class Stack:
             self.stop()
 
     def _run(self) -> int:
+        if self.reset:
+            self._reset()
         env = dict(os.environ)
         redis_url, redis_note = self._redis()
         secret, secret_note = self._secret()
@@ -72,12 +82,34 @@ class Stack:
         self.webhook_url = f"http://{shown_host}:{self.port}/webhooks/clerk"
         runtime.write(self.state_dir, webhook_url=self.webhook_url, redis_url=redis_url)
         self._banner(redis_note, secret_note)
+        if self.demo and not self._send_demo(secret):
+            return 1
         while not self.stopping:
             if (exited := self.children.exited()) is not None:
                 print(f"clerk-replica dev: {exited[0]} exited ({exited[1]}); stopping")
                 return 1
             time.sleep(0.2)
         return 0
+
+    def _reset(self) -> None:
+        removed = reset(self.settings, self.state_dir)
+        shown = ", ".join(str(path) for path in removed) or "nothing (already empty)"
+        print(f"clerk-replica dev: reset: removed {shown}", flush=True)
+
+    def _send_demo(self, secret: str) -> bool:
+        """Wait for the web app to answer, then send the demo world; False if it never did."""
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per delivery is enough
+        ready = self.webhook_url.removesuffix("/webhooks/clerk") + "/readyz"
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        while not self.stopping:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    return run_demo(Target(self.webhook_url, secret), print)
+            if self.children.exited() is not None or time.monotonic() > deadline:
+                print("clerk-replica dev: the web app did not answer; the demo was not sent")
+                return False
+            time.sleep(0.2)
+        return True
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
@@ -95,7 +127,7 @@ class Stack:
         port = free_port()
         try:
             # Its own session: Ctrl-C reaches only `dev`, which then stops it last.
-            redis = start_embedded_redis(port, self.state_dir / "redis", new_session=True)
+            redis = start_embedded_redis(port, self.state_dir / REDIS_DIR, new_session=True)
             self.children.adopt("redis", redis)
         except TimeoutError as exc:
             raise ConfigError(f"the embedded Redis did not start: {exc}") from None
@@ -132,7 +164,8 @@ class Stack:
                     "                   CLERK_WEBHOOK_SIGNING_SECRET to the endpoint's secret)",
                     f"  database        {_without_password(self.settings.database_url)}",
                     f"  redis           {redis_note}",
-                    "  try it          clerk-replica send-test-event user.created",
+                    "  try it          clerk-replica send-test-event --demo",
+                    "                  clerk-replica send-test-event user.created",
                     "                  clerk-replica status",
                     "  stop            Ctrl-C",
                     "",

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from service.config import ConfigError
-from service.db.engine import async_url, create_engine
+from service.db.engine import async_url, create_engine, sqlite_file
 from tests.support.settings import make_settings
 
 
@@ -131,3 +131,11 @@ def test_replica_schema_holds_every_table_and_the_service_works_there(
             ]
     finally:
         get_settings.cache_clear()
+
+
+def test_sqlite_file_names_the_file_of_a_sqlite_url_only() -> None:
+    assert sqlite_file("sqlite:///./clerk-replica.db") == Path("clerk-replica.db")
+    assert sqlite_file("sqlite+aiosqlite:////var/lib/r.db") == Path("/var/lib/r.db")
+    assert sqlite_file("sqlite://") is None
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgres://app@db/app") is None

@@ -25,13 +25,12 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+def start_dev(cwd: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [CLI, "dev", "--port", str(port)],
-        cwd=tmp_path,
-        env=env(),  # no DATABASE_URL, REDIS_URL or secrets: the embedded defaults
+        [CLI, "dev", "--port", str(port), *args],
+        cwd=cwd,
+        env=env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -40,12 +39,18 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
+                return proc, port
         except httpx.HTTPError:
             pass
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         assert time.monotonic() < deadline, "dev did not become ready"
         time.sleep(0.2)
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    # No DATABASE_URL, REDIS_URL or secrets: the embedded defaults.
+    proc, port = start_dev(tmp_path)
     try:
         yield proc, port, tmp_path
     finally:
@@ -191,3 +196,34 @@ def test_the_banner_never_shows_a_password() -> None:
 
     shown = _without_password("postgresql://app:S3cretPassw0rd@db.internal/app")
     assert "S3cretPassw0rd" not in shown and "db.internal" in shown
+
+
+def stop_dev(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_dev_demo_fills_the_replica_and_reset_starts_over(tmp_path: Path) -> None:
+    proc, _ = start_dev(tmp_path, "--demo")
+    try:
+        wait_for(lambda r: r["replica"]["clerk_users"] == {"live": 2, "tombstoned": 0}, tmp_path)
+        report = wait_for(lambda r: r["inbox"]["backlog"] == 0, tmp_path)
+        assert report["replica"]["clerk_organization_memberships"]["live"] == 2
+        assert report["replica"]["clerk_organization_invitations"]["live"] == 1
+        for event_type in ("user.created", "user.deleted"):  # Clerk's example user, gone
+            assert cli("send-test-event", event_type, cwd=tmp_path).returncode == 0
+        wait_for(lambda r: r["replica"]["clerk_users"] == {"live": 2, "tombstoned": 1}, tmp_path)
+    finally:
+        out = stop_dev(proc)
+    assert "sent the demo world" in out
+
+    proc, _ = start_dev(tmp_path, "--reset")
+    try:
+        wait_for(lambda r: r["replica"]["clerk_users"] == {"live": 0, "tombstoned": 0}, tmp_path)
+        assert cli("send-test-event", "user.created", cwd=tmp_path).returncode == 0
+        wait_for(lambda r: r["replica"]["clerk_users"] == {"live": 1, "tombstoned": 0}, tmp_path)
+    finally:
+        out = stop_dev(proc)
+    assert "reset: removed clerk-replica.db" in out
