@@ -1,0 +1,69 @@
+"""The console under test: settings with a token, a failed event made the way apply makes one,
+a signed-in HTTP client, and `serve`'s app on a real loopback port for the browser tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.dev.ports import free_port
+from service.inbox import store
+from service.inbox.table import Status
+from service.web.app import create_app
+from tests.support import clerk_payloads as cp
+from tests.support.replica_helpers import store_event
+from tests.support.settings import make_settings
+
+TOKEN = "console-token-for-tests-0123456789"
+# What a failed event's error may hold when a driver quotes a value: the console masks it.
+LEAKY_ERROR = "IntegrityError: duplicate key value (email)=(jane@example.com) for 'Jane Doe'"
+
+
+def console_settings(db_url: str, redis_url: str, **overrides: object) -> Settings:
+    return make_settings(db_url, redis_url, console_token=TOKEN, **overrides)
+
+
+async def failed_event(engine: AsyncEngine, error: str = LEAKY_ERROR) -> tuple[str, str]:
+    """A user.created event stored as ingest stores it, then settled failed as apply settles
+    one it cannot apply; returns (svix id, user id)."""
+    user = cp.user()
+    svix_id = await store_event(engine, cp.envelope("user.created", user))
+    async with engine.begin() as conn:
+        await store.settle(conn, svix_id, Status.FAILED, object_id=user["id"], error=error)
+    return svix_id, str(user["id"])
+
+
+async def sign_in(client: httpx.AsyncClient, token: str = TOKEN) -> httpx.Response:
+    return await client.post(
+        "/console/login",
+        data={"token": token},
+        headers={"origin": str(client.base_url).rstrip("/")},
+    )
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[tuple[str, Any]]:
+    """`serve`'s web app (its lifespan running) on a free loopback port, in this event loop;
+    yields (base URL, the app)."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await task
