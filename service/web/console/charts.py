@@ -23,10 +23,8 @@ def bars(values: Sequence[float], *, label: str, unit: str) -> str:
         if value <= 0 or top <= 0:
             continue
         h = (HEIGHT - _TOP) * value / top
-        shapes.append(
-            f'<rect x="{_fmt(i * step)}" y="{_fmt(HEIGHT - h)}" width="{_fmt(max(step - 0.5, 0.5))}"'
-            f' height="{_fmt(h)}"/>'
-        )
+        x, y, w = _fmt(i * step), _fmt(HEIGHT - h), _fmt(max(step - 0.5, 0.5))
+        shapes.append(f'<rect x="{x}" y="{y}" width="{w}" height="{_fmt(h)}"/>')
     return _frame(label, f"max {_fmt(top)} {unit}", "".join(shapes), "bars")
 
 

@@ -33,9 +33,11 @@ def stamp(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def count(value: int | float | None) -> str:
-    """A count with thousands separators."""
-    return "-" if value is None else f"{round(value):,}"
+def count(value: object) -> str:
+    """A count with thousands separators ("-" for anything not a number, missing ones too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{round(value):,}"
 
 
 def install(env: jinja2.Environment) -> None:

@@ -10,6 +10,7 @@ with the client's address, never with what was typed; no personal data goes into
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -80,6 +81,16 @@ async def _form(request: Request) -> dict[str, str]:
             break
     fields = parse_qs(body[:_MAX_FORM_BYTES].decode(errors="replace"))
     return {name: values[0] for name, values in fields.items()}
+
+
+def _pretty(body: str | None) -> str | None:
+    """A JSON body indented for reading (as stored when it is not JSON)."""
+    if body is None:
+        return None
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
 
 
 def _redirect(path: str, **notice: str | int) -> RedirectResponse:
@@ -207,6 +218,7 @@ class _Pages:
             return self.render(request, "event.html", status=404, event=None, svix_id=svix_id)
         if show_body:
             log.info("console.body_shown", svix_id=svix_id)
+            body = _pretty(body)
         return self.render(
             request,
             "event.html",
