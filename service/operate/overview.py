@@ -2,15 +2,12 @@
 ((status, received_at): every status named, so the range is the last hour or day, never the
 whole table), a LIMIT, or the planner's statistics; no query grows with the inbox's history.
 
-Ids, event types, counts and times only: an error is cut to its first line with anything that
-looks like a value (quoted text, an email address, a `(key)=(value)` detail) masked, and a
-body is read only by `event_body`, for an operator who asked for it.
+Ids, event types, counts and times only (errors through `events.safe_error`).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +20,8 @@ from service.config import DEFAULT_INSTANCE
 from service.db.dialect import dialect_of
 from service.inbox.table import Status, inbox
 from service.kinds.registry import replica_tables
+from service.operate.events import instance_of as _instance_of
+from service.operate.events import safe_error
 from service.reconcile.tables import RunStatus, progress, runs
 
 BUCKET_SECONDS = 600  # the charts' resolution: 144 points over a day
@@ -77,11 +76,6 @@ class Run:
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
-
-
-def _instance_of(column: Any) -> ColumnElement[str]:
-    """Rows from before several instances (NULL) are the default instance's."""
-    return func.coalesce(column, DEFAULT_INSTANCE)
 
 
 async def health(
@@ -211,73 +205,6 @@ async def activity(conn: AsyncConnection, now: datetime) -> list[Bucket]:
             each.lag_avg = None if lag_avg is None else max(0.0, float(lag_avg))
             each.lag_max = None if lag_max is None else max(0.0, float(lag_max))
     return list(buckets.values())
-
-
-async def failed_events(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    """The newest failed events (never their bodies)."""
-    stmt = (
-        select(
-            _instance_of(inbox.c.instance).label("instance"),
-            inbox.c.svix_id,
-            inbox.c.event_type,
-            inbox.c.object_id,
-            inbox.c.attempts,
-            inbox.c.last_error,
-            inbox.c.received_at,
-        )
-        .where(inbox.c.status == Status.FAILED.value)
-        .order_by(inbox.c.received_at.desc())
-        .limit(limit)
-    )
-    return [
-        {**row._mapping, "last_error": safe_error(row.last_error)}
-        for row in await conn.execute(stmt)
-    ]
-
-
-async def event(conn: AsyncConnection, svix_id: str) -> dict[str, Any] | None:
-    """An event's metadata, and whether its body is still kept (not the body)."""
-    stmt = select(
-        _instance_of(inbox.c.instance).label("instance"),
-        inbox.c.svix_id,
-        inbox.c.event_type,
-        inbox.c.status,
-        inbox.c.object_id,
-        inbox.c.attempts,
-        inbox.c.last_error,
-        inbox.c.received_at,
-        inbox.c.applied_at,
-        inbox.c.retry_after,
-        inbox.c.event_timestamp_ms,
-        inbox.c.body.is_not(None).label("has_body"),
-    ).where(inbox.c.svix_id == svix_id)
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return {**row._mapping, "last_error": safe_error(row.last_error)}
-
-
-async def event_body(conn: AsyncConnection, svix_id: str) -> str | None:
-    """The stored body (None: never kept, or forgotten by retention or erasure)."""
-    stmt = select(inbox.c.body).where(inbox.c.svix_id == svix_id)
-    body: str | None = (await conn.execute(stmt)).scalar()
-    return body
-
-
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_EMAIL = re.compile(r"[^\s@()<>,;:]+@[^\s@()<>,;:]+")
-_DETAIL = re.compile(r"\)=\([^)]*\)")
-
-
-def safe_error(error: str | None, limit: int = 300) -> str | None:
-    """An error fit to show: its first line, values masked, at most `limit` characters."""
-    if not error:
-        return error
-    line = error.strip().splitlines()[0] if error.strip() else ""
-    line = _DETAIL.sub(")=(…)", line)
-    line = _QUOTED.sub("'…'", line)
-    line = _EMAIL.sub("…@…", line)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 async def reconcile_runs(conn: AsyncConnection, limit: int) -> list[Run]:

@@ -8,7 +8,7 @@ import jinja2
 
 
 def duration(seconds: float | None) -> str:
-    """A short human duration: 45 s, 12 min, 3.5 h, 2.0 d ("-" for none)."""
+    """A short human duration in seconds, minutes, hours or days ("-" for none)."""
     if seconds is None:
         return "-"
     seconds = max(0.0, float(seconds))

@@ -30,7 +30,7 @@ from service.db.dialect import dialect_of
 from service.db.errors import describe
 from service.inbox import store
 from service.logs import get_logger
-from service.operate import overview
+from service.operate import events, overview
 from service.web.console import charts, formatting
 from service.web.console.session import COOKIE, Door, same_origin
 from service.web.state import WebState
@@ -175,7 +175,7 @@ class _Pages:
         async def gather(conn: AsyncConnection) -> dict[str, Any]:
             return {
                 "health": await overview.health(conn, names, now),
-                "failed": await overview.failed_events(conn, FAILED_SHOWN),
+                "failed": await events.failed_events(conn, FAILED_SHOWN),
                 "runs": await overview.reconcile_runs(conn, RUNS_SHOWN),
                 "tables": await overview.replica_counts(conn),
                 "buckets": await overview.activity(conn, now),
@@ -209,8 +209,8 @@ class _Pages:
         show_body = request.method == "POST"
 
         async def gather(conn: AsyncConnection) -> tuple[Any, str | None]:
-            found = await overview.event(conn, svix_id)
-            body = await overview.event_body(conn, svix_id) if found and show_body else None
+            found = await events.event(conn, svix_id)
+            body = await events.event_body(conn, svix_id) if found and show_body else None
             return found, body
 
         found, body = await self.read(gather)
