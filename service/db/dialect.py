@@ -122,10 +122,6 @@ class Dialect:
         """The planner's idea of the share of `column` that is NULL (None: no statistics)."""
         return None
 
-    def epoch_seconds(self, column: Any) -> ColumnElement[Any]:
-        """A UTC timestamp column as seconds since the epoch (for bucketing by time)."""
-        return func.extract("epoch", column)
-
     async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
         """Cancel any statement of the current transaction that runs longer than `seconds`."""
 
@@ -353,10 +349,6 @@ class SQLite(Dialect):
 
     async def limit_lock_wait(self, conn: AsyncConnection, seconds: float) -> None:
         await conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
-
-    def epoch_seconds(self, column: Any) -> ColumnElement[Any]:
-        # Stored as UTC text (see _SQLITE_NOW); julianday keeps the fraction of a second.
-        return (func.julianday(column) - 2440587.5) * 86400.0
 
 
 _ADVISORY_LOCKS = text(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
@@ -24,7 +24,9 @@ from service.operate.events import instance_of as _instance_of
 from service.operate.events import safe_error
 from service.reconcile.tables import RunStatus, progress, runs
 
-BUCKET_SECONDS = 600  # the charts' resolution: 144 points over a day
+BUCKET_SECONDS = 600  # the charts' resolution
+BUCKETS = 86400 // BUCKET_SECONDS  # a day
+LAG_PER_BUCKET = 20  # the newest applied events of a bucket its lag is taken from
 LAG_SAMPLE = 5000  # the most recent applied events the lag percentiles are taken from
 EXACT_COUNT_LIMIT = 200_000  # above this estimate, replica counts come from statistics
 _ALL_STATUSES = [s.value for s in Status]
@@ -79,30 +81,31 @@ class Run:
 
 
 async def health(
-    conn: AsyncConnection, names: Sequence[str], now: datetime
+    conn: AsyncConnection, names: Sequence[str], now: datetime, day: Sequence[Bucket]
 ) -> dict[str, InstanceHealth]:
     """Per configured instance: deliveries, backlog, failures, lag, last delivery and last
-    complete reconcile."""
+    complete reconcile. `day` is `activity`'s: with one instance its counts are that
+    instance's; with several, the day's rows are read once more, grouped by instance (which the
+    index does not hold, so that read visits the table)."""
     found = {name: InstanceHealth(name) for name in names}
 
     def of(name: str | None) -> InstanceHealth:
         return found.setdefault(name or DEFAULT_INSTANCE, InstanceHealth(name or DEFAULT_INSTANCE))
 
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    hour_ago = now - timedelta(hours=1)
     who = _instance_of(inbox.c.instance)
-    windows = (
-        select(
-            who,
-            func.count().filter(inbox.c.received_at >= hour_ago),
-            func.count(),
-            func.max(inbox.c.received_at),
+    if len(names) == 1:
+        only = of(names[0])
+        only.deliveries_day = sum(b.deliveries for b in day)
+        only.deliveries_hour = sum(b.deliveries for b in day if b.start >= hour_ago)
+    else:
+        windows = (
+            select(who, func.count().filter(inbox.c.received_at >= hour_ago), func.count())
+            .where(inbox.c.status.in_(_ALL_STATUSES), inbox.c.received_at >= day[0].start)
+            .group_by(who)
         )
-        .where(inbox.c.status.in_(_ALL_STATUSES), inbox.c.received_at >= day_ago)
-        .group_by(who)
-    )
-    for name, hour, day, last in await conn.execute(windows):
-        each = of(name)
-        each.deliveries_hour, each.deliveries_day, each.last_delivery = int(hour), int(day), last
+        for name, hour, count in await conn.execute(windows):
+            of(name).deliveries_hour, of(name).deliveries_day = int(hour), int(count)
     backlog = (
         select(who, func.count(), func.min(inbox.c.received_at))
         .where(inbox.c.status == Status.PENDING.value)
@@ -115,8 +118,7 @@ async def health(
         of(name).failed = int(count)
     await _lags(conn, of, hour_ago)
     for each in found.values():
-        if each.last_delivery is None:
-            each.last_delivery = await _last_delivery(conn, each.name)
+        each.last_delivery = await _last_delivery(conn, each.name, len(names) == 1)
         each.last_complete_reconcile = await _last_complete(conn, each.name)
     return found
 
@@ -151,16 +153,19 @@ def _of_instance(column: Any, name: str) -> ColumnElement[bool]:
     return column == name  # type: ignore[no-any-return]
 
 
-async def _last_delivery(conn: AsyncConnection, name: str) -> datetime | None:
-    """Newest delivery of an instance quiet for a day: one backward index walk per status."""
+async def _last_delivery(conn: AsyncConnection, name: str, only: bool) -> datetime | None:
+    """The newest delivery (of the instance, unless it is the `only` one): one backward index
+    walk per status."""
     newest: datetime | None = None
     for status in _ALL_STATUSES:
         stmt = (
             select(inbox.c.received_at)
-            .where(inbox.c.status == status, _of_instance(inbox.c.instance, name))
+            .where(inbox.c.status == status)
             .order_by(inbox.c.received_at.desc())
             .limit(1)
         )
+        if not only:
+            stmt = stmt.where(_of_instance(inbox.c.instance, name))
         found = (await conn.execute(stmt)).scalar()
         if found is not None and (newest is None or found > newest):
             newest = found
@@ -179,32 +184,43 @@ async def _last_complete(conn: AsyncConnection, name: str) -> datetime | None:
 
 
 async def activity(conn: AsyncConnection, now: datetime) -> list[Bucket]:
-    """Deliveries and lag (received to applied) per BUCKET_SECONDS over the last day, oldest
-    first, every bucket present."""
-    epoch = dialect_of(conn).epoch_seconds
-    start = math.floor((now.timestamp() - 86400) / BUCKET_SECONDS) * BUCKET_SECONDS
-    bucket = func.floor(epoch(inbox.c.received_at) / BUCKET_SECONDS)
-    applied = inbox.c.status == Status.APPLIED.value
-    lag = case((applied, epoch(inbox.c.applied_at) - epoch(inbox.c.received_at)))
-    stmt = (
-        select(bucket, func.count(), func.avg(lag), func.max(lag))
-        .where(
-            inbox.c.status.in_(_ALL_STATUSES),
-            inbox.c.received_at >= datetime.fromtimestamp(start, UTC),
+    """Deliveries and lag (received to applied) per BUCKET_SECONDS over the day before `now`,
+    oldest first, every bucket present. Counts are index-only range counts (one statement);
+    a bucket's lag is that of its LAG_PER_BUCKET newest applied events (another)."""
+    step = timedelta(seconds=BUCKET_SECONDS)
+    buckets = [Bucket(now - (BUCKETS - i) * step) for i in range(BUCKETS)]
+
+    def within(i: int) -> ColumnElement[bool]:
+        start = buckets[i].start
+        return and_(inbox.c.received_at >= start, inbox.c.received_at < start + step)
+
+    counts = union_all(
+        *(
+            select(literal(i, Integer), func.count()).where(
+                inbox.c.status.in_(_ALL_STATUSES), within(i)
+            )
+            for i in range(BUCKETS)
         )
-        .group_by(bucket)
     )
-    buckets = {
-        start + i * BUCKET_SECONDS: Bucket(datetime.fromtimestamp(start + i * BUCKET_SECONDS, UTC))
-        for i in range(math.ceil((now.timestamp() - start) / BUCKET_SECONDS))
-    }
-    for number, count, lag_avg, lag_max in await conn.execute(stmt):
-        each = buckets.get(int(number) * BUCKET_SECONDS)
-        if each is not None:
-            each.deliveries = int(count)
-            each.lag_avg = None if lag_avg is None else max(0.0, float(lag_avg))
-            each.lag_max = None if lag_max is None else max(0.0, float(lag_max))
-    return list(buckets.values())
+    for i, count in await conn.execute(counts):
+        buckets[int(i)].deliveries = int(count)
+    samples = []
+    for i in range(BUCKETS):
+        newest = (
+            select(inbox.c.received_at, inbox.c.applied_at)
+            .where(inbox.c.status == Status.APPLIED.value, within(i))
+            .order_by(inbox.c.received_at.desc())
+            .limit(LAG_PER_BUCKET)
+            .subquery()
+        )
+        samples.append(select(literal(i, Integer), newest.c.received_at, newest.c.applied_at))
+    lags: dict[int, list[float]] = {}
+    for i, received, applied in await conn.execute(union_all(*samples)):
+        if applied is not None:
+            lags.setdefault(int(i), []).append(max(0.0, (applied - received).total_seconds()))
+    for i, values in lags.items():
+        buckets[i].lag_avg, buckets[i].lag_max = sum(values) / len(values), max(values)
+    return buckets
 
 
 async def reconcile_runs(conn: AsyncConnection, limit: int) -> list[Run]:

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -142,9 +141,11 @@ async def measure(url: str, redis_url: str) -> dict[str, Any]:
         engine = create_engine(settings)
         try:
             now = datetime.now(UTC)
+            async with engine.connect() as conn:
+                day = await overview.activity(conn, now)
             parts: dict[str, Callable[[Any], Awaitable[Any]]] = {
-                "health": lambda c: overview.health(c, ["default"], now),
                 "activity": lambda c: overview.activity(c, now),
+                "health": lambda c: overview.health(c, ["default"], now, day),
                 "failed_events": lambda c: events.failed_events(c, 20),
                 "reconcile_runs": lambda c: overview.reconcile_runs(c, 8),
                 "replica_counts": overview.replica_counts,
@@ -189,4 +190,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -194,17 +194,6 @@ async def test_skip_locked_lets_a_second_transaction_skip_a_held_row(
         assert list(again.scalars()) == ["u_a", "u_b"]
 
 
-async def test_epoch_seconds_of_a_stored_time(engine: AsyncEngine) -> None:
-    at = datetime(2026, 12, 1, 12, 30, 15, 250000, tzinfo=UTC)
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(runs), {"trigger": "cli", "status": "running", "resources": [], "started_at": at}
-        )
-        epoch = dialect_of(conn).epoch_seconds(runs.c.started_at)
-        found = (await conn.execute(select(epoch))).scalar_one()
-    assert abs(float(found) - at.timestamp()) < 0.01
-
-
 async def test_null_fraction_from_statistics(engine: AsyncEngine) -> None:
     await add_users(engine, "user_a", "user_b", "user_c", "user_d")
     dialect = dialect_of(engine)

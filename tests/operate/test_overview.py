@@ -43,10 +43,11 @@ def event(n: int, status: Status, received: datetime, **values: Any) -> dict[str
 
 async def test_an_empty_database(engine: AsyncEngine) -> None:
     now = datetime.now(UTC)
-    found = await read(engine, lambda c: overview.health(c, ["default"], now))
-    assert found == {"default": overview.InstanceHealth("default")}
     buckets = await read(engine, lambda c: overview.activity(c, now))
-    assert len(buckets) in (144, 145) and not any(b.deliveries for b in buckets)
+    assert len(buckets) == 144 and not any(b.deliveries for b in buckets)
+    assert buckets[0].start == now - timedelta(days=1)
+    found = await read(engine, lambda c: overview.health(c, ["default"], now, buckets))
+    assert found == {"default": overview.InstanceHealth("default")}
     assert await read(engine, lambda c: overview.reconcile_runs(c, 5)) == []
     counts = await read(engine, overview.replica_counts)
     assert {c.live for c in counts} == {0}
@@ -96,7 +97,8 @@ async def test_health_per_instance(engine: AsyncEngine) -> None:
                 },
             ],
         )
-    found = await read(engine, lambda c: overview.health(c, ["default", "staging"], now))
+    day = await read(engine, lambda c: overview.activity(c, now))
+    found = await read(engine, lambda c: overview.health(c, ["default", "staging"], now, day))
     default, staging = found["default"], found["staging"]
     assert (default.deliveries_hour, default.deliveries_day) == (11, 12)
     assert default.pending == 2 and default.failed == 1
@@ -112,6 +114,10 @@ async def test_health_per_instance(engine: AsyncEngine) -> None:
     assert staging.last_delivery is not None  # found beyond the day's window
     assert (now - staging.last_delivery) > timedelta(days=1)
     assert staging.last_complete_reconcile is None
+    # With one instance configured, every row is its own, and the day's counts are activity's.
+    (alone,) = (await read(engine, lambda c: overview.health(c, ["default"], now, day))).values()
+    assert (alone.deliveries_hour, alone.deliveries_day) == (11, 12)
+    assert alone.last_delivery == default.last_delivery
 
 
 def test_percentile() -> None:
@@ -137,6 +143,7 @@ async def test_activity_buckets_deliveries_and_lag(engine: AsyncEngine) -> None:
     assert len(busy_ones) == 1
     (one,) = busy_ones
     assert one.deliveries == 3 and one.start <= at < one.start + timedelta(minutes=10)
+    assert buckets[-1].start == now - timedelta(minutes=10)
     assert one.lag_avg == pytest.approx(3, abs=0.01) and one.lag_max == pytest.approx(4, abs=0.01)
     assert sum(b.deliveries for b in buckets) == 3
 

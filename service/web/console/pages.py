@@ -173,12 +173,13 @@ class _Pages:
         names = self.settings.instance_names()
 
         async def gather(conn: AsyncConnection) -> dict[str, Any]:
+            buckets = await overview.activity(conn, now)
             return {
-                "health": await overview.health(conn, names, now),
+                "health": await overview.health(conn, names, now, buckets),
                 "failed": await events.failed_events(conn, FAILED_SHOWN),
                 "runs": await overview.reconcile_runs(conn, RUNS_SHOWN),
                 "tables": await overview.replica_counts(conn),
-                "buckets": await overview.activity(conn, now),
+                "buckets": buckets,
             }
 
         found = await self.read(gather)
