@@ -76,7 +76,8 @@ def serve(
 ) -> None:
     """Run the web app that receives Clerk webhooks at POST /webhooks/clerk.
 
-    GET /metrics is served on the same port, or with METRICS_PORT set on that port only.
+    GET /metrics is served on the same port, or with METRICS_PORT set on that port only; with
+    CONSOLE_TOKEN set, so is the operator's console at /console.
 
     Example: CLERK_WEBHOOK_SIGNING_SECRET=whsec_... clerk-replica serve --port 8000
     """

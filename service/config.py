@@ -349,6 +349,27 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         default="127.0.0.1", description="Where serve's /metrics listens with METRICS_PORT."
     )
+    # The console (/console, served by `serve`).
+    console_token: SecretStr | None = Field(
+        default=None,
+        description="If set (16 characters or more), serve answers /console: the password of "
+        "its login form, and the key its session cookies are signed with. On METRICS_PORT "
+        "when that is set, else on PORT.",
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a console login lasts."
+    )
+    console_stale_delivery_hours: float = Field(
+        default=6.0,
+        gt=0,
+        description="The console flags an instance whose last delivery is older than this.",
+    )
+    console_stale_reconcile_hours: float = Field(
+        default=26.0,
+        gt=0,
+        description="The console flags an instance whose last complete reconcile is older "
+        "than this (or that has none).",
+    )
     host: str = Field(
         default="127.0.0.1",
         description="Interface serve binds.",

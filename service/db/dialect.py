@@ -118,6 +118,10 @@ class Dialect:
         """The planner's idea of the table's size."""
         return 0.0
 
+    async def null_fraction(self, conn: AsyncConnection, table: Table, column: str) -> float | None:
+        """The planner's idea of the share of `column` that is NULL (None: no statistics)."""
+        return None
+
     async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
         """Cancel any statement of the current transaction that runs longer than `seconds`."""
 
@@ -297,6 +301,10 @@ class PostgreSQL(Dialect):
         estimate = await conn.scalar(_RELTUPLES, {"t": table.name})
         return max(float(estimate or 0), 0.0)
 
+    async def null_fraction(self, conn: AsyncConnection, table: Table, column: str) -> float | None:
+        found = await conn.scalar(_NULL_FRAC, {"t": table.name, "c": column})
+        return None if found is None else float(found)
+
     async def limit_statement_time(self, conn: AsyncConnection, seconds: float) -> None:
         await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
 
@@ -348,6 +356,10 @@ _ADVISORY_LOCKS = text(
     "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
 )
 _RELTUPLES = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
+_NULL_FRAC = text(
+    "SELECT null_frac FROM pg_stats WHERE schemaname = current_schema() "
+    "AND tablename = :t AND attname = :c"
+)
 # The advisory lock writers of the feed take (as `lock_keys` would take key ":changes").
 FEED_LOCK_KEY = "clerk-replica::changes"
 _FEED_LOCK = f"pg_advisory_xact_lock(hashtextextended('{FEED_LOCK_KEY}', 0))"

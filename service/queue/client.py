@@ -19,12 +19,25 @@ from redis.asyncio import ConnectionPool
 from service.config import Settings
 
 APPLY_JOB = "apply_pending"
+# A reconcile asked for now (the console): the nightly job's function, run by any worker that
+# has it (one with a Clerk secret key), under an id of its own so one request queues one run.
+RECONCILE_NOW_JOB_ID = "reconcile-now"
 
 
 def job_id(settings: Settings, window: int) -> str:
     # arq's job keys are global to the Redis database, hence the prefix. Apply jobs keep no
     # result, so an id is free again as soon as its job has finished.
     return f"{settings.queue_prefix}:apply:{window}"
+
+
+def reconcile_job_name(settings: Settings) -> str:
+    """The name the worker registers its reconcile job under (its cron job's name)."""
+    return f"{settings.queue_prefix}:reconcile"
+
+
+def health_check_key(settings: Settings) -> str:
+    """Where arq's worker writes its health check, renewed while it runs."""
+    return f"{settings.queue_prefix}:health-check"
 
 
 def queue_name(settings: Settings) -> str:
@@ -82,6 +95,28 @@ class Enqueuer:
 
     async def ping(self) -> None:
         await self._redis.ping()
+
+    async def reconcile_now(self, trigger: str) -> bool:
+        """Queue a reconcile of every instance with a key; False when one asked for this way is
+        still queued or running (arq refuses a second job with a live id)."""
+        job = await asyncio.wait_for(
+            self._redis.enqueue_job(
+                reconcile_job_name(self._settings),
+                trigger,
+                _job_id=f"{self._settings.queue_prefix}:{RECONCILE_NOW_JOB_ID}",
+                _queue_name=self._queue,
+            ),
+            timeout=self._timeout,
+        )
+        return job is not None
+
+    async def worker_health(self) -> str | None:
+        """arq's last health check line of a running worker (jobs done, failed, queued), or
+        None when no worker has written one lately (it expires soon after a worker stops)."""
+        found = await asyncio.wait_for(
+            self._redis.get(health_check_key(self._settings)), timeout=self._timeout
+        )
+        return None if found is None else bytes(found).decode(errors="replace")
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -29,7 +29,13 @@ from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
-from service.queue.client import APPLY_JOB, Enqueuer, queue_name
+from service.queue.client import (
+    APPLY_JOB,
+    Enqueuer,
+    health_check_key,
+    queue_name,
+    reconcile_job_name,
+)
 from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.session import run_reconcile
@@ -133,8 +139,9 @@ async def _forget(state: WorkerState, now: datetime) -> None:
         log.info("sweep.forgot", bodies=cleared, rows=deleted, erased_users=erased, changes=pruned)
 
 
-async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
-    """Start the nightly reconcile in the background and return at once.
+async def reconcile_job(ctx: WorkerContext, trigger: str = "cron") -> dict[str, Any]:
+    """Start the nightly reconcile (or one asked for now, with its `trigger`) in the
+    background and return at once.
 
     arq sizes one in-progress timeout for all of a worker's jobs from the longest function
     timeout; a job that may run for hours would make an apply job abandoned by a killed worker
@@ -143,7 +150,7 @@ async def reconcile_job(ctx: WorkerContext) -> dict[str, Any]:
     state = _state(ctx)
     if state.nightly is not None and not state.nightly.done():
         return {"started": False, "reason": "a reconcile is already running in this worker"}
-    state.nightly = asyncio.create_task(_reconcile_nightly(state.settings))
+    state.nightly = asyncio.create_task(_reconcile_nightly(state.settings, trigger))
     return {"started": True}
 
 
@@ -152,16 +159,16 @@ def _keyed(settings: Settings) -> list[Settings]:
     return [each for each in settings.instances() if each.clerk_secret_key is not None]
 
 
-async def _reconcile_nightly(settings: Settings) -> dict[str, Any]:
+async def _reconcile_nightly(settings: Settings, trigger: str = "cron") -> dict[str, Any]:
     """Each instance in turn, each on its own: one that fails or is busy skips only itself."""
-    results = {each.instance_name: await _reconcile_one(each) for each in _keyed(settings)}
+    results = {each.instance_name: await _reconcile_one(each, trigger) for each in _keyed(settings)}
     return {"ok": all(r.get("ok") for r in results.values()), "instances": results}
 
 
-async def _reconcile_one(settings: Settings) -> dict[str, Any]:
+async def _reconcile_one(settings: Settings, trigger: str = "cron") -> dict[str, Any]:
     bound = log.bind(instance=settings.instance_name)
     try:
-        report = await run_reconcile(settings, ReconcileOptions(trigger="cron"))
+        report = await run_reconcile(settings, ReconcileOptions(trigger=trigger))
     except AlreadyRunning:
         bound.info("reconcile.skipped", reason="another reconcile holds the lock")
         return {"skipped": True}
@@ -218,7 +225,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         jobs.append(
             cron(
                 reconcile_job,
-                name=f"{settings.queue_prefix}:reconcile",
+                name=reconcile_job_name(settings),
                 hour=settings.reconcile_hours(),
                 minute=settings.reconcile_cron_minute,
                 second=0,
@@ -253,7 +260,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         keep_result=0,
         job_timeout=settings.worker_job_timeout_seconds,
         handle_signals=not burst,
-        health_check_key=f"{settings.queue_prefix}:health-check",
+        health_check_key=health_check_key(settings),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from service.config import Settings, get_settings, instance_variable, webhook_path
 from service.db.engine import create_engine
@@ -16,6 +16,9 @@ from service.ingest.endpoint import IngestState, WebhookEndpoint
 from service.ingest.signature import SignatureVerifier
 from service.logs import get_logger
 from service.queue.client import Enqueuer, connect
+from service.web.console.pages import PREFIX as CONSOLE_PREFIX
+from service.web.console.pages import console_mount
+from service.web.console.session import door_of
 from service.web.metrics_endpoint import DatabaseGauges, metrics_endpoint, metrics_endpoint_for
 from service.web.probes import healthz, readyz
 from service.web.state import WebState
@@ -24,9 +27,10 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """The web app: one webhook endpoint per instance, probes, and /metrics unless
-    METRICS_PORT moves it elsewhere."""
+    """The web app: one webhook endpoint per instance, probes, and /metrics and the console
+    (with CONSOLE_TOKEN) unless METRICS_PORT moves them to the metrics app."""
     settings = settings or get_settings()
+    door = door_of(settings)  # a CONSOLE_TOKEN too short stops serve here
     # Fail at construction, not at the first delivery, when a secret is missing or bad.
     webhooks = [
         WebhookEndpoint(
@@ -102,10 +106,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.metrics_port is None:
         # With METRICS_PORT the public app has no /metrics: create_metrics_app serves it.
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.console = None
+    if door is not None:
+        console = console_mount(settings, door, app.state)
+        if settings.metrics_port is None:
+            app.router.routes.append(console)
+        else:
+            app.state.console = console  # for create_metrics_app
+        log.info(
+            "console.enabled",
+            path=CONSOLE_PREFIX,
+            port=settings.metrics_port if settings.metrics_port is not None else "main",
+        )
+    return app
 
 
 def create_metrics_app(web: Starlette) -> Starlette:
-    """The app of METRICS_PORT: GET /metrics only, answered from the state `web`'s lifespan
-    makes and closes (its token, its cached gauges); it has no lifespan of its own."""
-    return Starlette(routes=[Route("/metrics", metrics_endpoint_for(web.state), methods=["GET"])])
+    """The app of METRICS_PORT: GET /metrics (and the console, with CONSOLE_TOKEN), answered
+    from the state `web`'s lifespan makes and closes (its token, its cached gauges, its engine);
+    it has no lifespan of its own."""
+    routes: list[BaseRoute] = [Route("/metrics", metrics_endpoint_for(web.state), methods=["GET"])]
+    if web.state.console is not None:
+        routes.append(web.state.console)
+    return Starlette(routes=routes)

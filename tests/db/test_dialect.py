@@ -192,3 +192,18 @@ async def test_skip_locked_lets_a_second_transaction_skip_a_held_row(
     async with pg_engine.connect() as conn:
         again = await conn.execute(dialect.skip_locked(stmt))
         assert list(again.scalars()) == ["u_a", "u_b"]
+
+
+async def test_null_fraction_from_statistics(engine: AsyncEngine) -> None:
+    await add_users(engine, "user_a", "user_b", "user_c", "user_d")
+    dialect = dialect_of(engine)
+    async with engine.begin() as conn:
+        await conn.execute(
+            t.users.update().where(t.users.c.id == "user_a").values(deleted_at=EXPIRES)
+        )
+        await dialect.analyze(conn, [t.users], sample_target=None)
+        share = await dialect.null_fraction(conn, t.users, "deleted_at")
+    if dialect.statistics:
+        assert share == 0.75
+    else:
+        assert share is None  # SQLite: no statistics, callers count

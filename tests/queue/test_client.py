@@ -15,7 +15,15 @@ from redis.exceptions import RedisError
 
 from service.config import Settings
 from service.dev.ports import free_port
-from service.queue.client import APPLY_JOB, Enqueuer, connect, job_id, queue_name
+from service.queue.client import (
+    APPLY_JOB,
+    Enqueuer,
+    connect,
+    health_check_key,
+    job_id,
+    queue_name,
+    reconcile_job_name,
+)
 from tests.support.settings import make_settings
 
 
@@ -134,5 +142,30 @@ async def test_a_redis_that_does_not_answer_fails_within_the_timeout_every_time(
             with pytest.raises((OSError, RedisError, asyncio.TimeoutError)):
                 await enqueuer.wake()
             assert time.monotonic() - started < 2
+    finally:
+        await enqueuer.close()
+
+
+async def test_reconcile_now_queues_the_workers_reconcile_job_once(settings: Settings) -> None:
+    redis = connect(settings)
+    enqueuer = Enqueuer(redis, settings)
+    try:
+        assert await enqueuer.reconcile_now("console") is True
+        assert await enqueuer.reconcile_now("console") is False  # still queued
+        (job,) = await redis.queued_jobs(queue_name=queue_name(settings))
+    finally:
+        await enqueuer.close()
+    assert isinstance(job, JobDef)
+    assert job.function == reconcile_job_name(settings) and job.args == ("console",)
+
+
+async def test_worker_health_reads_arqs_health_check(settings: Settings) -> None:
+    redis = connect(settings)
+    enqueuer = Enqueuer(redis, settings)
+    try:
+        assert await enqueuer.worker_health() is None
+        await redis.set(health_check_key(settings), b"Dec-07 01:00:00 j_complete=3", ex=5)
+        assert await enqueuer.worker_health() == "Dec-07 01:00:00 j_complete=3"
+        await redis.delete(health_check_key(settings))
     finally:
         await enqueuer.close()

@@ -280,6 +280,30 @@ async def test_nightly_job_records_its_run(
     assert len(await rows(engine, t.users)) == 30
 
 
+async def test_a_reconcile_asked_for_now_records_its_trigger(
+    db_url: str, redis_url: str, clerk_url: str, engine: AsyncEngine
+) -> None:
+    settings = make_settings(
+        db_url,
+        redis_url,
+        clerk_secret_key=KEY,
+        clerk_api_url=clerk_url,
+        reconcile_max_requests_per_10s=10000,
+    )
+    enqueuer = Enqueuer(connect(settings), settings)
+    ctx = job_context(settings, engine, enqueuer)
+    # What the console queues: the cron job's function, with the trigger as its argument.
+    assert await enqueuer.reconcile_now("console") is True
+    assert await reconcile_job(dict(ctx), "console") == {"started": True}
+    running = ctx["worker"].nightly
+    assert running is not None
+    assert (await running)["ok"] is True
+    await enqueuer.close()
+    async with engine.connect() as conn:
+        (run,) = (await conn.execute(select(runs))).all()
+    assert (run.trigger, run.status) == ("console", "completed")
+
+
 def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
     settings = make_settings(db_url, redis_url)
     names = [job.name for job in cron_jobs(settings)]

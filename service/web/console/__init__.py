@@ -1,0 +1,1 @@
+"""The operator's console under /console: login, a first page per instance, events, actions."""
