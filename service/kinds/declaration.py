@@ -61,6 +61,24 @@ class Listing:
     cursor: bool = False  # pages by `starting_after` (falls back to offsets)
     count_path: str | None = None  # where the total is read when the list carries none
     ordered: bool = True  # takes order_by=+created_at (billing lists take no order)
+    # Incremental runs: the order that lists the most recently changed first (users:
+    # -updated_at), and whether `count_path` takes created_at_after / created_at_before.
+    changed_order: str | None = None
+    counts_by_created: bool = False
+    # Incremental runs: the list per parent object, for parents whose count differs.
+    by_parent: ByParent | None = None
+
+
+@dataclass(frozen=True)
+class ByParent:
+    """A kind also listed per parent (`path` formatted with the parent's `id`): a parent
+    whose `count_column` differs from the replica's live children of it (those whose
+    `column` names it), or that changed, gets its children listed there."""
+
+    path: str
+    parent: str
+    column: str
+    count_column: str
 
 
 @dataclass(frozen=True, eq=False)

@@ -162,6 +162,14 @@ def page(
     return [dict(o) for o in ordered[offset : offset + limit]], total
 
 
+def count(items: Any, params: dict[str, str], *, inclusive_bounds: bool = False) -> int:
+    """GET /users/count: the users created within created_at_after / created_at_before."""
+    if isinstance(items, Synthetic):
+        after, before = _bound(params, "created_at_after"), _bound(params, "created_at_before")
+        return len(items.within(after, before, inclusive_bounds))
+    return sum(1 for o in items if _created_within(o, params, inclusive_bounds))
+
+
 def _int(params: dict[str, str], name: str, default: int) -> int:
     try:
         return int(params.get(name, default))
