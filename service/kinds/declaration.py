@@ -65,8 +65,13 @@ class Listing:
     # -updated_at), and whether `count_path` takes created_at_after / created_at_before.
     changed_order: str | None = None
     counts_by_created: bool = False
+    # The list's filter that takes up to BY_IDS ids (users: user_id): confirms many at once.
+    by_ids: str | None = None
     # Incremental runs: the list per parent object, for parents whose count differs.
     by_parent: ByParent | None = None
+
+
+BY_IDS = 100  # ids one request of a list's id filter takes (Clerk's spec: up to 100)
 
 
 @dataclass(frozen=True)

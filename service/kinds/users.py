@@ -144,6 +144,7 @@ KIND = Kind(
         count_path="users/count",
         changed_order="-updated_at",
         counts_by_created=True,
+        by_ids="user_id",
     ),
     fdw=FdwView("clerk_users", _fdw_columns),
     lookup=Lookup("users/{id}"),

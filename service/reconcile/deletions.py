@@ -72,13 +72,15 @@ def over_share(run: KindPass, missing: int, live: int) -> str | None:
     )
 
 
-async def tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    """End the rows Clerk confirms gone (a lookup each, when confirming); store those it still
-    has."""
+async def tombstone(
+    run: KindPass, rows: Sequence[dict[str, Any]], now: datetime, *, confirmed: bool = False
+) -> None:
+    """End the rows Clerk confirms gone (a lookup each, when confirming and not `confirmed`
+    already); store those it still has."""
     gone: list[tuple[str, datetime]] = []
     alive: list[Snapshot] = []
     for row in rows:
-        confirm = run.options.confirm_deletions
+        confirm = run.options.confirm_deletions and not confirmed
         if confirm and run.kind.lookup is not None and not can_look_up(run.kind, row):
             run.report.unconfirmed += 1
             continue

@@ -12,14 +12,14 @@ cannot see is docs/explanation/reconcile-modes.md's.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from service.clerk.timestamps import from_ms
-from service.kinds.declaration import Kind
+from service.kinds.declaration import BY_IDS, Kind
 from service.kinds.registry import BY_NAME, KINDS
 from service.reconcile import deletions
 from service.reconcile.clerk_api import ClerkRequestError
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from service.reconcile.kind_pass import KindPass
 
 OVERLAP = 5  # objects each page of the changed list reads again (a deletion shifts it back)
+
+Count = Callable[[int | None, int], Awaitable[int]]
+Median = Callable[[int | None, int, int], Awaitable[int | None]]
 
 
 class ListAll(Exception):
@@ -110,9 +113,21 @@ async def _changed(run: KindPass, since_ms: int) -> None:
         offset += max(1, len(items) - OVERLAP)
 
 
-def _older(item: dict[str, Any], since_ms: int) -> bool:
-    updated = item.get("updated_at")
-    return isinstance(updated, int) and updated < since_ms
+async def _created_since(run: KindPass, since_ms: int) -> None:
+    """List newest-created first, down to `since_ms`, writing what came."""
+    size = run.settings.reconcile_page_size
+    position = Position(use_cursor=False)
+    async for items in pages(run.api, run.listing, size, position, bounds={}, newest_first=True):
+        recent = [i for i in items if not _older(i, since_ms, "created_at")]
+        if recent:
+            await _write(run, recent)
+        if len(recent) < len(items):
+            return
+
+
+def _older(item: dict[str, Any], since_ms: int, field: str = "updated_at") -> bool:
+    at = item.get(field)
+    return isinstance(at, int) and at < since_ms
 
 
 async def _clerk_count(run: KindPass, low: int | None, high: int) -> int:
@@ -164,31 +179,63 @@ async def _median(run: KindPass, low: int | None, high: int, count: int) -> int 
 
 async def _deleted_by_count(run: KindPass) -> None:
     """Find the created_at ranges whose counts differ, list them, end what Clerk lacks."""
-    size, cutoff = run.settings.reconcile_page_size, ms(run.started_at)
-    clerk, replica = await _clerk_count(run, None, cutoff), await _replica_count(run, None, cutoff)
-    if abs(clerk - replica) > run.settings.reconcile_full_when_differing_share * max(replica, 1):
+
+    async def clerk(low: int | None, high: int) -> int:
+        return await _clerk_count(run, low, high)
+
+    async def replica(low: int | None, high: int) -> int:
+        return await _replica_count(run, low, high)
+
+    async def median(low: int | None, high: int, count: int) -> int | None:
+        return await _median(run, low, high, count)
+
+    live = await _replica_count(run, None, ms(run.started_at))
+    listed = await differing_ranges(
+        clerk,
+        replica,
+        median,
+        ms(run.started_at),
+        run.settings.reconcile_page_size,
+        run.settings.reconcile_full_when_differing_share,
+    )
+    missing: list[dict[str, Any]] = []
+    for low, high in listed:
+        missing += await _list_range(run, low, high)
+    await _end(run, missing, live)
+
+
+async def differing_ranges(
+    clerk: Count, replica: Count, median: Median, cutoff: int, page_size: int, share: float
+) -> list[tuple[int | None, int]]:
+    """The created_at ranges [low, high) ms, before `cutoff`, to list: their counts differ,
+    and splitting them further (one count each) would cost more than listing them.
+
+    `clerk` and `replica` count a range; `median` is the replica's middle created_at in a
+    range, strictly inside it (None: the range cannot be split). Raises ListAll when more
+    than `share` of the replica's rows differ by count.
+    """
+    clerk_total, replica_total = await clerk(None, cutoff), await replica(None, cutoff)
+    if abs(clerk_total - replica_total) > share * max(replica_total, 1):
         raise ListAll(
-            f"{abs(clerk - replica)} of {replica} differ by count: listing everything",
+            f"{abs(clerk_total - replica_total)} of {replica_total} differ by count: "
+            "listing everything",
             escalate=True,
         )
-    ranges: list[tuple[int | None, int, int, int]] = [(None, cutoff, clerk, replica)]
+    ranges: list[tuple[int | None, int, int, int]] = [(None, cutoff, clerk_total, replica_total)]
     listed: list[tuple[int | None, int]] = []
     while ranges:
         low, high, c, r = ranges.pop()
         if c == r:
             continue
         mid = None
-        if math.ceil(max(c, r, 1) / size) > abs(c - r) + 1:  # listing costs more than splitting
-            mid = await _median(run, low, high, r)
+        if math.ceil(max(c, r, 1) / page_size) > abs(c - r) + 1:  # listing costs more
+            mid = await median(low, high, r)
         if mid is None:
             listed.append((low, high))
             continue
-        c_low, r_low = await _clerk_count(run, low, mid), await _replica_count(run, low, mid)
+        c_low, r_low = await clerk(low, mid), await replica(low, mid)
         ranges += [(mid, high, c - c_low, r - r_low), (low, mid, c_low, r_low)]
-    missing: list[dict[str, Any]] = []
-    for low, high in sorted(listed, key=lambda edge: edge[1]):
-        missing += await _list_range(run, low, high)
-    await _end(run, missing, replica)
+    return sorted(listed, key=lambda edge: edge[1])
 
 
 async def _list_range(run: KindPass, low: int | None, high: int) -> list[dict[str, Any]]:
@@ -218,8 +265,21 @@ async def _end(run: KindPass, missing: list[dict[str, Any]], live: int) -> None:
         run.report.status, run.report.error = "refused", refusal
         return
     now = datetime.now(UTC)
-    for start in range(0, len(missing), 500):
-        await deletions.tombstone(run, missing[start : start + 500], now)
+    by_ids = run.listing.by_ids if run.options.confirm_deletions else None
+    step = BY_IDS if by_ids else 500
+    for start in range(0, len(missing), step):
+        rows = missing[start : start + step]
+        if by_ids is None:
+            await deletions.tombstone(run, rows, now)
+            continue
+        # Confirmed a hundred at a time: what the id filter still lists lives.
+        params = {**run.listing.params, by_ids: [r["id"] for r in rows], "limit": BY_IDS}
+        found = objects_of(run.listing, await run.api.get(run.listing.path, params))
+        alive = {i.get("id") for i in found}
+        if found:
+            await _write(run, found)
+        gone = [r for r in rows if r["id"] not in alive]
+        await deletions.tombstone(run, gone, now, confirmed=True)
 
 
 async def _per_parent(run: KindPass, since: datetime) -> None:
@@ -231,6 +291,7 @@ async def _per_parent(run: KindPass, since: datetime) -> None:
         raise ListAll(f"no {by_parent.parent} listed in this run to count", escalate=False)
     parents, children = BY_NAME[by_parent.parent].table, run.kind.table
     column = children.c[by_parent.column]
+    await _created_since(run, ms(since))  # creations first: one page finds most of them
     async with run.engine.connect() as conn:
         counted: dict[str, int] = dict(
             (

@@ -67,6 +67,7 @@ def answers(fake: FakeClerk) -> list[tuple[str, str, dict[str, str], str]]:
             "200",
         ),
         ("/users", "users", {"order_by": "-updated_at", "limit": "3", "offset": "1"}, "200"),
+        ("/users", "users", {"user_id": [user, "user_gone"], "limit": "100"}, "200"),
         ("/instance", "instance", {}, "200"),
         ("/users/{user_id}", f"users/{user}", {}, "200"),
         ("/users/{user_id}", "users/user_gone", {}, "404"),
