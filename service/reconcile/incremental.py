@@ -12,8 +12,9 @@ cannot see is docs/explanation/reconcile-modes.md's.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ from service.kinds.declaration import BY_IDS, Kind
 from service.kinds.registry import BY_NAME, KINDS
 from service.reconcile import deletions
 from service.reconcile.clerk_api import ClerkRequestError
+from service.reconcile.counting import TooManyDiffer, differing_ranges
 from service.reconcile.paging import Position, objects_of, pages
 from service.reconcile.segments import Segment
 from service.reconcile.walk import Page
@@ -31,9 +33,6 @@ if TYPE_CHECKING:
     from service.reconcile.kind_pass import KindPass
 
 OVERLAP = 5  # objects each page of the changed list reads again (a deletion shifts it back)
-
-Count = Callable[[int | None, int], Awaitable[int]]
-Median = Callable[[int | None, int, int], Awaitable[int | None]]
 
 
 class ListAll(Exception):
@@ -180,62 +179,22 @@ async def _median(run: KindPass, low: int | None, high: int, count: int) -> int 
 async def _deleted_by_count(run: KindPass) -> None:
     """Find the created_at ranges whose counts differ, list them, end what Clerk lacks."""
 
-    async def clerk(low: int | None, high: int) -> int:
-        return await _clerk_count(run, low, high)
-
-    async def replica(low: int | None, high: int) -> int:
-        return await _replica_count(run, low, high)
-
-    async def median(low: int | None, high: int, count: int) -> int | None:
-        return await _median(run, low, high, count)
-
     live = await _replica_count(run, None, ms(run.started_at))
-    listed = await differing_ranges(
-        clerk,
-        replica,
-        median,
-        ms(run.started_at),
-        run.settings.reconcile_page_size,
-        run.settings.reconcile_full_when_differing_share,
-    )
+    try:
+        listed = await differing_ranges(
+            partial(_clerk_count, run),
+            partial(_replica_count, run),
+            partial(_median, run),
+            ms(run.started_at),
+            run.settings.reconcile_page_size,
+            run.settings.reconcile_full_when_differing_share,
+        )
+    except TooManyDiffer as exc:
+        raise ListAll(f"{exc}: listing everything", escalate=True) from None
     missing: list[dict[str, Any]] = []
     for low, high in listed:
         missing += await _list_range(run, low, high)
     await _end(run, missing, live)
-
-
-async def differing_ranges(
-    clerk: Count, replica: Count, median: Median, cutoff: int, page_size: int, share: float
-) -> list[tuple[int | None, int]]:
-    """The created_at ranges [low, high) ms, before `cutoff`, to list: their counts differ,
-    and splitting them further (one count each) would cost more than listing them.
-
-    `clerk` and `replica` count a range; `median` is the replica's middle created_at in a
-    range, strictly inside it (None: the range cannot be split). Raises ListAll when more
-    than `share` of the replica's rows differ by count.
-    """
-    clerk_total, replica_total = await clerk(None, cutoff), await replica(None, cutoff)
-    if abs(clerk_total - replica_total) > share * max(replica_total, 1):
-        raise ListAll(
-            f"{abs(clerk_total - replica_total)} of {replica_total} differ by count: "
-            "listing everything",
-            escalate=True,
-        )
-    ranges: list[tuple[int | None, int, int, int]] = [(None, cutoff, clerk_total, replica_total)]
-    listed: list[tuple[int | None, int]] = []
-    while ranges:
-        low, high, c, r = ranges.pop()
-        if c == r:
-            continue
-        mid = None
-        if math.ceil(max(c, r, 1) / page_size) > abs(c - r) + 1:  # listing costs more
-            mid = await median(low, high, r)
-        if mid is None:
-            listed.append((low, high))
-            continue
-        c_low, r_low = await clerk(low, mid), await replica(low, mid)
-        ranges += [(mid, high, c - c_low, r - r_low), (low, mid, c_low, r_low)]
-    return sorted(listed, key=lambda edge: edge[1])
 
 
 async def _list_range(run: KindPass, low: int | None, high: int) -> list[dict[str, Any]]:

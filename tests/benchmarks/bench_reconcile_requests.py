@@ -10,7 +10,7 @@ request in flight (RECONCILE_CONCURRENCY=1), pages of 500.
   API over HTTP, into a fresh SQLite replica; the replica is checked equal to the fake after
   the drift run. Sizes up to BENCH_REQUESTS_MEASURED_MAX users (50,000).
 - computed: the same request rules for every size, the users' bisection run by the very
-  function the reconcile uses (service.reconcile.incremental.differing_ranges) over in-memory
+  function the reconcile uses (service.reconcile.counting.differing_ranges) over in-memory
   counts. Where both exist they must agree exactly, or the benchmark fails.
 
     .venv/bin/python -m tests.benchmarks.bench_reconcile_requests
@@ -128,7 +128,7 @@ def newest_pages(recent: int, total: int, overlap: int) -> int:
 
 
 async def computed(users: int, orgs: int, memberships: int) -> dict[str, int]:
-    from service.reconcile.incremental import differing_ranges
+    from service.reconcile.counting import differing_ranges
 
     drift = drift_for(users, orgs, memberships)
     full = 1 + sum(1 + pages(n) for n in (orgs, users, memberships))
