@@ -120,9 +120,12 @@ def page(
     if field not in ORDER_FIELDS.get(name, frozenset({"created_at"})):
         raise Invalid(f"order_by {field} is not supported")
     descending = order.startswith("-")
-    if field != "created_at" and (isinstance(items, Synthetic) or params.get("starting_after")):
-        # Clerk pages by cursor only in created_at order; the synthetic instance is in it.
-        raise Invalid("starting_after needs order_by created_at")
+    # A synthetic instance is made in created_at order, and updated when created.
+    in_made_order = field in ("created_at", "updated_at")
+    if field != "created_at" and params.get("starting_after"):
+        raise Invalid("starting_after needs order_by created_at")  # Clerk's rule
+    if isinstance(items, Synthetic) and not in_made_order:
+        raise Invalid(f"the synthetic instance cannot be ordered by {field}")
     total = len(items)
     after = params.get("starting_after") if cursor else None
     if isinstance(items, Synthetic):
