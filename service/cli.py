@@ -283,6 +283,14 @@ def reconcile(
     restart: Annotated[
         bool, typer.Option(help="Start over instead of resuming an unfinished run.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="List everything, even when an incremental run (what changed since the last "
+            "complete run) would do.",
+        ),
+    ] = False,
     instance: Annotated[
         list[str] | None,
         typer.Option(
@@ -294,10 +302,12 @@ def reconcile(
     """Make the replica equal to Clerk through the Backend API: backfill, update, tombstone.
 
     Each instance is reconciled in turn, with its own key; only its own rows can be
-    tombstoned. Exits 0 only when every requested type of every instance completed.
+    tombstoned. Exits 0 only when every requested type of every instance completed. A run
+    is incremental (lists what changed since the last complete run) unless the last full
+    one is older than RECONCILE_FULL_EVERY_DAYS, the last run failed, or --full is given.
 
     Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users;
-    clerk-replica reconcile --instance staging
+    clerk-replica reconcile --instance staging;  clerk-replica reconcile --full
     """
     from service.reconcile.clerk_api import ClerkAuthError
     from service.reconcile.console import print_summary, progress_display
@@ -319,6 +329,7 @@ def reconcile(
         force=force,
         confirm_deletions=settings.reconcile_confirm_deletions if confirm is None else confirm,
         restart=restart,
+        full=full,
     )
     try:
         with progress_display() as on_progress:

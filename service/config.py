@@ -315,6 +315,26 @@ class Settings(BaseSettings):
         ge=10,
         description="Lease on an instance's reconcile lock: a crashed run frees it after this.",
     )
+    # Reconcile modes (incremental nightly run, weekly full run)
+    reconcile_full_every_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="A full listing runs when the instance's last completed one is older than "
+        "this; other runs list only what changed.",
+    )
+    reconcile_since_margin_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="An incremental run lists users updated since the last complete run's "
+        "start minus this margin (clock skew, writes in flight).",
+    )
+    reconcile_full_when_differing_share: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="An incremental run turns full when counting finds more than this share "
+        "of an instance's users differing from the replica.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
         description="debug, info, warning or error.",

@@ -29,6 +29,11 @@ LAG_SECONDS = Histogram(
     "From the delivery's arrival to its effect in the replica.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+RECONCILE_REQUESTS = Counter(
+    "clerk_replica_reconcile_requests",
+    "Backend API requests of reconcile runs in this process, by instance and run mode.",
+    ["instance", "mode"],
+)
 RECONCILE_OBJECTS = Counter(
     "clerk_replica_reconcile_objects",
     "Objects changed by reconcile runs in this process, by instance, resource and change.",

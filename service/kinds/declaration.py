@@ -61,6 +61,29 @@ class Listing:
     cursor: bool = False  # pages by `starting_after` (falls back to offsets)
     count_path: str | None = None  # where the total is read when the list carries none
     ordered: bool = True  # takes order_by=+created_at (billing lists take no order)
+    # Incremental runs: the order that lists the most recently changed first (users:
+    # -updated_at), and whether `count_path` takes created_at_after / created_at_before.
+    changed_order: str | None = None
+    counts_by_created: bool = False
+    # The list's filter that takes up to BY_IDS ids (users: user_id): confirms many at once.
+    by_ids: str | None = None
+    # Incremental runs: the list per parent object, for parents whose count differs.
+    by_parent: ByParent | None = None
+
+
+BY_IDS = 100  # ids one request of a list's id filter takes (Clerk's spec: up to 100)
+
+
+@dataclass(frozen=True)
+class ByParent:
+    """A kind also listed per parent (`path` formatted with the parent's `id`): a parent
+    whose `count_column` differs from the replica's live children of it (those whose
+    `column` names it), or that changed, gets its children listed there."""
+
+    path: str
+    parent: str
+    column: str
+    count_column: str
 
 
 @dataclass(frozen=True, eq=False)

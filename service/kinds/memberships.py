@@ -17,7 +17,7 @@ from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
 from service.db.dialect import dialect_of
 from service.db.types import JSONValue, metadata, partial_unique_index
-from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Parent, Personal
+from service.kinds.declaration import ByParent, FdwView, Kind, Listing, Lookup, Parent, Personal
 from service.kinds.tables import instance_column, versioned_times
 
 organization_memberships = Table(
@@ -145,7 +145,12 @@ KIND = Kind(
     deletion_carries_snapshot=True,
     parents=(Parent("user_id", "users"), Parent("organization_id", "organizations")),
     before_upsert=settle_live_pairs,
-    listing=Listing("organization_memberships"),
+    listing=Listing(
+        "organization_memberships",
+        by_parent=ByParent(
+            "organizations/{id}/memberships", "organizations", "organization_id", "members_count"
+        ),
+    ),
     fdw=FdwView("clerk_organization_memberships", _fdw_columns),
     # No endpoint reads a membership by id: list the organization's memberships of that user.
     lookup=Lookup(

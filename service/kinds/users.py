@@ -137,7 +137,15 @@ KIND = Kind(
         Owned(web3_wallets, "user_id"),
         Owned(enterprise_accounts, "user_id"),
     ),
-    listing=Listing("users", bare_array=True, cursor=True, count_path="users/count"),
+    listing=Listing(
+        "users",
+        bare_array=True,
+        cursor=True,
+        count_path="users/count",
+        changed_order="-updated_at",
+        counts_by_created=True,
+        by_ids="user_id",
+    ),
     fdw=FdwView("clerk_users", _fdw_columns),
     lookup=Lookup("users/{id}"),
     # A deleted user keeps id, external_id, flags and times: the tombstone, nothing that names

@@ -20,6 +20,7 @@ from service.kinds import erasure
 from service.kinds.registry import replica_tables
 from service.queue.client import connect, queue_name
 from service.reconcile.checkpoints import last_runs
+from service.reconcile.modes import last_full_completed
 from service.reconcile.tables import instances
 
 FAILED_SHOWN = 20
@@ -111,8 +112,9 @@ async def last_reconcile(
         if timeout_seconds is not None:
             await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
         found = await last_runs(conn, 1, instance)
-    if not found:
-        return None
+        if not found:
+            return None
+        full = await last_full_completed(conn, found[0]["instance"] or DEFAULT_INSTANCE)
     run = found[0]
     summary = run["summary"] or {}
     return {
@@ -127,6 +129,8 @@ async def last_reconcile(
             for key in ("created", "updated", "tombstoned", "requests")
         },
         "error": run["error"],
+        "mode": run.get("mode") or "full",
+        "last_full_completed_at": full.isoformat() if full else None,
     }
 
 

@@ -85,8 +85,12 @@ def print_status(report: dict[str, Any]) -> None:
     else:
         totals = ", ".join(f"{k} {v}" for k, v in run["totals"].items())
         console.print(
-            f"last reconcile: run {run['id']} ({run['trigger']}) {run['status']}, "
-            f"started {run['started_at']}: {totals}"
+            f"last reconcile: run {run['id']} ({run['trigger']}, {run['mode']}) "
+            f"{run['status']}, started {run['started_at']}: {totals}"
             + (f"; error: {run['error']}" if run["error"] else ""),
+            highlight=False,
+        )
+        console.print(
+            f"last full reconcile completed: {run['last_full_completed_at'] or 'never'}",
             highlight=False,
         )

@@ -33,7 +33,7 @@ class Progress:
     counts: dict[str, Any]
 
 
-def _of_instance(instance: str) -> ColumnElement[bool]:
+def of_instance(instance: str) -> ColumnElement[bool]:
     """Runs of the instance (runs from before several instances were the default's)."""
     if instance == DEFAULT_INSTANCE:
         return or_(runs.c.instance == instance, runs.c.instance.is_(None))
@@ -54,7 +54,7 @@ async def open_run(
     still marked running belongs to a process that died; other instances' runs are theirs.
     """
     now = datetime.now(UTC)
-    mine = _of_instance(instance)
+    mine = of_instance(instance)
     if not restart:
         row = (
             await conn.execute(
@@ -217,6 +217,16 @@ async def clear_seen(conn: AsyncConnection, run_id: int, resource: str) -> None:
     await conn.execute(delete(seen).where(seen.c.run_id == run_id, seen.c.resource == resource))
 
 
+async def run_mode(conn: AsyncConnection, run_id: int) -> str | None:
+    """The mode a run recorded (None: not chosen yet, or a run from before modes)."""
+    mode = (await conn.execute(select(runs.c.mode).where(runs.c.id == run_id))).scalar()
+    return None if mode is None else str(mode)
+
+
+async def set_mode(conn: AsyncConnection, run_id: int, mode: str) -> None:
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(mode=mode))
+
+
 async def finish_run(
     conn: AsyncConnection,
     run_id: int,
@@ -224,12 +234,17 @@ async def finish_run(
     status: RunStatus,
     summary: dict[str, Any],
     error: str | None,
+    mode: str | None = None,
 ) -> None:
-    await conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(status=status, summary=summary, error=error, finished_at=datetime.now(UTC))
-    )
+    values: dict[str, Any] = {
+        "status": status,
+        "summary": summary,
+        "error": error,
+        "finished_at": datetime.now(UTC),
+    }
+    if mode is not None:
+        values["mode"] = mode
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
     if status is RunStatus.COMPLETED:
         # Seen ids only serve a resume; a completed run needs none.
         await conn.execute(delete(seen).where(seen.c.run_id == run_id))
@@ -241,6 +256,6 @@ async def last_runs(
     """The newest runs (of `instance` only, when given)."""
     stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
     if instance is not None:
-        stmt = stmt.where(_of_instance(instance))
+        stmt = stmt.where(of_instance(instance))
     result = await conn.execute(stmt)
     return [dict(r._mapping) for r in result]

@@ -64,6 +64,7 @@ def summary_table(report: RunReport) -> Table:
         title += f" of {report.instance}"
     if report.resumed:
         title += " (resumed)"
+    title += f": {report.mode} ({report.mode_reason}), {report.requests} requests"
     table = Table(title=title)
     for column in (
         "type",
@@ -75,10 +76,10 @@ def summary_table(report: RunReport) -> Table:
         "requests",
         "429s",
         "seconds",
+        "listed as",
     ):
-        table.add_column(
-            column, justify="left" if column in ("type", "result") else "right", no_wrap=True
-        )
+        left = column in ("type", "result", "listed as")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for p in report.passes:
         table.add_row(
             p.resource,
@@ -90,6 +91,7 @@ def summary_table(report: RunReport) -> Table:
             str(p.requests),
             str(p.throttled),
             f"{p.seconds:.1f}",
+            p.mode,
         )
     return table
 
@@ -97,7 +99,7 @@ def summary_table(report: RunReport) -> Table:
 def print_summary(report: RunReport) -> None:
     # Never truncate the figures: on a narrow terminal (or none) lay the table out wider.
     width = Console().width if sys.stdout.isatty() else 0
-    console = Console(width=max(width, 110))
+    console = Console(width=max(width, 130))
     console.print(summary_table(report))
     for p in report.passes:
         if p.error:

@@ -39,15 +39,9 @@ async def detect(run: KindPass) -> None:
     missing = 0
     async for chunk in _candidates(run):
         missing += len(chunk)
-    share = int(live * run.settings.reconcile_max_delete_share)
-    allowed = max(run.settings.reconcile_delete_floor, share)
-    if missing > allowed and not run.options.force:
-        run.report.status = "refused"
-        run.report.error = (
-            f"{missing} of {live} live {run.kind.name} are missing from Clerk, more "
-            f"than the safety limit of {allowed}: nothing was tombstoned; rerun with --force "
-            "if that is right"
-        )
+    refusal = over_share(run, missing, live)
+    if refusal is not None:
+        run.report.status, run.report.error = "refused", refusal
         # The next run lists again: a refusal must never be settled on a stale listing.
         run.listed = False
         run.segments = []  # and by a new plan
@@ -60,14 +54,33 @@ async def detect(run: KindPass) -> None:
     now = datetime.now(UTC)
     # Keyset by id: rows tombstoned meanwhile drop out, the scan still moves forward.
     async for chunk in _candidates(run):
-        await _tombstone(run, chunk, now)
+        await tombstone(run, chunk, now)
 
 
-async def _tombstone(run: KindPass, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+def over_share(run: KindPass, missing: int, live: int) -> str | None:
+    """Why ending `missing` of `live` rows is refused (more than the safety share, without
+    --force), or None when it is allowed."""
+    allowed = max(
+        run.settings.reconcile_delete_floor, int(live * run.settings.reconcile_max_delete_share)
+    )
+    if missing <= allowed or run.options.force:
+        return None
+    return (
+        f"{missing} of {live} live {run.kind.name} are missing from Clerk, more "
+        f"than the safety limit of {allowed}: nothing was tombstoned; rerun with --force "
+        "if that is right"
+    )
+
+
+async def tombstone(
+    run: KindPass, rows: Sequence[dict[str, Any]], now: datetime, *, confirmed: bool = False
+) -> None:
+    """End the rows Clerk confirms gone (a lookup each, when confirming and not `confirmed`
+    already); store those it still has."""
     gone: list[tuple[str, datetime]] = []
     alive: list[Snapshot] = []
     for row in rows:
-        confirm = run.options.confirm_deletions
+        confirm = run.options.confirm_deletions and not confirmed
         if confirm and run.kind.lookup is not None and not can_look_up(run.kind, row):
             run.report.unconfirmed += 1
             continue

@@ -2,7 +2,8 @@
 segments walked side by side (each checkpointed page by page), writes what changed through the
 kind's writes (rows named with the instance), then, once every segment has finished, hands
 over to deletion detection, which considers only the instance's rows. In a dry run nothing is
-written: seen ids stay in memory."""
+written: seen ids stay in memory. An incremental run hands kinds that have an incremental pass
+to service/reconcile/incremental.py, and lists them whole when that pass gives way."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from service.feed import sources
 from service.kinds import writes
 from service.kinds.declaration import Kind, Listing
 from service.logs import get_logger
-from service.reconcile import checkpoints, deletions, segments, walk
+from service.reconcile import checkpoints, deletions, incremental, segments, walk
 from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.instance import Identity
@@ -66,6 +67,8 @@ class KindPass:
         kind: Kind,
         report: PassReport,
         identity: Identity,
+        since: datetime | None = None,
+        counts: dict[str, dict[str, int]] | None = None,
     ) -> None:
         assert kind.listing is not None, f"{kind.name} has no instance-wide list"
         self.engine, self.api, self.settings, self.options = engine, api, settings, options
@@ -90,6 +93,11 @@ class KindPass:
         # Encode pages for COPY ahead while pages bring new objects (a first run), not while
         # they bring none (a nightly run): the guess is the last page's.
         self.expect_new = True
+        self.since = since  # incremental: list what changed since then (None: everything)
+        self.escalated = False  # the incremental pass found too much differing
+        # Children per parent, as this run's listing of the parents says (by parent kind).
+        self.counts = {} if counts is None else counts
+        self.count_column = incremental.count_column(kind)
 
     @property
     def dry(self) -> bool:
@@ -105,6 +113,18 @@ class KindPass:
             if saved.done:
                 self.report.status = "completed"
                 return
+        if self.since is not None and incremental.applies(self):
+            try:
+                self.report.mode = "incremental"
+                await incremental.run(self, self.since)
+                self.report.status = (
+                    "completed" if self.report.status == "pending" else self.report.status
+                )
+                on_progress(self.report, None)
+                return
+            except incremental.ListAll as exc:
+                log.info("reconcile.listing_all", resource=self.kind.name, reason=str(exc))
+                self.report.mode, self.escalated = "full", exc.escalate
         started = time.monotonic()
         count = await total(self.api, self.listing)
         self.walkers = walk.walkers(self.settings, time.monotonic() - started)
@@ -205,6 +225,8 @@ class KindPass:
             item_id = item.get("id")
             if isinstance(item_id, str):
                 page.ids.append(item_id)  # it exists in Clerk, even if we cannot read it
+            if self.count_column is not None:
+                incremental.note_count(self, item)
             snap = self.build(item)
             if snap is None:
                 page.invalid += 1

@@ -20,3 +20,4 @@ class ReconcileOptions:
     confirm_deletions: bool = True
     restart: bool = False  # ignore an unfinished run instead of resuming it
     trigger: str = "cli"
+    full: bool = False  # list everything, whatever the mode would be

@@ -36,9 +36,11 @@ async def pages(
     *,
     bounds: dict[str, Any] | None = None,
     end: int | None = None,
+    newest_first: bool = False,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield pages in created_at order, advancing `position` after each one; `bounds`: filters
-    keeping the walk in a segment, `end`: the offset at which a window's walk stops.
+    """Yield pages in created_at order (`newest_first`: the newest first), advancing `position`
+    after each one; `bounds`: filters keeping the walk in a segment, `end`: the offset at which
+    a window's walk stops.
 
     Lists that take a cursor page by `starting_after` (Clerk's advice for deep lists); if the
     API rejects or ignores it we fall back to offsets. Everything else pages by offset.
@@ -51,7 +53,7 @@ async def pages(
         limit = page_size if end is None else max(1, min(page_size, end - position.offset))
         params: dict[str, Any] = {**listing.params, **(bounds or {}), "limit": limit}
         if listing.ordered:
-            params["order_by"] = "+created_at"
+            params["order_by"] = "-created_at" if newest_first else "+created_at"
         cursor_mode = listing.cursor and position.use_cursor and position.cursor is not None
         if cursor_mode:
             params["starting_after"] = position.cursor

@@ -26,6 +26,7 @@ RESTORED_COUNTS = (
 class PassReport:
     resource: str
     status: str = "pending"  # completed | failed | refused
+    mode: str = "full"  # full | incremental: how this kind was listed
     listed: int = 0
     created: int = 0
     updated: int = 0
@@ -52,6 +53,12 @@ class RunReport:
     resumed: bool = False
     passes: list[PassReport] = field(default_factory=list)
     instance: str = DEFAULT_INSTANCE  # the configured name of the instance listed
+    mode: str = "full"  # full | incremental (service/reconcile/modes.py)
+    mode_reason: str = ""
+
+    @property
+    def requests(self) -> int:
+        return sum(p.requests for p in self.passes)
 
     @property
     def ok(self) -> bool:

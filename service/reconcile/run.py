@@ -1,21 +1,23 @@
-"""One reconcile run of one instance: identify it (GET /instance), then for each requested kind,
-parents first, a pass (service/reconcile/kind_pass.py), under the instance's lease lock,
-recorded in the runs table and resumable. Instances run independently: each has its own key,
+"""One reconcile run of one instance: identify it (GET /instance), choose its mode (full or
+incremental, service/reconcile/modes.py), then for each requested kind, parents first, a pass
+(service/reconcile/kind_pass.py), under the instance's lease lock, recorded in the runs table
+and resumable. Instances run independently: each has its own key,
 rate limit, lock and runs."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.config import DEFAULT_INSTANCE, Settings
 from service.kinds.registry import BY_NAME
 from service.logs import get_logger
-from service.metrics import RECONCILE_OBJECTS
-from service.reconcile import checkpoints, instance
+from service.metrics import RECONCILE_OBJECTS, RECONCILE_REQUESTS
+from service.reconcile import checkpoints, instance, modes
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError, ClerkError
 from service.reconcile.kind_pass import KindPass
 from service.reconcile.lock import LeaseLock
@@ -47,8 +49,13 @@ async def reconcile(
     bound = log.bind(instance=name)
     identity = await instance.identify(api, name)
     if options.dry_run:
+        async with engine.connect() as conn:
+            choice = await modes.choose(
+                conn, settings, names, full=options.full, now=datetime.now(UTC)
+            )
         report = RunReport(run_id=None, dry_run=True, instance=name)
-        await _passes(engine, api, settings, options, report, names, on_progress, identity)
+        report.mode, report.mode_reason = choice.mode, choice.reason
+        await _passes(engine, api, settings, options, report, names, on_progress, identity, choice)
         return report
 
     lock = LeaseLock(engine, lock_name(name), settings.reconcile_lock_ttl_seconds)
@@ -62,10 +69,16 @@ async def reconcile(
                 restart=options.restart,
                 instance=name,
             )
+            choice = await _choice(conn, settings, options, names, run_id, resumed)
+            await checkpoints.set_mode(conn, run_id, choice.mode)
         report = RunReport(run_id=run_id, dry_run=False, resumed=resumed, instance=name)
+        report.mode, report.mode_reason = choice.mode, choice.reason
+        bound.info("reconcile.mode", run_id=run_id, mode=choice.mode, reason=choice.reason)
         error: str | None = None
         try:
-            await _passes(engine, api, settings, options, report, names, on_progress, identity)
+            await _passes(
+                engine, api, settings, options, report, names, on_progress, identity, choice
+            )
         except ClerkAuthError as exc:
             error = str(exc)
             raise
@@ -79,9 +92,39 @@ async def reconcile(
                     status=RunStatus.COMPLETED if report.ok else RunStatus.FAILED,
                     summary=report.summary(),
                     error=error,
+                    mode=report.mode,
                 )
-            bound.info("reconcile.finished", run_id=run_id, ok=report.ok, summary=report.summary())
+            RECONCILE_REQUESTS.labels(name, report.mode).inc(report.requests)
+            bound.info(
+                "reconcile.finished",
+                run_id=run_id,
+                ok=report.ok,
+                mode=report.mode,
+                requests=report.requests,
+                summary=report.summary(),
+            )
     return report
+
+
+async def _choice(
+    conn: AsyncConnection,
+    settings: Settings,
+    options: ReconcileOptions,
+    names: Sequence[str],
+    run_id: int,
+    resumed: bool,
+) -> modes.Choice:
+    """The run's mode: a resumed run keeps the one it recorded."""
+    now = datetime.now(UTC)
+    stored = await checkpoints.run_mode(conn, run_id) if resumed else None
+    if resumed and stored != modes.Mode.INCREMENTAL:
+        return modes.Choice(modes.Mode.FULL, "resuming a full run")
+    found = await modes.choose(
+        conn, settings, names, full=options.full, now=now, exclude_run=run_id
+    )
+    if resumed and found.mode is not modes.Mode.INCREMENTAL:
+        return modes.Choice(modes.Mode.FULL, f"resuming, but {found.reason}")
+    return found
 
 
 async def _passes(
@@ -93,12 +136,24 @@ async def _passes(
     names: Sequence[str],
     on_progress: ProgressCallback,
     identity: instance.Identity,
+    choice: modes.Choice,
 ) -> None:
+    since = choice.since if choice.mode is modes.Mode.INCREMENTAL else None
+    counts: dict[str, dict[str, int]] = {}  # children per parent, as listed in this run
     for name in names:
         pass_report = PassReport(resource=name)
         report.passes.append(pass_report)
         runner = KindPass(
-            engine, api, settings, options, report.run_id, BY_NAME[name], pass_report, identity
+            engine,
+            api,
+            settings,
+            options,
+            report.run_id,
+            BY_NAME[name],
+            pass_report,
+            identity,
+            since=since,
+            counts=counts,
         )
         started, before = time.monotonic(), (api.stats.requests, api.stats.throttled)
         api.stats.peak_in_flight = api.stats.in_flight
@@ -125,3 +180,10 @@ async def _passes(
             pass_report.in_flight = max(pass_report.in_flight, api.stats.peak_in_flight)
             pass_report.seconds += round(time.monotonic() - started, 3)
             await runner.save(done=pass_report.status == "completed")
+            if runner.escalated and since is not None:
+                # Counting found too much differing: the rest of the run lists everything.
+                since, report.mode = None, modes.Mode.FULL
+                report.mode_reason = f"{name}: too many differ by count"
+                if report.run_id is not None:
+                    async with engine.begin() as conn:
+                        await checkpoints.set_mode(conn, report.run_id, modes.Mode.FULL)

@@ -29,6 +29,7 @@ runs = Table(
     Column("summary", JSONValue),
     Column("error", Text),
     Column("instance", String(64)),  # the configured instance listed (NULL: the default)
+    Column("mode", String(16)),  # full | incremental (NULL: before modes, a full run)
 )
 
 progress = Table(

@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -74,6 +75,11 @@ async def _database_families(
         "Objects the instance's last reconcile changed, by change.",
         labels=["instance", "change"],
     )
+    full = GaugeMetricFamily(
+        "clerk_replica_reconcile_last_full_run_completed_timestamp_seconds",
+        "When the instance's last full reconcile (every object listed) completed, Unix time.",
+        labels=["instance"],
+    )
     for instance in instances:
         run = await status.last_reconcile(
             engine, timeout_seconds=statement_seconds, instance=instance
@@ -83,7 +89,10 @@ async def _database_families(
         ok.add_metric([instance], 1 if run["status"] == "completed" else 0)
         for change in ("created", "updated", "tombstoned"):
             changed.add_metric([instance, change], run["totals"][change])
-    return [inbox, per_instance, oldest, ok, changed]
+        if run["last_full_completed_at"] is not None:
+            at = datetime.fromisoformat(run["last_full_completed_at"])
+            full.add_metric([instance], at.timestamp())
+    return [inbox, per_instance, oldest, ok, changed, full]
 
 
 class DatabaseGauges:

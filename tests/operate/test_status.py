@@ -104,6 +104,16 @@ async def test_last_reconcile_sums_the_passes(engine: AsyncEngine) -> None:
     assert last["totals"] == {"created": 4, "updated": 1, "tombstoned": 2, "requests": 6}
     started, finished = (datetime.fromisoformat(last[k]) for k in ("started_at", "finished_at"))
     assert started <= finished
+    # A run from before modes was full; an incremental one leaves the last full one as it was.
+    assert (last["mode"], last["last_full_completed_at"]) == ("full", last["finished_at"])
+    async with engine.begin() as conn:
+        nightly, _ = await open_run(conn, trigger="cron", resources=["users"], restart=True)
+        await finish_run(
+            conn, nightly, status=RunStatus.COMPLETED, summary={}, error=None, mode="incremental"
+        )
+    newest = await last_reconcile(engine)
+    assert newest is not None and newest["id"] == nightly and newest["mode"] == "incremental"
+    assert newest["last_full_completed_at"] == last["finished_at"]
 
 
 async def test_erasure_summary_counts_deleted_users_still_holding_data(

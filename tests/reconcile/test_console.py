@@ -40,6 +40,17 @@ def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_u
     # Not a terminal: progress is plain log lines, and they carry no personal data.
     assert "reconcile.progress" in real.stderr and "@example.org" not in real.stderr
     assert KEY not in real.stdout + real.stderr
+    assert "full (no complete run of these types to count from)" in real.stdout
+
+    # The next run counts from that one; --full lists everything again.
+    nightly = reconcile_cli("--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
+    assert nightly.returncode == 0, nightly.stderr
+    assert re.search(r"incremental \(.*\), 2 requests", nightly.stdout), nightly.stdout
+    assert re.search(r"users\s+│\s+completed\s+│\s+0\s+│.*│\s+incremental", nightly.stdout)
+    again = reconcile_cli(
+        "--only", "users", "--full", database_url=migrated_sqlite, clerk_url=clerk_url
+    )
+    assert again.returncode == 0 and "full (asked for (--full))" in again.stdout, again.stdout
 
 
 def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: str) -> None:

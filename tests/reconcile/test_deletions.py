@@ -70,7 +70,7 @@ async def test_candidates_are_confirmed_before_tombstoning(
             fake.delete("memberships", "orgmem_0000_000")
 
     fake.on_list = delete_during_walk
-    report = await run(engine, api, rsettings, resources=both)
+    report = await run(engine, api, rsettings, resources=both, full=True)
     assert report.ok and by_type(report)["memberships"].tombstoned == 0
     assert len(await live(engine, t.organization_memberships)) == 60
     lookups = fake.requests_to("organizations/org_0010/memberships")
@@ -79,7 +79,9 @@ async def test_candidates_are_confirmed_before_tombstoning(
     # Without the lookup the skipped membership would have been tombstoned.
     fake.on_list = None
     fake.memberships.append(cp.membership("orgmem_fresh", org_id="org_0011", user_id="user_00001"))
-    unconfirmed = await run(engine, api, rsettings, resources=both, confirm_deletions=False)
+    unconfirmed = await run(
+        engine, api, rsettings, resources=both, confirm_deletions=False, full=True
+    )
     assert by_type(unconfirmed)["memberships"].tombstoned == 1  # the really deleted one
     assert (await one(engine, t.organization_memberships, "orgmem_0000_000"))[
         "deleted_at"

@@ -88,7 +88,7 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
             return None
 
         fake.on_list = newest_range_fails
-        failed = await run(engine, api, side_by_side, resources=("users",))
+        failed = await run(engine, api, side_by_side, resources=("users",), full=True)
         assert not failed.ok and by_type(failed)["users"].status == "failed"
         assert by_type(failed)["users"].tombstoned == 0  # not every segment finished
         async with engine.connect() as conn:

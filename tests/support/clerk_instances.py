@@ -105,8 +105,13 @@ def synthetic_instance(
     while memberships <= users x orgs)."""
 
     def organization(index: int, org_id: str) -> dict[str, Any]:
+        spread = max(orgs, 1)
         return cp.organization(
-            org_id, created_at=cp.T0 + index, updated_at=cp.T0 + index, slug=f"org-{index}"
+            org_id,
+            created_at=cp.T0 + index,
+            updated_at=cp.T0 + index,
+            slug=f"org-{index}",
+            members_count=memberships // spread + (1 if index < memberships % spread else 0),
         )
 
     def membership(index: int, membership_id: str) -> dict[str, Any]:

@@ -120,9 +120,12 @@ def page(
     if field not in ORDER_FIELDS.get(name, frozenset({"created_at"})):
         raise Invalid(f"order_by {field} is not supported")
     descending = order.startswith("-")
-    if field != "created_at" and (isinstance(items, Synthetic) or params.get("starting_after")):
-        # Clerk pages by cursor only in created_at order; the synthetic instance is in it.
-        raise Invalid("starting_after needs order_by created_at")
+    # A synthetic instance is made in created_at order, and updated when created.
+    in_made_order = field in ("created_at", "updated_at")
+    if field != "created_at" and params.get("starting_after"):
+        raise Invalid("starting_after needs order_by created_at")  # Clerk's rule
+    if isinstance(items, Synthetic) and not in_made_order:
+        raise Invalid(f"the synthetic instance cannot be ordered by {field}")
     total = len(items)
     after = params.get("starting_after") if cursor else None
     if isinstance(items, Synthetic):
@@ -160,6 +163,14 @@ def page(
             raise Invalid("starting_after does not match a user")
         ordered = ordered[ids.index(after) + 1 :]
     return [dict(o) for o in ordered[offset : offset + limit]], total
+
+
+def count(items: Any, params: dict[str, str], *, inclusive_bounds: bool = False) -> int:
+    """GET /users/count: the users created within created_at_after / created_at_before."""
+    if isinstance(items, Synthetic):
+        after, before = _bound(params, "created_at_after"), _bound(params, "created_at_before")
+        return len(items.within(after, before, inclusive_bounds))
+    return sum(1 for o in items if _created_within(o, params, inclusive_bounds))
 
 
 def _int(params: dict[str, str], name: str, default: int) -> int:

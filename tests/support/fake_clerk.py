@@ -1,10 +1,11 @@
 """A faithful fake of Clerk's Backend API (read side), served over real HTTP on loopback.
 
-Faithful to clerk-facts.md section 3: bare array for /users plus /users/count, {data,
-total_count} elsewhere, limit 1..500 (default 10, 422 outside), offset >= 0, order_by with
-+/- any field the spec lists for that list (default -created_at), starting_after cursor for
-/users (422 with a non-created_at order or a non-zero offset), Clerk's error JSON for
-401/404/422/429/5xx, Retry-After on 429.
+Faithful to clerk-facts.md section 3: bare array for /users plus /users/count (which counts
+within created_at_after / created_at_before), {data, total_count} elsewhere, organizations'
+members_count only with include_members_count, limit 1..500 (default 10, 422 outside),
+offset >= 0, order_by with +/- any field the spec lists for that list (default -created_at),
+starting_after cursor for /users (422 with a non-created_at order or a non-zero offset),
+Clerk's error JSON for 401/404/422/429/5xx, Retry-After on 429.
 With `sparse`, each object leaves out each top-level field the backend spec does not require
 with that probability (the same fields each time it is served), as Clerk's answers may.
 Faults (5xx, 429, slow answers, bad JSON) and data changes between and during runs are scripted.
@@ -203,7 +204,7 @@ class FakeClerk:
                 with self.lock:
                     cursor = name == "users" and self.supports_cursor
                     page, total = clerk_paging.page(
-                        getattr(self, name),
+                        self._by_ids(name, request.query_params.getlist("user_id")),
                         params,
                         cursor=cursor,
                         name=name,
@@ -215,6 +216,8 @@ class FakeClerk:
                 joined = b"[" + b",".join(page) + b"]"
                 raw = joined if bare else b'{"data":%s,"total_count":%d}' % (joined, total)
                 return self._record(request, Response(raw, media_type="application/json"))
+            if name == "organizations":
+                page = self._members_counted(page, params.get("include_members_count") == "true")
             page = [self._served(name, o) for o in page]
             body: Any = page if bare else {"data": page, "total_count": total}
             return self._record(request, JSONResponse(body))
@@ -238,10 +241,15 @@ class FakeClerk:
         refused = await self._gate(request)
         if refused is not None:
             return self._record(request, refused)
-        with self.lock:
-            return self._record(
-                request, JSONResponse({"object": "total_count", "total_count": len(self.users)})
-            )
+        params = dict(request.query_params)
+        try:
+            with self.lock:
+                count = clerk_paging.count(
+                    self.users, params, inclusive_bounds=self.inclusive_created_bounds
+                )
+        except clerk_paging.Invalid as exc:
+            return self._record(request, error(422, exc.code, exc.message))
+        return self._record(request, JSONResponse({"object": "total_count", "total_count": count}))
 
     def _get(self, name: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -286,8 +294,14 @@ class FakeClerk:
                 if m["organization"]["id"] == org
                 and (not user_ids or m["public_user_data"]["user_id"] in user_ids)
             ]
+            try:
+                found, total = clerk_paging.page(
+                    found, dict(request.query_params), cursor=False, name="memberships"
+                )
+            except clerk_paging.Invalid as exc:
+                return self._record(request, error(422, exc.code, exc.message))
         found = [self._served("memberships", m) for m in found]
-        return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
+        return self._record(request, JSONResponse({"data": found, "total_count": total}))
 
     async def _org_domains(self, request: Request) -> Response:
         refused = await self._gate(request)
@@ -303,6 +317,36 @@ class FakeClerk:
                 self._served("domains", d) for d in self.domains if d["organization_id"] == org
             ]
         return self._record(request, JSONResponse({"data": found, "total_count": len(found)}))
+
+    def _by_ids(self, name: str, wanted: list[str]) -> Any:
+        """The list, or only the users `user_id` names (up to 100, as the spec says)."""
+        items = getattr(self, name)
+        if name != "users" or not wanted:
+            return items
+        if len(wanted) > 100:
+            raise clerk_paging.Invalid("user_id takes up to 100 ids")
+        chosen = set(wanted)
+        if isinstance(items, Synthetic):
+            found = (items.index_of(i) for i in chosen)
+            return [items[i] for i in sorted(i for i in found if i is not None)]
+        return [o for o in items if o["id"] in chosen]
+
+    def _members_counted(self, orgs: list[Any], counted: bool) -> list[Any]:
+        """Organizations with their `members_count` (their live memberships) only when asked
+        (`include_members_count`), as Clerk serves them."""
+        if orgs and isinstance(orgs[0], bytes):  # synthetic: the count is made with the object
+            return orgs
+        per_org: dict[str, int] = {}
+        if counted:
+            for m in self.memberships:
+                per_org[m["organization"]["id"]] = per_org.get(m["organization"]["id"], 0) + 1
+        served = []
+        for org in orgs:
+            org = {k: v for k, v in org.items() if k != "members_count"}
+            if counted:
+                org["members_count"] = per_org.get(org["id"], 0)
+            served.append(org)
+        return served
 
     def _served(self, name: str, obj: dict[str, Any]) -> dict[str, Any]:
         """`obj` as served: with `sparse`, some of its optional fields left out, chosen by its

@@ -60,11 +60,26 @@ def answers(fake: FakeClerk) -> list[tuple[str, str, dict[str, str], str]]:
         ("/users", "users", {"order_by": "+created_at", "limit": "3"}, "200"),
         ("/users", "users", {"starting_after": user, "limit": "2"}, "200"),
         ("/users/count", "users/count", {}, "200"),
+        (
+            "/users/count",
+            "users/count",
+            {"created_at_after": str(cp.T0), "created_at_before": str(cp.T0 + 3)},
+            "200",
+        ),
+        ("/users", "users", {"order_by": "-updated_at", "limit": "3", "offset": "1"}, "200"),
+        ("/users", "users", {"user_id": [user, "user_gone"], "limit": "100"}, "200"),
         ("/instance", "instance", {}, "200"),
         ("/users/{user_id}", f"users/{user}", {}, "200"),
         ("/users/{user_id}", "users/user_gone", {}, "404"),
         ("/users", "users", {"limit": "0"}, "422"),
         ("/organizations", "organizations", {"include_members_count": "true"}, "200"),
+        ("/organizations", "organizations", {}, "200"),
+        (
+            "/organizations/{organization_id}/memberships",
+            f"organizations/{org}/memberships",
+            {"limit": "2", "offset": "1", "order_by": "+created_at"},
+            "200",
+        ),
         ("/organizations/{organization_id}", f"organizations/{org}", {}, "200"),
         ("/organization_memberships", "organization_memberships", {"offset": "1"}, "200"),
         (
@@ -234,7 +249,7 @@ async def reconcile_from(
         )
         api = ClerkAPI(settings, backoff_max_seconds=0.01)
         try:
-            return await reconcile(engine, api, settings, ReconcileOptions(force=True))
+            return await reconcile(engine, api, settings, ReconcileOptions(force=True, full=True))
         finally:
             await api.close()
 

@@ -99,3 +99,23 @@ async def test_a_locked_database_cannot_hold_a_scrape(
     assert "clerk_replica_inbox_events" not in response.text  # never read: not made up
     # Once the database answers again, so do the gauges.
     assert "clerk_replica_inbox_events" in (await client.get("/metrics")).text
+
+
+async def test_metrics_show_when_the_last_full_reconcile_completed(
+    client_for: ClientFor, settings: Settings, engine: Any
+) -> None:
+    from service.reconcile.checkpoints import finish_run, open_run
+    from service.reconcile.tables import RunStatus
+
+    name = "clerk_replica_reconcile_last_full_run_completed_timestamp_seconds"
+    assert name + "{" not in (await (await client_for(settings)).get("/metrics")).text
+    async with engine.begin() as conn:
+        full, _ = await open_run(conn, trigger="cli", resources=["users"], restart=True)
+        await finish_run(conn, full, status=RunStatus.COMPLETED, summary={}, error=None)
+        nightly, _ = await open_run(conn, trigger="cron", resources=["users"], restart=True)
+        await finish_run(
+            conn, nightly, status=RunStatus.COMPLETED, summary={}, error=None, mode="incremental"
+        )
+    text = (await (await client_for(settings)).get("/metrics")).text
+    line = next(li for li in text.splitlines() if li.startswith(name + '{instance="default"}'))
+    assert abs(float(line.split()[-1]) - time.time()) < 600

@@ -1,0 +1,98 @@
+"""Which listing a reconcile run does: full (every object, as the first run) or incremental
+(only what changed since the instance's last complete run). Full whenever the incremental
+one cannot be trusted: asked for, no complete run to count from, the last run failed or was
+refused, or the last full run is older than RECONCILE_FULL_EVERY_DAYS. The why, and what an
+incremental run can miss: docs/explanation/reconcile-modes.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.config import Settings
+from service.reconcile.checkpoints import of_instance
+from service.reconcile.tables import RunStatus, runs
+
+
+class Mode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+@dataclass(frozen=True)
+class Choice:
+    mode: Mode
+    reason: str
+    # Incremental: objects changed at or after this are listed (the last complete run's
+    # start, less the margin).
+    since: datetime | None = None
+
+
+def _full() -> Any:
+    return or_(runs.c.mode == Mode.FULL, runs.c.mode.is_(None))
+
+
+async def choose(
+    conn: AsyncConnection,
+    settings: Settings,
+    resources: Sequence[str],
+    *,
+    full: bool,
+    now: datetime,
+    exclude_run: int | None = None,
+) -> Choice:
+    """The mode of a run of `resources` of the instance `settings` speak for, starting `now`;
+    `exclude_run`: the run being resumed (its own state says nothing of the runs before)."""
+    if full:
+        return Choice(Mode.FULL, "asked for (--full)")
+    mine = of_instance(settings.instance_name)
+    if exclude_run is not None:
+        mine = mine & (runs.c.id != exclude_run)
+    finished = (
+        await conn.execute(
+            select(runs.c.status, runs.c.resources, runs.c.started_at, runs.c.finished_at)
+            .where(mine, runs.c.status != RunStatus.RUNNING)
+            .order_by(runs.c.id.desc())
+            .limit(50)
+        )
+    ).all()
+    if finished and finished[0].status != RunStatus.COMPLETED:
+        return Choice(Mode.FULL, "the last run failed or was refused")
+    wanted = set(resources)
+    complete = next(
+        (r for r in finished if r.status == RunStatus.COMPLETED and wanted <= set(r.resources)),
+        None,
+    )
+    if complete is None:
+        return Choice(Mode.FULL, "no complete run of these types to count from")
+    last_full = await last_full_completed(conn, settings.instance_name, resources)
+    horizon = now - timedelta(days=settings.reconcile_full_every_days)
+    if last_full is None or last_full < horizon:
+        days = settings.reconcile_full_every_days
+        return Choice(Mode.FULL, f"the last full run is older than {days:g} days")
+    since = complete.started_at - timedelta(seconds=settings.reconcile_since_margin_seconds)
+    return Choice(Mode.INCREMENTAL, "a recent complete run to count from", since)
+
+
+async def last_full_completed(
+    conn: AsyncConnection, instance: str, resources: Sequence[str] | None = None
+) -> datetime | None:
+    """When the instance's last full run (of at least `resources`, when given) completed."""
+    rows = await conn.execute(
+        select(runs.c.resources, runs.c.finished_at)
+        .where(of_instance(instance), runs.c.status == RunStatus.COMPLETED, _full())
+        .order_by(runs.c.id.desc())
+        .limit(50)
+    )
+    wanted = set(resources or ())
+    for row in rows:
+        if wanted <= set(row.resources) and row.finished_at is not None:
+            finished: datetime = row.finished_at
+            return finished
+    return None

@@ -1,0 +1,172 @@
+"""Incremental runs against the fake Clerk API, on PostgreSQL and SQLite: after a complete run,
+what webhooks missed (user updates, creations and deletions, membership creations and
+deletions, organization renames) is repaired by one incremental run at a fraction of the
+requests; what it cannot see, the full run repairs; a run killed midway ends nothing Clerk has."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.reconcile.clerk_api import ClerkAPI
+from tests.support import clerk_payloads as cp
+from tests.support import tables as t
+from tests.support.fake_clerk import FakeClerk
+from tests.support.reconciling import by_type, live, run
+from tests.support.replica_helpers import one
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_user(n: int, at: int) -> dict[str, Any]:
+    return cp.user(
+        f"user_new{n}",
+        created_at=at,
+        updated_at=at,
+        emails=[cp.email(f"idn_new{n}", f"new{n}@example.org")],
+    )
+
+
+async def test_missed_user_changes_are_repaired_by_one_incremental_run(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    settings = rsettings.model_copy(update={"reconcile_page_size": 10})  # counting pays here
+    first = await run(engine, api, settings, resources=("users",))
+    assert first.ok and first.mode == "full"
+    full_requests = by_type(first)["users"].requests
+
+    unchanged = await run(engine, api, settings, resources=("users",))
+    users = by_type(unchanged)["users"]
+    assert unchanged.ok and unchanged.mode == "incremental" and users.mode == "incremental"
+    assert (users.created, users.updated, users.tombstoned) == (0, 0, 0)
+    assert users.requests == 2 < full_requests  # one page of the recently updated, one count
+
+    at = now_ms()
+    fake.users[3] = {**fake.users[3], "first_name": "Renamed", "updated_at": at}
+    fake.users.append(new_user(1, at))
+    for gone in ("user_00007", "user_00093"):  # deleted without a webhook
+        fake.delete("users", gone)
+
+    report = await run(engine, api, settings, resources=("users",))
+    users = by_type(report)["users"]
+    assert report.ok and report.mode == "incremental", report.summary()
+    assert (users.created, users.updated, users.tombstoned) == (1, 1, 2)
+    assert sorted(await live(engine, t.users)) == sorted(u["id"] for u in fake.users)
+    assert (await one(engine, t.users, "user_00003"))["first_name"] == "Renamed"
+    # Only the ranges whose counts differ are listed, not the 119 users (12 pages).
+    listed = [r for r in fake.requests_to("users") if "created_at_before" in r.params]
+    assert 0 < len(listed) <= 4
+
+
+async def test_missed_membership_changes_and_renames_are_repaired(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    both = ("organizations", "memberships")
+    await run(engine, api, rsettings, resources=both)
+    at = now_ms()
+    fake.memberships.append(
+        cp.membership("orgmem_added", org_id="org_0003", user_id="user_00099", created_at=at)
+    )
+    fake.delete("memberships", "orgmem_0005_002")
+    renamed = next(o for o in fake.organizations if o["id"] == "org_0008")
+    renamed.update(name="Renamed Inc", updated_at=at)
+    before = len(fake.log)
+
+    report = await run(engine, api, rsettings, resources=both)
+    assert report.ok and report.mode == "incremental", report.summary()
+    organizations, memberships = by_type(report)["organizations"], by_type(report)["memberships"]
+    assert organizations.updated == 1
+    assert (await one(engine, t.organizations, "org_0008"))["name"] == "Renamed Inc"
+    assert (memberships.created, memberships.tombstoned) == (1, 1)
+    assert sorted(await live(engine, t.organization_memberships)) == sorted(
+        m["id"] for m in fake.memberships
+    )
+    # The newest created, one page; then memberships listed only for the organizations whose
+    # count still differs, or that changed.
+    newest = [r.params for r in fake.log[before:] if r.path.endswith("/organization_memberships")]
+    assert [(p["order_by"], p["offset"]) for p in newest] == [("-created_at", "0")]
+    listed = {
+        r.path.split("/")[3]
+        for r in fake.log[before:]
+        if r.path.endswith("/memberships") and "user_id" not in r.params
+    }
+    assert listed == {"org_0005", "org_0008"}
+
+
+async def test_what_only_the_full_run_sees_it_repairs(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings)
+    # A role changed with the counts equal; one member swapped for another; an old update.
+    fake.memberships[0] = {**fake.memberships[0], "role": "org:admin", "updated_at": now_ms()}
+    swapped = fake.memberships[6]
+    fake.delete("memberships", swapped["id"])
+    fake.memberships.append(
+        cp.membership("orgmem_swap", org_id=swapped["organization"]["id"], user_id="user_00110")
+    )
+    fake.users[9] = {**fake.users[9], "first_name": "Backdated", "updated_at": cp.T0 + 9_999}
+
+    nightly = await run(engine, api, rsettings)
+    assert nightly.ok and nightly.mode == "incremental"
+    assert (await one(engine, t.organization_memberships, fake.memberships[0]["id"]))[
+        "role"
+    ] == "org:member"
+    assert (await one(engine, t.organization_memberships, swapped["id"]))["deleted_at"] is None
+    assert (await one(engine, t.users, "user_00009"))["first_name"] != "Backdated"
+
+    full = await run(engine, api, rsettings, full=True)
+    assert full.ok and full.mode == "full" and full.mode_reason == "asked for (--full)"
+    assert (await one(engine, t.organization_memberships, fake.memberships[0]["id"]))[
+        "role"
+    ] == "org:admin"
+    assert (await one(engine, t.organization_memberships, swapped["id"]))["deleted_at"]
+    assert (await one(engine, t.organization_memberships, "orgmem_swap"))["deleted_at"] is None
+    assert (await one(engine, t.users, "user_00009"))["first_name"] == "Backdated"
+
+
+async def test_many_differing_by_count_turns_the_run_full(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    await run(engine, api, rsettings, resources=("users", "memberships"))
+    for n in range(8):  # more than RECONCILE_FULL_WHEN_DIFFERING_SHARE of 120
+        fake.delete("users", f"user_{10 * n:05d}")
+    report = await run(engine, api, rsettings, resources=("users", "memberships"))
+    assert report.ok and report.mode == "full", report.summary()
+    assert by_type(report)["users"].mode == by_type(report)["memberships"].mode == "full"
+    assert by_type(report)["users"].tombstoned == 8
+    assert fake.requests_to("organization_memberships")  # the rest of the run listed whole
+
+
+async def test_a_run_killed_midway_ends_nothing_clerk_still_has(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    settings = rsettings.model_copy(update={"reconcile_page_size": 10})
+    await run(engine, api, settings, resources=("users",))
+    fake.delete("users", "user_00042")
+    listing_a_range = threading.Event()
+
+    def hold_range_listing(name: str, params: dict[str, str]) -> None:
+        if name == "users" and "created_at_before" in params:
+            listing_a_range.set()
+            time.sleep(0.3)  # the answer is still on its way when the process dies
+
+    fake.on_list = hold_range_listing
+    killed = asyncio.create_task(run(engine, api, settings, resources=("users",)))
+    assert await asyncio.to_thread(listing_a_range.wait, 10)
+    killed.cancel()
+    await asyncio.gather(killed, return_exceptions=True)
+    kept = sorted([*(u["id"] for u in fake.users), "user_00042"])
+    assert sorted(await live(engine, t.users)) == kept
+
+    fake.on_list = None
+    resumed = await run(engine, api, settings, resources=("users",))
+    assert resumed.ok and resumed.resumed and resumed.mode == "incremental"
+    assert by_type(resumed)["users"].tombstoned == 1
+    assert sorted(await live(engine, t.users)) == sorted(u["id"] for u in fake.users)
