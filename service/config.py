@@ -232,6 +232,19 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Operations (issue 30): worker liveness, failed events' retention.
+    worker_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often each worker records in Redis that it is alive; status and "
+        "/metrics count a worker alive while its last beat is within three periods.",
+    )
+    inbox_failed_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Failed and discarded inbox rows are deleted this long after they were "
+        "received (with their bodies): replay or discard them before.",
+    )
 
     # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
     _instance: str = PrivateAttr(default=DEFAULT_INSTANCE)
@@ -371,3 +384,13 @@ def get_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def masked_url(url: str) -> str:
+    """A database or Redis URL fit to print: its password (if any) replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"

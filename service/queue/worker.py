@@ -22,13 +22,14 @@ from service import process
 from service.apply.batch import retry_delay_seconds
 from service.apply.drain import Drainer
 from service.clerk.rows import RowOptions
-from service.config import Settings
+from service.config import Settings, instance_variable
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
 from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
+from service.queue import heartbeat
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
 from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.options import ReconcileOptions
@@ -53,6 +54,7 @@ class WorkerState:
     enqueuer: Enqueuer
     drainer: Drainer
     nightly: asyncio.Task[dict[str, Any]] | None = None  # the background reconcile
+    beating: asyncio.Task[None] | None = None  # the liveness heartbeat (service/queue/heartbeat)
 
 
 def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> WorkerContext:
@@ -179,14 +181,37 @@ async def _startup(ctx: WorkerContext) -> None:
     # No ping per checkout: a batch on a connection that died fails as transient and retries.
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
+    state = _state(ctx)
+    state.beating = asyncio.create_task(
+        heartbeat.beat_forever(ctx["redis"], settings, heartbeat.worker_name())
+    )
+    _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+
+
+def _say_what_reconciles(settings: Settings) -> None:
+    """At start, name the instances the nightly reconcile skips for want of a key."""
+    unkeyed = [s.instance_name for s in settings.instances() if s.clerk_secret_key is None]
+    if not unkeyed:
+        return
+    variables = ", ".join(instance_variable(name, "SECRET_KEY") for name in unkeyed)
+    if len(unkeyed) == len(settings.instances()):
+        log.warning("reconcile.nightly_off", reason=f"no Clerk secret key: set {variables}")
+    else:
+        log.warning("reconcile.nightly_partial", without_key=unkeyed, set=variables)
 
 
 async def _shutdown(ctx: WorkerContext) -> None:
     state: WorkerState | None = ctx.get("worker")
     if state is None:
         return
+    if state.beating is not None:
+        state.beating.cancel()
+        with suppress(asyncio.CancelledError):
+            await state.beating
+        with suppress(Exception):
+            await heartbeat.stop(ctx["redis"], state.settings, heartbeat.worker_name())
     running = state.nightly
     if running is not None and not running.done():
         running.cancel()  # the run is checkpointed: the next one resumes it

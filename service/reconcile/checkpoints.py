@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
@@ -40,6 +40,11 @@ def _of_instance(instance: str) -> ColumnElement[bool]:
     return runs.c.instance == instance
 
 
+# A run that failed before listing (record_failed_start) finished the instant it started:
+# there is nothing in it to resume, and it must not hide the run before it from a resume.
+_listed_something = or_(runs.c.finished_at.is_(None), runs.c.finished_at != runs.c.started_at)
+
+
 async def open_run(
     conn: AsyncConnection,
     *,
@@ -59,7 +64,7 @@ async def open_run(
         row = (
             await conn.execute(
                 select(runs.c.id, runs.c.resources, runs.c.status, runs.c.started_at)
-                .where(mine)
+                .where(mine, _listed_something)
                 .order_by(runs.c.id.desc())
                 .limit(1)
             )
@@ -244,3 +249,49 @@ async def last_runs(
         stmt = stmt.where(_of_instance(instance))
     result = await conn.execute(stmt)
     return [dict(r._mapping) for r in result]
+
+
+async def last_finished_at(
+    conn: AsyncConnection, instance: str, status: RunStatus = RunStatus.COMPLETED
+) -> datetime | None:
+    """When the instance's newest run that ended with `status` finished (None: never)."""
+    found = (
+        await conn.execute(
+            select(func.max(runs.c.finished_at)).where(
+                _of_instance(instance), runs.c.status == status
+            )
+        )
+    ).scalar_one()
+    if found is not None and found.tzinfo is None:
+        found = found.replace(tzinfo=UTC)
+    return found  # type: ignore[no-any-return]
+
+
+async def record_failed_start(
+    conn: AsyncConnection,
+    *,
+    trigger: str,
+    resources: Sequence[str],
+    instance: str,
+    error: str,
+) -> int:
+    """Record a run that failed before it could start listing (identifying the instance):
+    finished at once, failed, with its error; returns its id."""
+    now = datetime.now(UTC)
+    run_id = (
+        await conn.execute(
+            insert(runs)
+            .values(
+                trigger=trigger,
+                status=RunStatus.FAILED,
+                resources=list(resources),
+                started_at=now,
+                finished_at=now,
+                summary={},
+                error=error,
+                instance=instance,
+            )
+            .returning(runs.c.id)
+        )
+    ).scalar_one()
+    return int(run_id)

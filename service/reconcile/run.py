@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.config import DEFAULT_INSTANCE, Settings
+from service.db.errors import describe
 from service.kinds.registry import BY_NAME
 from service.logs import get_logger
 from service.metrics import RECONCILE_OBJECTS
@@ -45,7 +46,12 @@ async def reconcile(
     names = [n for n in listed_kinds() if n in options.resources]
     name = settings.instance_name
     bound = log.bind(instance=name)
-    identity = await instance.identify(api, name)
+    try:
+        identity = await instance.identify(api, name)
+    except Exception as exc:
+        if not options.dry_run:  # a run that could not even start is a run that failed
+            await _record_failed_start(engine, options, names, name, exc)
+        raise
     if options.dry_run:
         report = RunReport(run_id=None, dry_run=True, instance=name)
         await _passes(engine, api, settings, options, report, names, on_progress, identity)
@@ -82,6 +88,25 @@ async def reconcile(
                 )
             bound.info("reconcile.finished", run_id=run_id, ok=report.ok, summary=report.summary())
     return report
+
+
+async def _record_failed_start(
+    engine: AsyncEngine,
+    options: ReconcileOptions,
+    names: Sequence[str],
+    name: str,
+    exc: Exception,
+) -> None:
+    error = f"GET /instance: {describe(exc)}"
+    try:
+        async with engine.begin() as conn:
+            run_id = await checkpoints.record_failed_start(
+                conn, trigger=options.trigger, resources=names, instance=name, error=error
+            )
+    except Exception as failure:  # the database is down too: the original error is the news
+        log.error("reconcile.not_recorded", instance=name, error=describe(failure))
+        return
+    log.error("reconcile.finished", instance=name, run_id=run_id, ok=False, error=error)
 
 
 async def _passes(
