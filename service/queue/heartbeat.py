@@ -9,6 +9,7 @@ import asyncio
 import os
 import socket
 import time
+from contextlib import suppress
 from typing import Any
 
 from redis.asyncio import Redis
@@ -73,3 +74,17 @@ async def liveness(redis: Redis, settings: Settings, now: float | None = None) -
         "last_heartbeat": latest,
         "last_heartbeat_age_seconds": None if latest is None else round(at - latest, 1),
     }
+
+
+def start(redis: Redis, settings: Settings) -> asyncio.Task[None]:
+    """This worker process's heartbeat, beating in the background."""
+    return asyncio.create_task(beat_forever(redis, settings, worker_name()))
+
+
+async def end(task: asyncio.Task[None], redis: Redis, settings: Settings) -> None:
+    """Stop beating and leave the set (best effort: Redis may be gone)."""
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    with suppress(Exception):
+        await stop(redis, settings, worker_name())

@@ -181,10 +181,7 @@ async def _startup(ctx: WorkerContext) -> None:
     # No ping per checkout: a batch on a connection that died fails as transient and retries.
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
-    state = _state(ctx)
-    state.beating = asyncio.create_task(
-        heartbeat.beat_forever(ctx["redis"], settings, heartbeat.worker_name())
-    )
+    _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
     _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
@@ -207,11 +204,7 @@ async def _shutdown(ctx: WorkerContext) -> None:
     if state is None:
         return
     if state.beating is not None:
-        state.beating.cancel()
-        with suppress(asyncio.CancelledError):
-            await state.beating
-        with suppress(Exception):
-            await heartbeat.stop(ctx["redis"], state.settings, heartbeat.worker_name())
+        await heartbeat.end(state.beating, ctx["redis"], state.settings)
     running = state.nightly
     if running is not None and not running.done():
         running.cancel()  # the run is checkpointed: the next one resumes it
