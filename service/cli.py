@@ -31,14 +31,19 @@ def _settings() -> Settings:
     return settings
 
 
-def _located() -> Settings:
+def _located(*, service: bool = False) -> Settings:
     """Settings for a command that talks to the database or Redis: a running `dev`'s URLs
-    unless DATABASE_URL / REDIS_URL are set (service/dev/locate.py), named on stderr."""
+    unless DATABASE_URL / REDIS_URL are set (service/dev/locate.py), named on stderr (in the
+    log of the long-running `serve` and `worker`, once they have started). A DATABASE_URL of
+    no use stops it first."""
+    from service.db.engine import async_url
     from service.dev.locate import located
 
     settings, used = located(_settings())
-    for line in used:
-        typer.echo(f"using {line}", err=True)
+    async_url(settings.database_url)  # an unusable URL is the one line to say
+    if not service:
+        for line in used:
+            typer.echo(f"using {line}", err=True)
     return settings
 
 
@@ -94,7 +99,7 @@ def serve(
     """
     from service.web.serve import run
 
-    settings = _located()
+    settings = _located(service=True)
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
     if (problem := _schema_problem(settings)) is not None:
@@ -113,7 +118,7 @@ def worker(
     """
     from service.queue.worker import run_forever
 
-    settings = _located()
+    settings = _located(service=True)
     if (problem := _schema_problem(settings)) is not None:
         _fail(problem)
     process.tune_gc()

@@ -157,3 +157,19 @@ def test_status_says_no_worker_is_alive(tmp_path: Path, redis_url: str) -> None:
     result = run("status", database_url=database, redis_url=redis_url, queue_prefix=uuid4().hex[:8])
     assert result.returncode == 0, result.stderr
     assert "workers: NONE alive (no heartbeat for a day)" in result.stdout
+
+
+def test_serve_on_an_unmigrated_database_says_migrate(tmp_path: Path, redis_url: str) -> None:
+    # METRICS_PORT equal to the port stops serve right after its checks: no server needed.
+    port = str(free_port())
+    result = run(
+        "serve",
+        "--port",
+        port,
+        database_url=f"sqlite:///{tmp_path}/empty.db",
+        redis_url=redis_url,
+        clerk_webhook_signing_secret="whsec_" + "A" * 32,
+        metrics_port=port,
+    )
+    assert "warning: the database is not migrated: run `clerk-replica migrate`" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@ that a database is at the latest migration, which serve, worker, status and /rea
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 
@@ -62,7 +63,14 @@ def head_revisions() -> frozenset[str]:
 
 
 def _current(connection: Connection) -> frozenset[str]:
-    return frozenset(MigrationContext.configure(connection).get_current_heads())
+    # alembic announces its context at info level: once per probe would be noise.
+    announcer = logging.getLogger("alembic.runtime.migration")
+    level = announcer.level
+    announcer.setLevel(logging.WARNING)
+    try:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        announcer.setLevel(level)
 
 
 async def schema_problem(conn: AsyncConnection) -> str | None:

@@ -22,7 +22,7 @@ from service import process
 from service.apply.batch import retry_delay_seconds
 from service.apply.drain import Drainer
 from service.clerk.rows import RowOptions
-from service.config import Settings, instance_variable
+from service.config import Settings, instance_variable, masked_url
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
 from service.feed import read
@@ -182,6 +182,11 @@ async def _startup(ctx: WorkerContext) -> None:
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
+    log.info(
+        "worker.using",
+        database=masked_url(settings.database_url),
+        redis=masked_url(settings.redis_url),
+    )
     _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
