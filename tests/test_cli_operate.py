@@ -22,7 +22,8 @@ from service.dev import runtime
 from service.dev.ports import free_port
 from service.inbox.table import Status
 from tests.support import clerk_payloads as cp
-from tests.support.commands import CLI, env
+from tests.support.commands import CLI, env, reconcile_cli
+from tests.support.fake_clerk import FakeClerk
 from tests.support.replica_helpers import inbox_row, store_event
 
 
@@ -173,3 +174,23 @@ def test_serve_on_an_unmigrated_database_says_migrate(tmp_path: Path, redis_url:
     )
     assert "warning: the database is not migrated: run `clerk-replica migrate`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def fake() -> FakeClerk:
+    return FakeClerk()
+
+
+def test_a_reconcile_refused_at_get_instance_shows_as_failed_not_never(
+    sqlite_db_url: str, redis_url: str, clerk_url: str
+) -> None:
+    refused = reconcile_cli(database_url=sqlite_db_url, clerk_url=clerk_url, key="sk_test_wrong")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "sk_test_wrong" not in refused.stdout + refused.stderr
+    values = {"database_url": sqlite_db_url, "redis_url": redis_url}
+    report = json.loads(run("status", "--json", **values).stdout)
+    run_shown = report["last_reconcile"]
+    assert run_shown["status"] == "failed" and run_shown["error"].startswith("GET /instance: ")
+    assert report["instances"][0]["last_complete_reconcile_at"] is None
+    human = run("status", **values).stdout
+    assert "last reconcile: never" not in human and "failed" in human
