@@ -183,7 +183,10 @@ def inspect_command(
     if stored is None:
         shown["body"] = "not kept (forgotten: retention, erasure, discard; ignored types keep none)"
     elif body:
-        shown["body"] = json.loads(stored) if as_json else stored
+        shown["body"] = stored
+        if as_json:
+            with contextlib.suppress(ValueError):
+                shown["body"] = json.loads(stored)
     else:
         shown["body"] = "kept (holds personal data): add --body to print it"
     if as_json:

@@ -243,8 +243,17 @@ async def finish_run(
 async def last_runs(
     conn: AsyncConnection, limit: int = 1, instance: str | None = None
 ) -> list[dict[str, Any]]:
-    """The newest runs (of `instance` only, when given)."""
-    stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    """The newest runs (of `instance` only, when given): running ones first, then by when
+    they finished (a resumed run is newer than a failed start recorded before its resume)."""
+    stmt = (
+        select(runs)
+        .order_by(
+            (runs.c.status == RunStatus.RUNNING.value).desc(),
+            func.coalesce(runs.c.finished_at, runs.c.started_at).desc(),
+            runs.c.id.desc(),
+        )
+        .limit(limit)
+    )
     if instance is not None:
         stmt = stmt.where(_of_instance(instance))
     result = await conn.execute(stmt)

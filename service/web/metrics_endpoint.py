@@ -1,5 +1,6 @@
-"""GET /metrics: this process's counters, and gauges read from the database (cached briefly),
-so every web process reports the same inbox and reconcile numbers. Served by the web app, or
+"""GET /metrics: this process's counters, and gauges read from the database and the workers'
+heartbeats (cached briefly), so every web process reports the same inbox, reconcile, delivery
+time and worker liveness numbers. Served by the web app, or
 with METRICS_PORT by an app of its own on that port (same token, same gauges). With
 PROMETHEUS_MULTIPROC_DIR set, processes on one machine share their counters
 (prometheus-client's multiprocess mode)."""
@@ -150,6 +151,7 @@ class DatabaseGauges:
     read bounded by `timeout_seconds`: however often (and however many) scrapers ask, the
     database answers one small query set per period, and a slow database cannot hold scrapes
     or pool connections. While the database does not answer, the last gauges read are served.
+    The workers' liveness (their heartbeats in Redis) is read alongside, on its own.
     """
 
     def __init__(

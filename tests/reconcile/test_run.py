@@ -272,3 +272,6 @@ async def test_a_run_that_fails_at_get_instance_is_recorded_and_hides_no_resume(
         await api.close()
     assert report.ok and report.resumed and report.run_id == earlier
     assert await last_success(engine, instance="default") is not None
+    # The resumed run, finished after the failed start, is the last one now.
+    shown = await last_reconcile(engine)
+    assert shown is not None and (shown["id"], shown["status"]) == (earlier, "completed")
