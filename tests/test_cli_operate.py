@@ -194,3 +194,12 @@ def test_a_reconcile_refused_at_get_instance_shows_as_failed_not_never(
     assert report["instances"][0]["last_complete_reconcile_at"] is None
     human = run("status", **values).stdout
     assert "last reconcile: never" not in human and "failed" in human
+
+
+def test_worker_burst_without_redis_fails(sqlite_db_url: str) -> None:
+    nowhere = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+    result = run("worker", "--burst", database_url=sqlite_db_url, redis_url=nowhere)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "did not answer" in result.stderr and "nothing was applied" in result.stderr
+    assert "hunter2secret" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from service.config import Settings
+from service.config import Settings, masked_url
 from service.db.errors import describe
 from service.logs import get_logger
 
@@ -77,7 +77,12 @@ async def liveness(redis: Redis, settings: Settings, now: float | None = None) -
 
 
 def start(redis: Redis, settings: Settings) -> asyncio.Task[None]:
-    """This worker process's heartbeat, beating in the background."""
+    """This worker process's heartbeat, beating in the background; logs what it works on."""
+    log.info(
+        "worker.started",
+        database=masked_url(settings.database_url),
+        redis=masked_url(settings.redis_url),
+    )
     return asyncio.create_task(beat_forever(redis, settings, worker_name()))
 
 

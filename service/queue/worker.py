@@ -182,11 +182,6 @@ async def _startup(ctx: WorkerContext) -> None:
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
-    log.info(
-        "worker.using",
-        database=masked_url(settings.database_url),
-        redis=masked_url(settings.redis_url),
-    )
     _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
@@ -285,7 +280,7 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
 
     arq's worker exits when Redis goes away; events stay safe in the inbox meanwhile, so the
     right reaction is to wait and start again (the sweep then queues what arrived), not to
-    die and need an operator. A signal or a drained burst run ends it.
+    die and need an operator. A signal or a drained burst run ends it (without Redis, an error).
     """
     delay = 1.0
     while True:
@@ -295,6 +290,11 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
             worker.run()
             return
         except (RedisError, OSError) as exc:
+            if burst:  # asked to drain now: without Redis it cannot, and says so
+                raise RuntimeError(
+                    f"Redis at {masked_url(settings.redis_url)} did not answer "
+                    f"({describe(exc)}): nothing was applied"
+                ) from None
             log.warning("worker.redis_unavailable", error=describe(exc), retry_in_seconds=delay)
             time.sleep(delay)
             delay = min(delay * 2, 30.0)

@@ -260,47 +260,24 @@ async def last_runs(
     return [dict(r._mapping) for r in result]
 
 
-async def last_finished_at(
-    conn: AsyncConnection, instance: str, status: RunStatus = RunStatus.COMPLETED
-) -> datetime | None:
-    """When the instance's newest run that ended with `status` finished (None: never)."""
-    found = (
-        await conn.execute(
-            select(func.max(runs.c.finished_at)).where(
-                _of_instance(instance), runs.c.status == status
-            )
-        )
-    ).scalar_one()
-    if found is not None and found.tzinfo is None:
-        found = found.replace(tzinfo=UTC)
-    return found  # type: ignore[no-any-return]
+async def last_finished_at(conn: AsyncConnection, instance: str) -> datetime | None:
+    """When the instance's newest completed run finished (None: never)."""
+    completed = (_of_instance(instance), runs.c.status == RunStatus.COMPLETED)
+    found = await conn.execute(select(func.max(runs.c.finished_at)).where(*completed))
+    at: datetime | None = found.scalar_one()
+    return at
 
 
 async def record_failed_start(
-    conn: AsyncConnection,
-    *,
-    trigger: str,
-    resources: Sequence[str],
-    instance: str,
-    error: str,
+    conn: AsyncConnection, *, trigger: str, resources: Sequence[str], instance: str, error: str
 ) -> int:
     """Record a run that failed before it could start listing (identifying the instance):
     finished at once, failed, with its error; returns its id."""
     now = datetime.now(UTC)
-    run_id = (
-        await conn.execute(
-            insert(runs)
-            .values(
-                trigger=trigger,
-                status=RunStatus.FAILED,
-                resources=list(resources),
-                started_at=now,
-                finished_at=now,
-                summary={},
-                error=error,
-                instance=instance,
-            )
-            .returning(runs.c.id)
-        )
-    ).scalar_one()
-    return int(run_id)
+    values: dict[str, Any] = {"trigger": trigger, "status": RunStatus.FAILED}
+    values["resources"] = list(resources)
+    values |= {"started_at": now, "finished_at": now, "summary": {}, "error": error}
+    inserted = await conn.execute(
+        insert(runs).values(**values, instance=instance).returning(runs.c.id)
+    )
+    return int(inserted.scalar_one())
