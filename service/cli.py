@@ -9,7 +9,7 @@ import json
 import logging
 import traceback
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -56,6 +56,48 @@ def _settings() -> Settings:
     return settings
 
 
+def _located(*, service: bool = False) -> Settings:
+    """Settings for a command that talks to the database or Redis: a running `dev`'s URLs
+    unless DATABASE_URL / REDIS_URL are set (service/dev/locate.py), named on stderr (in the
+    log of the long-running `serve` and `worker`, once they have started). A DATABASE_URL of
+    no use stops it first."""
+    from service.db.engine import async_url
+    from service.dev.locate import located
+
+    settings, used = located(_settings())
+    async_url(settings.database_url)  # an unusable URL is the one line to say
+    if not service:
+        for line in used:
+            typer.echo(f"using {line}", err=True)
+    return settings
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+def _schema_problem(settings: Settings) -> str | None:
+    """Why the database is not at the latest migration (None: it is, or it did not answer:
+    serve and worker ride out an outage, and other commands meet it at their first query)."""
+    from service.db.engine import create_engine
+    from service.operate.migrate import SchemaBehind, require_latest
+
+    async def check() -> str | None:
+        engine = create_engine(settings)
+        try:
+            await require_latest(engine)
+        except SchemaBehind as exc:
+            return str(exc)
+        except Exception:
+            return None
+        finally:
+            await engine.dispose()
+        return None
+
+    return asyncio.run(check())
+
+
 @cli.command()
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head).
@@ -64,7 +106,7 @@ def migrate() -> None:
     """
     from service.operate.migrate import upgrade
 
-    settings = _settings()
+    settings = _located()
     upgrade(settings.database_url)
     typer.echo("database is at the latest schema")
 
@@ -83,9 +125,12 @@ def serve(
     """
     from service.web.serve import run
 
-    settings = _settings()
+    settings = _located(service=True)
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
+    if (problem := _schema_problem(settings)) is not None:
+        # Serve anyway: /readyz says not ready with the reason until `migrate` has run.
+        typer.echo(f"warning: {problem} (deliveries get 503 until then)", err=True)
     run(settings, host=host or settings.host, port=port or settings.port)
 
 
@@ -99,7 +144,9 @@ def worker(
     """
     from service.queue.worker import run_forever
 
-    settings = _settings()
+    settings = _located(service=True)
+    if (problem := _schema_problem(settings)) is not None:
+        _fail(problem)
     process.tune_gc()
     run_forever(settings, burst=burst)
 
@@ -124,12 +171,72 @@ def replay(
     Examples: clerk-replica replay;  clerk-replica replay --id msg_2abc;
     clerk-replica replay --reapply --since 2026-11-01
     """
-    from service.operate.actions import replay_events
+    from service.operate.actions import NotDone, replay_events
 
-    settings = _settings()
-    count = asyncio.run(replay_events(settings, svix_id=svix_id, since=since, reapply=reapply))
+    settings = _located()
+    try:
+        count = asyncio.run(replay_events(settings, svix_id=svix_id, since=since, reapply=reapply))
+    except NotDone as exc:
+        _fail(str(exc))
     kind = "stored" if reapply else "failed"
+    if count == 0:
+        typer.echo(f"nothing to re-queue: no {kind} events" + (" since then" if since else ""))
+        return
     typer.echo(f"re-queued {count} {kind} event(s)")
+
+
+@cli.command("inspect")
+def inspect_command(
+    svix_id: Annotated[str, typer.Argument(help="The event's svix-id (msg_...).")],
+    body: Annotated[
+        bool, typer.Option("--body", help="Also print the stored body (it holds personal data).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one inbox event: its status, type, object, times, attempts and last error; its
+    body only with --body.
+
+    Examples: clerk-replica inspect msg_2abc;  clerk-replica inspect msg_2abc --body
+    """
+    from service.operate.actions import inspect_event
+
+    settings = _located()
+    found = asyncio.run(inspect_event(settings, svix_id))
+    if found is None:
+        _fail(f"no such event: {svix_id}")
+    stored = found.pop("body")
+    shown: dict[str, object] = dict(found)
+    if stored is None:
+        shown["body"] = "not kept (forgotten: retention, erasure, discard; ignored types keep none)"
+    elif body:
+        shown["body"] = stored
+        if as_json:
+            with contextlib.suppress(ValueError):
+                shown["body"] = json.loads(stored)
+    else:
+        shown["body"] = "kept (holds personal data): add --body to print it"
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    for key, value in shown.items():
+        typer.echo(f"{key:<20}{'' if value is None else value}")
+
+
+@cli.command()
+def discard(
+    svix_id: Annotated[str, typer.Argument(help="The failed event's svix-id (msg_...).")],
+) -> None:
+    """Give up on a failed event that can never apply: recorded as discarded (its error
+    kept), its body forgotten. Exits non-zero when no failed event has this id.
+
+    Example: clerk-replica discard msg_2abc
+    """
+    from service.operate.actions import discard_event
+
+    settings = _located()
+    if not asyncio.run(discard_event(settings, svix_id)):
+        _fail(f"no such failed event: {svix_id}")
+    typer.echo(f"discarded {svix_id}: its body is forgotten")
 
 
 @cli.command()
@@ -140,15 +247,11 @@ def status(
 
     Examples: clerk-replica status;  clerk-replica status --json | jq .inbox.backlog
     """
-    from pathlib import Path
-
-    from service.dev import runtime
     from service.operate.actions import collect_status
 
-    settings = _settings()
-    running = runtime.read(Path(settings.dev_state_dir))
-    if "redis_url" not in settings.model_fields_set and running.get("redis_url"):
-        settings = settings.model_copy(update={"redis_url": running["redis_url"]})
+    settings = _located()
+    if (problem := _schema_problem(settings)) is not None:
+        _fail(problem)
     report = asyncio.run(collect_status(settings))
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
@@ -315,7 +418,7 @@ def reconcile(
     from service.reconcile.options import ReconcileOptions, listed_kinds
     from service.reconcile.session import run_reconciles
 
-    settings = _settings()
+    settings = _located()
     names = list(instance or ()) or settings.instance_names()
     for name in names:
         settings.for_instance(name).clerk_key()  # unknown names and missing keys stop here
@@ -391,7 +494,7 @@ def changes(
     from service.db.engine import create_engine
     from service.operate.changes import line, print_changes
 
-    settings = _settings()
+    settings = _located()
 
     def emit(row: dict[str, object]) -> None:
         typer.echo(json.dumps(row, default=str) if as_json else line(row))

@@ -400,6 +400,19 @@ class Settings(BaseSettings):
         le=65535,
         description="Port serve listens on.",
     )
+    # Operations (issue 30): worker liveness, failed events' retention.
+    worker_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often each worker records in Redis that it is alive; status and "
+        "/metrics count a worker alive while its last beat is within three periods.",
+    )
+    inbox_failed_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Failed and discarded inbox rows are deleted this long after they were "
+        "received (with their bodies): replay or discard them before.",
+    )
 
     # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
     _instance: str = PrivateAttr(default=DEFAULT_INSTANCE)
@@ -622,3 +635,13 @@ def lookalike_variables(environ: Mapping[str, str] | None = None) -> list[tuple[
         elif instance_like:
             found.append((variable, f"CLERK_INSTANCES does not name an instance {name!r}"))
     return found
+
+
+def masked_url(url: str) -> str:
+    """A database or Redis URL fit to print: its password (if any) replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"

@@ -80,7 +80,12 @@ class Stack:
         self.children.spawn("worker", [*command, "worker"], env)
         shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.webhook_url = f"http://{shown_host}:{self.port}/webhooks/clerk"
-        runtime.write(self.state_dir, webhook_url=self.webhook_url, redis_url=redis_url)
+        runtime.write(
+            self.state_dir,
+            webhook_url=self.webhook_url,
+            redis_url=redis_url,
+            database_url=self.settings.database_url,
+        )
         self._banner(redis_note, secret_note)
         if self.demo and not self._send_demo(secret):
             return 1

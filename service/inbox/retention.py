@@ -5,8 +5,10 @@ once, the bodies of settled events about a person Clerk deleted (`clear_bodies_a
 A body is personal data kept only to apply (and replay) its event; the row keeps the svix id,
 type, status, object id and times. Rows go once Svix can no longer redeliver them, and a later
 redelivery is harmless anyway: the ordering rules keep the newer state. Failed events keep their
-body until they are replayed, whatever their age. Partial indexes on the settle time (inbox
-table) make each batch a short index range, however large the inbox.
+body until they are replayed or discarded; failed and discarded rows are deleted
+INBOX_FAILED_RETENTION_DAYS after they were received (the status index finds them). Partial
+indexes on the settle time (inbox table) make each batch a short index range, however large
+the inbox.
 """
 
 from __future__ import annotations
@@ -25,22 +27,31 @@ from service.db.dialect import dialect_of
 from service.inbox.table import Status, inbox
 
 _SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
+_GIVEN_UP = (Status.FAILED.value, Status.DISCARDED.value)
 
 
 @dataclass(frozen=True)
 class Retention:
     body_hours: float
     row_days: float
+    failed_days: float = 30.0
 
     @classmethod
     def of(cls, settings: Settings) -> Retention:
-        return cls(settings.inbox_body_retention_hours, settings.inbox_row_retention_days)
+        return cls(
+            settings.inbox_body_retention_hours,
+            settings.inbox_row_retention_days,
+            settings.inbox_failed_retention_days,
+        )
 
     def body_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(hours=self.body_hours)
 
     def row_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(days=self.row_days)
+
+    def failed_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.failed_days)
 
 
 def _kept_body(before: datetime) -> Any:
@@ -53,6 +64,10 @@ def _kept_body(before: datetime) -> Any:
 
 def _settled(before: datetime) -> Any:
     return and_(inbox.c.status.in_(_SETTLED), inbox.c.applied_at < before)
+
+
+def _given_up(before: datetime) -> Any:
+    return and_(inbox.c.status.in_(_GIVEN_UP), inbox.c.received_at < before)
 
 
 async def clear_bodies(conn: AsyncConnection, before: datetime, limit: int) -> int:
@@ -92,6 +107,13 @@ async def delete_rows(conn: AsyncConnection, before: datetime, limit: int) -> in
     return int(result.rowcount or 0)
 
 
+async def delete_failed(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Delete up to `limit` failed or discarded rows received before `before`; how many."""
+    chosen = select(inbox.c.svix_id).where(_given_up(before)).limit(limit).scalar_subquery()
+    result = await conn.execute(delete(inbox).where(inbox.c.svix_id.in_(chosen)))
+    return int(result.rowcount or 0)
+
+
 async def prune(
     engine: AsyncEngine, retention: Retention, now: datetime, *, batch: int, batches: int
 ) -> tuple[int, int]:
@@ -104,12 +126,16 @@ async def prune(
         cleared += done
         if done < batch:
             break
-    for _ in range(batches):
-        async with engine.begin() as conn:
-            done = await delete_rows(conn, retention.row_cutoff(now), batch)
-        deleted += done
-        if done < batch:
-            break
+    for forget, cutoff in (
+        (delete_rows, retention.row_cutoff(now)),
+        (delete_failed, retention.failed_cutoff(now)),
+    ):
+        for _ in range(batches):
+            async with engine.begin() as conn:
+                done = await forget(conn, cutoff, batch)
+            deleted += done
+            if done < batch:
+                break
     return cleared, deleted
 
 
@@ -123,6 +149,7 @@ async def summary(conn: AsyncConnection, retention: Retention, now: datetime) ->
     )
     due_bodies = select(func.count()).where(_kept_body(retention.body_cutoff(now)))
     due_rows = select(func.count()).where(_settled(retention.row_cutoff(now)))
+    due_failed = select(func.count()).where(_given_up(retention.failed_cutoff(now)))
     oldest_at = (await conn.execute(oldest)).scalar()
     return {
         "body_retention_hours": retention.body_hours,
@@ -131,4 +158,6 @@ async def summary(conn: AsyncConnection, retention: Retention, now: datetime) ->
         "oldest_kept_body_applied_at": oldest_at.isoformat() if oldest_at else None,
         "bodies_due": int((await conn.execute(due_bodies)).scalar() or 0),
         "rows_due": int((await conn.execute(due_rows)).scalar() or 0),
+        "failed_retention_days": retention.failed_days,
+        "failed_rows_due": int((await conn.execute(due_failed)).scalar() or 0),
     }

@@ -278,5 +278,22 @@ async def requeue(
     return list((await conn.execute(stmt)).scalars())
 
 
+async def find(conn: AsyncConnection, svix_id: str) -> dict[str, Any] | None:
+    """One event's row (body included), or None."""
+    row = (await conn.execute(select(inbox).where(inbox.c.svix_id == svix_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def discard(conn: AsyncConnection, svix_id: str, now: datetime) -> bool:
+    """Give up on a failed event: recorded as discarded (its error kept), its body forgotten.
+    False when no failed event has this id."""
+    result = await conn.execute(
+        update(inbox)
+        .where(inbox.c.svix_id == svix_id, inbox.c.status == Status.FAILED.value)
+        .values(status=Status.DISCARDED.value, body=None, applied_at=now, retry_after=None)
+    )
+    return bool(result.rowcount)
+
+
 def grace_cutoff(now: datetime, grace_seconds: int) -> datetime:
     return now - timedelta(seconds=grace_seconds)

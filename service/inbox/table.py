@@ -14,6 +14,7 @@ class Status(StrEnum):
     APPLIED = "applied"
     IGNORED = "ignored"  # a type we do not replicate; acknowledged, never retried
     FAILED = "failed"  # can never apply as it is; kept with its error for operators
+    DISCARDED = "discarded"  # a failed event an operator gave up on (`discard`); body forgotten
 
 
 inbox = Table(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from service.config import ConfigError, Settings
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.config import ConfigError, Settings, masked_url
 from service.db.dialect import dialect_of
 from service.db.engine import create_engine
+from service.db.errors import describe
 from service.inbox import store
 from service.operate import status
 from service.queue.client import Enqueuer, connect
+
+
+class NotDone(RuntimeError):
+    """An operator action did not do what was asked; the message says what happened."""
 
 
 async def replay_events(
@@ -27,15 +34,58 @@ async def replay_events(
     engine = create_engine(settings)
     enqueuer = Enqueuer(connect(settings), settings)
     try:
+        try:  # before any change: with Redis away, nothing would wake a worker
+            await asyncio.wait_for(enqueuer.ping(), timeout=settings.redis_timeout_seconds)
+        except Exception as exc:
+            raise NotDone(
+                f"Redis at {masked_url(settings.redis_url)} did not answer ({describe(exc)}): "
+                "nothing was re-queued"
+            ) from None
         async with engine.begin() as conn:
             ids = await store.requeue(conn, svix_id=svix_id, since=since, reapply=reapply)
+            if svix_id is not None and not ids:
+                raise NotDone(await _why_not(conn, svix_id, reapply))
         if ids:
-            # If Redis is down the events stay pending, and the worker's sweep finds them.
-            with suppress(Exception):
+            try:
                 await enqueuer.wake()
+            except Exception as exc:
+                raise NotDone(
+                    f"{len(ids)} event(s) are pending again, but no worker was woken "
+                    f"({describe(exc)}): a worker's sweep will queue them"
+                ) from None
         return len(ids)
     finally:
         await enqueuer.close()
+        await engine.dispose()
+
+
+async def _why_not(conn: AsyncConnection, svix_id: str, reapply: bool) -> str:
+    found = await store.find(conn, svix_id)
+    wanted = "stored" if reapply else "failed"
+    if found is None:
+        return f"no such {wanted} event: {svix_id}"
+    if found["body"] is None:
+        return f"{svix_id} is {found['status']} and its body is forgotten: it cannot be replayed"
+    return f"no such {wanted} event: {svix_id} is {found['status']}"
+
+
+async def inspect_event(settings: Settings, svix_id: str) -> dict[str, Any] | None:
+    """One inbox event's row (body included: the caller shows it only when asked), or None."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await store.find(conn, svix_id)
+    finally:
+        await engine.dispose()
+
+
+async def discard_event(settings: Settings, svix_id: str) -> bool:
+    """Discard a failed event (store.discard); False when there is no such failed event."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            return await store.discard(conn, svix_id, datetime.now(UTC))
+    finally:
         await engine.dispose()
 
 

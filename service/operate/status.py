@@ -18,8 +18,9 @@ from service.inbox import retention
 from service.inbox.table import Status, inbox
 from service.kinds import erasure
 from service.kinds.registry import replica_tables
+from service.queue import heartbeat
 from service.queue.client import connect, queue_name
-from service.reconcile.checkpoints import last_runs
+from service.reconcile.checkpoints import last_finished_at, last_runs
 from service.reconcile.modes import last_full_completed
 from service.reconcile.tables import instances
 
@@ -49,16 +50,21 @@ async def inbox_summary(
         if timeout_seconds is not None:
             await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
         grouped = await conn.execute(
-            select(inbox.c.instance, inbox.c.status, func.count()).group_by(
-                inbox.c.instance, inbox.c.status
-            )
+            select(
+                inbox.c.instance, inbox.c.status, func.count(), func.max(inbox.c.received_at)
+            ).group_by(inbox.c.instance, inbox.c.status)
         )
         by_status: dict[str, int] = {}
         by_instance: dict[str, dict[str, int]] = {}
-        for name, status, count in grouped:
+        last_received: dict[str, datetime] = {}
+        for name, status, count, newest in grouped:
             by_status[status] = by_status.get(status, 0) + int(count)
             counts = by_instance.setdefault(name or DEFAULT_INSTANCE, {s.value: 0 for s in Status})
             counts[status] = counts.get(status, 0) + int(count)
+            if newest is not None:
+                newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+                known = last_received.get(name or DEFAULT_INSTANCE)
+                last_received[name or DEFAULT_INSTANCE] = max(newest, known or newest)
         oldest = (
             await conn.execute(
                 select(func.min(inbox.c.received_at)).where(inbox.c.status == Status.PENDING)
@@ -85,6 +91,8 @@ async def inbox_summary(
     return {
         "by_status": {s.value: int(by_status.get(s.value, 0)) for s in Status},
         "by_instance": by_instance,
+        # The newest delivery each instance's endpoint took (still in the inbox).
+        "last_received_at": {name: at.isoformat() for name, at in last_received.items()},
         "backlog": int(by_status.get(Status.PENDING.value, 0)),
         "oldest_pending_age_seconds": (
             round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else None
@@ -134,6 +142,28 @@ async def last_reconcile(
     }
 
 
+async def last_success(
+    engine: AsyncEngine, *, instance: str, timeout_seconds: float | None = None
+) -> datetime | None:
+    """When the instance's newest completed reconcile finished (None: never)."""
+    async with engine.connect() as conn:
+        if timeout_seconds is not None:
+            await dialect_of(conn).limit_statement_time(conn, timeout_seconds)
+        return await last_finished_at(conn, instance)
+
+
+async def workers(settings: Settings) -> dict[str, Any]:
+    """Worker liveness from their heartbeats; `error` names why Redis did not say."""
+    redis = connect(settings)
+    try:
+        return {**await heartbeat.liveness(redis, settings), "error": None}
+    except Exception as exc:
+        return {"alive": None, "last_heartbeat": None, "error": describe(exc)}
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+
+
 async def queue_depth(settings: Settings) -> dict[str, Any]:
     redis = connect(settings)
     try:
@@ -168,6 +198,7 @@ async def instances_summary(settings: Settings, engine: AsyncEngine) -> list[dic
     for name in settings.instance_names():
         row = known.get(name)
         run = await last_reconcile(engine, instance=name)
+        succeeded = await last_success(engine, instance=name)
         found.append(
             {
                 "name": name,
@@ -179,6 +210,7 @@ async def instances_summary(settings: Settings, engine: AsyncEngine) -> list[dic
                     if run
                     else None
                 ),
+                "last_complete_reconcile_at": succeeded.isoformat() if succeeded else None,
             }
         )
     return found
@@ -193,4 +225,5 @@ async def collect(settings: Settings, engine: AsyncEngine) -> dict[str, Any]:
         "erasure": await erasure_summary(settings, engine),
         "last_reconcile": await last_reconcile(engine),
         "queue": await queue_depth(settings),
+        "workers": await workers(settings),
     }

@@ -25,7 +25,8 @@ def print_status(report: dict[str, Any]) -> None:
                 each["instance_id"] or "not yet identified",
                 str(counts.get("pending", 0)),
                 str(counts.get("failed", 0)),
-                f"run {run['id']} {run['status']}" if run else "never",
+                (f"run {run['id']} {run['status']}" if run else "never")
+                + f"; last complete: {each.get('last_complete_reconcile_at') or 'never'}",
             )
         console.print(shown)
     replica = Table(title="replica")
@@ -47,13 +48,15 @@ def print_status(report: dict[str, Any]) -> None:
         + f"; queue depth: {depth}",
         highlight=False,
     )
+    console.print(_workers_line(report.get("workers")), highlight=False)
     kept = report.get("retention")
     if kept is not None:
         console.print(
             f"retention: bodies of applied events for {kept['body_retention_hours']:g} h "
             f"({kept['applied_bodies_kept']} kept, {kept['bodies_due']} due), settled rows "
-            f"for {kept['row_retention_days']:g} days ({kept['rows_due']} due); failed events "
-            "keep their body until replayed",
+            f"for {kept['row_retention_days']:g} days ({kept['rows_due']} due); failed and "
+            f"discarded rows for {kept.get('failed_retention_days', 0):g} days "
+            f"({kept.get('failed_rows_due', 0)} due)",
             highlight=False,
         )
     erasing = report.get("erasure")
@@ -94,3 +97,16 @@ def print_status(report: dict[str, Any]) -> None:
             f"last full reconcile completed: {run['last_full_completed_at'] or 'never'}",
             highlight=False,
         )
+
+
+def _workers_line(workers: dict[str, Any] | None) -> str:
+    if workers is None:
+        return "workers: unknown"
+    if workers["error"] is not None:
+        return f"workers: unknown (Redis: {workers['error']})"
+    age = workers["last_heartbeat_age_seconds"]
+    if workers["alive"]:
+        return f"workers: {workers['alive']} alive (last heartbeat {age:.0f}s ago)"
+    if age is None:
+        return "workers: NONE alive (no heartbeat for a day): start `clerk-replica worker`"
+    return f"workers: NONE alive (last heartbeat {age:.0f}s ago): start `clerk-replica worker`"

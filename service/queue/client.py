@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from service.config import Settings
+from service.queue import heartbeat
 
 APPLY_JOB = "apply_pending"
 # A reconcile asked for now (the console): the nightly job's function, run by any worker that
@@ -92,6 +94,10 @@ class Enqueuer:
                 self._woken = None  # not queued: the next delivery tries again
             raise
         return job is not None
+
+    async def workers(self) -> dict[str, Any]:
+        """The workers' liveness (service/queue/heartbeat.py)."""
+        return await heartbeat.liveness(self._redis, self._settings)
 
     async def ping(self) -> None:
         await self._redis.ping()

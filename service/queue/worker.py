@@ -22,13 +22,14 @@ from service import process
 from service.apply.batch import retry_delay_seconds
 from service.apply.drain import Drainer
 from service.clerk.rows import RowOptions
-from service.config import Settings
+from service.config import Settings, instance_variable, masked_url
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
 from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
+from service.queue import heartbeat
 from service.queue.client import (
     APPLY_JOB,
     Enqueuer,
@@ -59,6 +60,7 @@ class WorkerState:
     enqueuer: Enqueuer
     drainer: Drainer
     nightly: asyncio.Task[dict[str, Any]] | None = None  # the background reconcile
+    beating: asyncio.Task[None] | None = None  # the liveness heartbeat (service/queue/heartbeat)
 
 
 def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> WorkerContext:
@@ -186,14 +188,30 @@ async def _startup(ctx: WorkerContext) -> None:
     # No ping per checkout: a batch on a connection that died fails as transient and retries.
     engine = create_engine(settings, pre_ping=False)
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
+    _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
+    _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+
+
+def _say_what_reconciles(settings: Settings) -> None:
+    """At start, name the instances the nightly reconcile skips for want of a key."""
+    unkeyed = [s.instance_name for s in settings.instances() if s.clerk_secret_key is None]
+    if not unkeyed:
+        return
+    variables = ", ".join(instance_variable(name, "SECRET_KEY") for name in unkeyed)
+    if len(unkeyed) == len(settings.instances()):
+        log.warning("reconcile.nightly_off", reason=f"no Clerk secret key: set {variables}")
+    else:
+        log.warning("reconcile.nightly_partial", without_key=unkeyed, set=variables)
 
 
 async def _shutdown(ctx: WorkerContext) -> None:
     state: WorkerState | None = ctx.get("worker")
     if state is None:
         return
+    if state.beating is not None:
+        await heartbeat.end(state.beating, ctx["redis"], state.settings)
     running = state.nightly
     if running is not None and not running.done():
         running.cancel()  # the run is checkpointed: the next one resumes it
@@ -269,7 +287,7 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
 
     arq's worker exits when Redis goes away; events stay safe in the inbox meanwhile, so the
     right reaction is to wait and start again (the sweep then queues what arrived), not to
-    die and need an operator. A signal or a drained burst run ends it.
+    die and need an operator. A signal or a drained burst run ends it (without Redis, an error).
     """
     delay = 1.0
     while True:
@@ -279,6 +297,11 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
             worker.run()
             return
         except (RedisError, OSError) as exc:
+            if burst:  # asked to drain now: without Redis it cannot, and says so
+                raise RuntimeError(
+                    f"Redis at {masked_url(settings.redis_url)} did not answer "
+                    f"({describe(exc)}): nothing was applied"
+                ) from None
             log.warning("worker.redis_unavailable", error=describe(exc), retry_in_seconds=delay)
             time.sleep(delay)
             delay = min(delay * 2, 30.0)

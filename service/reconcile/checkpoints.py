@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
@@ -40,6 +40,11 @@ def of_instance(instance: str) -> ColumnElement[bool]:
     return runs.c.instance == instance
 
 
+# A run that failed before listing (record_failed_start) finished the instant it started:
+# there is nothing in it to resume, and it must not hide the run before it from a resume.
+_listed_something = or_(runs.c.finished_at.is_(None), runs.c.finished_at != runs.c.started_at)
+
+
 async def open_run(
     conn: AsyncConnection,
     *,
@@ -59,7 +64,7 @@ async def open_run(
         row = (
             await conn.execute(
                 select(runs.c.id, runs.c.resources, runs.c.status, runs.c.started_at)
-                .where(mine)
+                .where(mine, _listed_something)
                 .order_by(runs.c.id.desc())
                 .limit(1)
             )
@@ -253,9 +258,41 @@ async def finish_run(
 async def last_runs(
     conn: AsyncConnection, limit: int = 1, instance: str | None = None
 ) -> list[dict[str, Any]]:
-    """The newest runs (of `instance` only, when given)."""
-    stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    """The newest runs (of `instance` only, when given): running ones first, then by when
+    they finished (a resumed run is newer than a failed start recorded before its resume)."""
+    stmt = (
+        select(runs)
+        .order_by(
+            (runs.c.status == RunStatus.RUNNING.value).desc(),
+            func.coalesce(runs.c.finished_at, runs.c.started_at).desc(),
+            runs.c.id.desc(),
+        )
+        .limit(limit)
+    )
     if instance is not None:
         stmt = stmt.where(of_instance(instance))
     result = await conn.execute(stmt)
     return [dict(r._mapping) for r in result]
+
+
+async def last_finished_at(conn: AsyncConnection, instance: str) -> datetime | None:
+    """When the instance's newest completed run finished (None: never)."""
+    completed = (of_instance(instance), runs.c.status == RunStatus.COMPLETED)
+    found = await conn.execute(select(func.max(runs.c.finished_at)).where(*completed))
+    at: datetime | None = found.scalar_one()
+    return at
+
+
+async def record_failed_start(
+    conn: AsyncConnection, *, trigger: str, resources: Sequence[str], instance: str, error: str
+) -> int:
+    """Record a run that failed before it could start listing (identifying the instance):
+    finished at once, failed, with its error; returns its id."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"trigger": trigger, "status": RunStatus.FAILED}
+    values["resources"] = list(resources)
+    values |= {"started_at": now, "finished_at": now, "summary": {}, "error": error}
+    inserted = await conn.execute(
+        insert(runs).values(**values, instance=instance).returning(runs.c.id)
+    )
+    return int(inserted.scalar_one())

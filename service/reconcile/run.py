@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.config import DEFAULT_INSTANCE, Settings
+from service.db.errors import describe
 from service.kinds.registry import BY_NAME
 from service.logs import get_logger
 from service.metrics import RECONCILE_OBJECTS, RECONCILE_REQUESTS
@@ -47,7 +48,12 @@ async def reconcile(
     names = [n for n in listed_kinds() if n in options.resources]
     name = settings.instance_name
     bound = log.bind(instance=name)
-    identity = await instance.identify(api, name)
+    try:
+        identity = await instance.identify(api, name)
+    except Exception as exc:
+        if not options.dry_run:  # a run that could not even start is a run that failed
+            await _record_failed_start(engine, options, names, name, exc)
+        raise
     if options.dry_run:
         async with engine.connect() as conn:
             choice = await modes.choose(
@@ -125,6 +131,25 @@ async def _choice(
     if resumed and found.mode is not modes.Mode.INCREMENTAL:
         return modes.Choice(modes.Mode.FULL, f"resuming, but {found.reason}")
     return found
+
+
+async def _record_failed_start(
+    engine: AsyncEngine,
+    options: ReconcileOptions,
+    names: Sequence[str],
+    name: str,
+    exc: Exception,
+) -> None:
+    error = f"GET /instance: {describe(exc)}"
+    try:
+        async with engine.begin() as conn:
+            run_id = await checkpoints.record_failed_start(
+                conn, trigger=options.trigger, resources=names, instance=name, error=error
+            )
+    except Exception as failure:  # the database is down too: the original error is the news
+        log.error("reconcile.not_recorded", instance=name, error=describe(failure))
+        return
+    log.error("reconcile.finished", instance=name, run_id=run_id, ok=False, error=error)
 
 
 async def _passes(

@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.metrics_cache_seconds,
                 settings.db_connect_timeout_seconds,
                 settings.instance_names(),
+                workers=enqueuer.workers,
             ),
             metrics_token=(
                 settings.metrics_token.get_secret_value().encode()

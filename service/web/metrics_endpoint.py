@@ -1,5 +1,6 @@
-"""GET /metrics: this process's counters, and gauges read from the database (cached briefly),
-so every web process reports the same inbox and reconcile numbers. Served by the web app, or
+"""GET /metrics: this process's counters, and gauges read from the database and the workers'
+heartbeats (cached briefly), so every web process reports the same inbox, reconcile, delivery
+time and worker liveness numbers. Served by the web app, or
 with METRICS_PORT by an app of its own on that port (same token, same gauges). With
 PROMETHEUS_MULTIPROC_DIR set, processes on one machine share their counters
 (prometheus-client's multiprocess mode)."""
@@ -13,6 +14,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,6 +34,19 @@ from service.web.state import WebState
 log = get_logger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The families read from the database: served again while it does not answer.
+_DATABASE_NAMES = frozenset(
+    {
+        "clerk_replica_inbox_events",
+        "clerk_replica_inbox_instance_events",
+        "clerk_replica_inbox_oldest_pending_age_seconds",
+        "clerk_replica_reconcile_last_run_ok",
+        "clerk_replica_reconcile_last_run_failed",
+        "clerk_replica_reconcile_last_run_objects",
+        "clerk_replica_reconcile_last_success_timestamp_seconds",
+        "clerk_replica_last_delivery_timestamp_seconds",
+    }
+)
 
 
 class _Static(Collector):
@@ -80,6 +95,16 @@ async def _database_families(
         "When the instance's last full reconcile (every object listed) completed, Unix time.",
         labels=["instance"],
     )
+    failed = GaugeMetricFamily(
+        "clerk_replica_reconcile_last_run_failed",
+        "1 if the instance's last reconcile ended failed (0 while one runs or after success).",
+        labels=["instance"],
+    )
+    succeeded = GaugeMetricFamily(
+        "clerk_replica_reconcile_last_success_timestamp_seconds",
+        "Unix time the instance's last completed reconcile finished (absent: never).",
+        labels=["instance"],
+    )
     for instance in instances:
         run = await status.last_reconcile(
             engine, timeout_seconds=statement_seconds, instance=instance
@@ -87,12 +112,46 @@ async def _database_families(
         if run is None:
             continue
         ok.add_metric([instance], 1 if run["status"] == "completed" else 0)
+        failed.add_metric([instance], 1 if run["status"] == "failed" else 0)
         for change in ("created", "updated", "tombstoned"):
             changed.add_metric([instance, change], run["totals"][change])
         if run["last_full_completed_at"] is not None:
             at = datetime.fromisoformat(run["last_full_completed_at"])
             full.add_metric([instance], at.timestamp())
-    return [inbox, per_instance, oldest, ok, changed, full]
+        finished = await status.last_success(
+            engine, timeout_seconds=statement_seconds, instance=instance
+        )
+        if finished is not None:
+            succeeded.add_metric([instance], finished.timestamp())
+    delivered = GaugeMetricFamily(
+        "clerk_replica_last_delivery_timestamp_seconds",
+        "Unix time the instance's newest delivery still in the inbox was received.",
+        labels=["instance"],
+    )
+    for instance in instances:
+        received = summary["last_received_at"].get(instance)
+        if received is not None:
+            delivered.add_metric([instance], datetime.fromisoformat(received).timestamp())
+    return [inbox, per_instance, oldest, ok, failed, changed, full, succeeded, delivered]
+
+
+async def _worker_families(workers: Callable[[], Awaitable[dict[str, Any]]]) -> list[Metric]:
+    found = await workers()
+    alive = GaugeMetricFamily(
+        "clerk_replica_workers_alive",
+        "Workers whose heartbeat is recent (within three WORKER_HEARTBEAT_SECONDS).",
+        value=found["alive"],
+    )
+    families: list[Metric] = [alive]
+    if found["last_heartbeat"] is not None:
+        families.append(
+            GaugeMetricFamily(
+                "clerk_replica_worker_last_heartbeat_timestamp_seconds",
+                "Unix time of the newest worker heartbeat (absent: none for a day).",
+                value=found["last_heartbeat"],
+            )
+        )
+    return families
 
 
 class DatabaseGauges:
@@ -100,6 +159,7 @@ class DatabaseGauges:
     read bounded by `timeout_seconds`: however often (and however many) scrapers ask, the
     database answers one small query set per period, and a slow database cannot hold scrapes
     or pool connections. While the database does not answer, the last gauges read are served.
+    The workers' liveness (their heartbeats in Redis) is read alongside, on its own.
     """
 
     def __init__(
@@ -108,9 +168,11 @@ class DatabaseGauges:
         ttl_seconds: float,
         timeout_seconds: float,
         instances: Sequence[str] = (DEFAULT_INSTANCE,),
+        workers: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.engine, self.ttl, self.timeout = engine, ttl_seconds, timeout_seconds
         self.instances = tuple(instances)
+        self.workers = workers  # reads the workers' heartbeats (Redis)
         self._read_at = -math.inf
         self._families: list[Metric] = []
         self._lock = asyncio.Lock()
@@ -121,13 +183,19 @@ class DatabaseGauges:
         async with self._lock:  # concurrent scrapes share one read
             if time.monotonic() - self._read_at < self.ttl:
                 return self._families
+            families: list[Metric] = []
             try:
                 async with asyncio.timeout(self.timeout):
-                    self._families = await _database_families(
-                        self.engine, self.timeout, self.instances
-                    )
+                    families = await _database_families(self.engine, self.timeout, self.instances)
             except Exception as exc:
                 log.warning("metrics.database_unavailable", error=describe(exc))
+                families = [f for f in self._families if f.name in _DATABASE_NAMES]
+            if self.workers is not None:
+                try:
+                    families += await _worker_families(self.workers)
+                except Exception as exc:
+                    log.warning("metrics.redis_unavailable", error=describe(exc))
+            self._families = families
             self._read_at = time.monotonic()  # a failed read waits its period too
             return self._families
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from service.db.errors import describe
 from service.logs import get_logger
+from service.operate.migrate import schema_problem
 from service.web.state import WebState
 
 log = get_logger(__name__)
@@ -27,18 +28,26 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database and Redis answer; 503 names what does not ("down")."""
+    """The database answers and is at the latest migration, and Redis answers; 503 names what
+    does not ("down", or the database's "not migrated" with the fix)."""
     state: WebState = request.app.state.web
+    problem: list[str] = []
 
     async def database() -> None:
         async with state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+            found = await schema_problem(conn)
+        if found is not None:
+            problem.append(found)
 
     checks = {
         "database": await _check("database", database, state.timeout_seconds),
         "redis": await _check("redis", state.enqueuer.ping, state.timeout_seconds),
     }
-    ready = all(v == "ok" for v in checks.values())
+    if problem:
+        checks["database"] = "not migrated"
+        checks["reason"] = problem[0]
+    ready = all(v == "ok" for k, v in checks.items() if k != "reason")
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
 

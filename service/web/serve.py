@@ -21,7 +21,7 @@ from types import FrameType
 import uvicorn
 
 from service import process
-from service.config import ConfigError, Settings
+from service.config import ConfigError, Settings, masked_url
 from service.logs import get_logger
 from service.web.app import create_app, create_metrics_app
 
@@ -53,6 +53,11 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
             raise ConfigError(f"METRICS_PORT must differ from the port serve listens on ({port})")
         metrics_socket = _bind_metrics(settings.metrics_host, settings.metrics_port)
     web = create_app(settings)
+    log.info(
+        "serve.using",
+        database=masked_url(settings.database_url),
+        redis=masked_url(settings.redis_url),
+    )
     config = uvicorn.Config(web, host=host, port=port, log_config=None, proxy_headers=True)
     if metrics_socket is None:
         await uvicorn.Server(config).serve()  # uvicorn's own signal handling

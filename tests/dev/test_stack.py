@@ -109,6 +109,21 @@ def test_dev_runs_everything_and_stops_cleanly(
     )
     assert 'clerk_replica_inbox_events{status="applied"} 4.0' in metrics
 
+    # Every command finds the running dev's database and Redis, and says so.
+    state = json.loads((cwd / ".clerk-replica" / "dev.json").read_text())
+    assert state["database_url"] == "sqlite:///./clerk-replica.db"
+    assert report["workers"]["alive"] == 1 and report["workers"]["error"] is None
+    replayed = cli("replay", cwd=cwd)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == "nothing to re-queue: no failed events"
+    for part, url in (("database", state["database_url"]), ("redis", state["redis_url"])):
+        assert f"using {part}: {url} (the running `clerk-replica dev` (pid {proc.pid}))" in (
+            replayed.stderr
+        )
+    missing = cli("replay", "--id", "msg_nope", cwd=cwd)
+    assert missing.returncode == 1
+    assert "error: no such failed event: msg_nope" in missing.stderr
+
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out

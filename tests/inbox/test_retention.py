@@ -1,5 +1,6 @@
 """The inbox forgets on time: bodies of applied events after their retention, settled rows after
-theirs, failed events never before they are replayed; in bounded batches, through an index."""
+theirs, failed and discarded ones after a retention of their own; in bounded batches, through an
+index."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.support import tables as t
 from tests.support.replica_helpers import deliver, inbox_count, inbox_row, one, store_event
 
 NOW = datetime.now(UTC)
-KEEP = retention.Retention(body_hours=24, row_days=30)
+KEEP = retention.Retention(body_hours=24, row_days=30, failed_days=60)
 
 
 async def backdate(engine: AsyncEngine, svix_id: str, days: float) -> None:
@@ -63,7 +64,7 @@ async def test_bodies_of_applied_events_are_forgotten_after_their_retention(
     assert (await one(engine, t.users, "user_old"))["id"] == "user_old"
 
 
-async def test_settled_rows_are_deleted_after_theirs_failed_ones_kept(
+async def test_settled_rows_are_deleted_after_theirs_failed_ones_kept_longer(
     engine: AsyncEngine,
 ) -> None:
     old = await applied(engine, cp.user("user_old"))
@@ -167,3 +168,37 @@ async def test_each_batch_is_an_index_range(pg_engine: AsyncEngine) -> None:
                 )
             ).scalars()
             assert name in "\n".join(plan), name
+
+
+async def test_failed_and_discarded_rows_follow_a_retention_of_their_own(
+    engine: AsyncEngine,
+) -> None:
+    from service.inbox import store
+    from service.operate.status import inbox_summary
+
+    keep = retention.Retention(body_hours=24, row_days=365, failed_days=7)
+    old_failed = await store_event(engine, cp.envelope("user.created", {"id": "user_broken_1"}))
+    discarded = await store_event(engine, cp.envelope("user.created", {"id": "user_broken_2"}))
+    recent_failed = await store_event(engine, cp.envelope("user.created", {"id": "user_broken_3"}))
+    old_pending = await store_event(engine, cp.envelope("user.created", cp.user("user_waiting")))
+    for svix_id in (old_failed, discarded, recent_failed):
+        assert await apply_one(engine, svix_id, RowOptions()) is Status.FAILED
+    async with engine.begin() as conn:
+        assert await store.discard(conn, discarded, NOW)
+    for svix_id in (old_failed, discarded, old_pending):
+        await backdate(engine, svix_id, days=8)
+    async with engine.connect() as conn:
+        due = await retention.summary(conn, keep, NOW)
+    assert (due["failed_retention_days"], due["failed_rows_due"]) == (7, 2)
+    assert (await inbox_summary(engine))["by_status"]["failed"] == 2
+    assert await retention.prune(engine, keep, NOW, batch=1, batches=5) == (0, 2)
+    remaining = {r["svix_id"] for r in await rows_of(engine)}
+    assert remaining == {recent_failed, old_pending}
+    await backdate(engine, recent_failed, days=8)
+    await retention.prune(engine, keep, NOW, batch=10, batches=1)
+    assert (await inbox_summary(engine))["by_status"]["failed"] == 0
+
+
+async def rows_of(engine: AsyncEngine) -> list[dict[str, object]]:
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(select(inbox))]

@@ -211,3 +211,26 @@ async def test_requeue_moves_failed_events_back_and_applied_ones_with_reapply(
     for svix_id in ("msg_failed", "msg_applied", "msg_late_failed"):
         assert await status_of(engine, svix_id) is Status.PENDING, svix_id
     assert await status_of(engine, "msg_ignored") is Status.IGNORED
+
+
+async def test_discard_forgets_the_body_of_a_failed_event_only(engine: AsyncEngine) -> None:
+    from service.apply.batch import apply_one
+    from service.clerk.rows import RowOptions
+    from tests.support import clerk_payloads as cp
+    from tests.support.replica_helpers import store_event
+
+    broken = await store_event(engine, cp.envelope("user.created", {"id": "user_broken"}))
+    assert await apply_one(engine, broken, RowOptions()) is Status.FAILED
+    waiting = await store_event(engine, cp.envelope("user.created", cp.user("user_waiting")))
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        assert not await store.discard(conn, waiting, now)  # pending: not failed
+        assert not await store.discard(conn, "msg_nope", now)
+        assert await store.discard(conn, broken, now)
+        assert not await store.discard(conn, broken, now)  # once
+        found = await store.find(conn, broken)
+        assert await store.find(conn, "msg_nope") is None
+    assert found is not None
+    assert (found["status"], found["body"]) == (Status.DISCARDED, None)
+    assert found["last_error"] and found["applied_at"] is not None
+    assert (await inbox_row(engine, waiting))["body"] is not None

@@ -92,3 +92,29 @@ def test_rows_of_an_install_whose_events_name_several_stay_unnamed(tmp_path: Pat
     )
     upgrade(url)
     assert sql(url, "SELECT instance_id FROM clerk_users")[0] == [(None,)]
+
+
+def test_schema_problem_names_the_fix_until_the_database_is_at_head(tmp_path: Path) -> None:
+    from service.operate.migrate import SchemaBehind, require_latest
+
+    url = f"sqlite:///{tmp_path}/replica.db"
+
+    def problem() -> str | None:
+        async def check() -> str | None:
+            engine = create_engine(Settings(), url=url)
+            try:
+                await require_latest(engine)
+            except SchemaBehind as exc:
+                return str(exc)
+            finally:
+                await engine.dispose()
+            return None
+
+        return asyncio.run(check())
+
+    assert problem() == "the database is not migrated: run `clerk-replica migrate`"
+    upgrade(url)
+    assert problem() is None
+    downgrade(url, "-1")
+    behind = problem()
+    assert behind is not None and behind.endswith("run `clerk-replica migrate`")

@@ -69,7 +69,13 @@ async def test_inbox_summary_by_status_backlog_and_failures(engine: AsyncEngine)
     assert await apply_one(engine, broken, RowOptions()) is Status.FAILED
 
     summary = await inbox_summary(engine)
-    assert summary["by_status"] == {"pending": 2, "applied": 1, "ignored": 1, "failed": 1}
+    assert summary["by_status"] == {
+        "pending": 2,
+        "applied": 1,
+        "ignored": 1,
+        "failed": 1,
+        "discarded": 0,
+    }
     assert summary["backlog"] == 2
     assert 0 <= summary["oldest_pending_age_seconds"] < 60
     (failed,) = summary["failed"]
@@ -153,12 +159,18 @@ async def test_each_instance_shows_its_endpoint_identity_inbox_and_last_run(
         "instance_id": "ins_prod",
         "environment_type": "production",
         "last_reconcile": {"id": run_id, "status": "completed", "started_at": ANY},
+        "last_complete_reconcile_at": ANY,
     }
+    finished = datetime.fromisoformat(prod["last_complete_reconcile_at"])
+    assert abs((datetime.now(UTC) - finished).total_seconds()) < 60
     assert (staging["instance_id"], staging["last_reconcile"]) == (None, None)
+    assert staging["last_complete_reconcile_at"] is None
     assert await last_reconcile(engine, instance="staging") is None
     summary = await inbox_summary(engine)
     assert summary["by_instance"]["prod"]["pending"] == 1
     assert summary["by_instance"]["staging"]["pending"] == 1
+    # The newest delivery each instance's endpoint took: the stall gauge's source.
+    assert set(summary["last_received_at"]) == {"prod", "staging"}
 
 
 def _delivery(svix_id: str, instance: str) -> store.Delivery:

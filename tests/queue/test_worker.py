@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from arq import Retry
 from pydantic import SecretStr
 from sqlalchemy import select, update
@@ -19,9 +20,10 @@ from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port
 from service.inbox.table import Status, inbox
-from service.operate.actions import replay_events
+from service.operate.actions import NotDone, replay_events
 from service.queue.client import Enqueuer, connect
 from service.queue.worker import (
+    _say_what_reconciles,
     apply_pending,
     build_worker,
     cron_jobs,
@@ -198,7 +200,8 @@ async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEn
         await conn.execute(
             update(inbox).where(inbox.c.svix_id == good).values(status="failed", last_error="bug")
         )
-    assert await replay_events(settings, svix_id="msg_unknown") == 0
+    with pytest.raises(NotDone, match="no such failed event: msg_unknown"):
+        await replay_events(settings, svix_id="msg_unknown")
     assert await replay_events(settings) == 1
     assert (await inbox_row(engine, good))["status"] == Status.PENDING
     await run_burst_worker(settings)
@@ -308,3 +311,15 @@ def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
     settings = make_settings(db_url, redis_url)
     names = [job.name for job in cron_jobs(settings)]
     assert names == [f"{settings.queue_prefix}:sweep"]
+
+
+def test_a_worker_without_a_key_says_at_start_that_the_nightly_reconcile_is_off(
+    db_url: str, redis_url: str
+) -> None:
+    with structlog.testing.capture_logs() as logged:
+        _say_what_reconciles(make_settings(db_url, redis_url))
+    off = [e for e in logged if e["event"] == "reconcile.nightly_off"]
+    assert off and "CLERK_SECRET_KEY" in off[0]["reason"]
+    with structlog.testing.capture_logs() as logged:
+        _say_what_reconciles(make_settings(db_url, redis_url, clerk_secret_key=KEY))
+    assert not [e for e in logged if e["event"].startswith("reconcile.nightly")]

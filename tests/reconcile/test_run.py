@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -235,3 +236,43 @@ async def test_a_lost_lease_stops_the_run(
     with pytest.raises(LeaseLost):
         await run(engine, api, short, resources=("users",))
     await thief
+
+
+async def test_a_run_that_fails_at_get_instance_is_recorded_and_hides_no_resume(
+    engine: AsyncEngine, rsettings: Settings
+) -> None:
+    from service.operate.status import last_reconcile, last_success
+    from service.reconcile.checkpoints import finish_run, open_run
+    from service.reconcile.clerk_api import ClerkAuthError
+    from service.reconcile.tables import RunStatus
+
+    # A run that failed mid-way first: the failed start after it must not stop its resume.
+    async with engine.begin() as conn:
+        earlier, _ = await open_run(conn, trigger="cron", resources=["users"], restart=False)
+        await finish_run(conn, earlier, status=RunStatus.FAILED, summary={}, error="timeout")
+    wrong = rsettings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_not_the_key")})
+    api = ClerkAPI(wrong, backoff_max_seconds=0.05)
+    try:
+        with pytest.raises(ClerkAuthError):
+            await run(engine, api, wrong, resources=("users",))
+    finally:
+        await api.close()
+    recorded = (await rows(engine, runs))[-1]
+    assert recorded["id"] != earlier
+    assert recorded["status"] == "failed" and recorded["finished_at"] is not None
+    assert recorded["error"].startswith("GET /instance: ")
+    assert recorded["resources"] == ["users"] and recorded["trigger"] == "cli"
+    shown = await last_reconcile(engine)
+    assert shown is not None and shown["id"] == recorded["id"] and shown["status"] == "failed"
+    assert await last_success(engine, instance="default") is None
+
+    api = ClerkAPI(rsettings, backoff_max_seconds=0.05)
+    try:
+        report = await run(engine, api, rsettings, resources=("users",))
+    finally:
+        await api.close()
+    assert report.ok and report.resumed and report.run_id == earlier
+    assert await last_success(engine, instance="default") is not None
+    # The resumed run, finished after the failed start, is the last one now.
+    shown = await last_reconcile(engine)
+    assert shown is not None and (shown["id"], shown["status"]) == (earlier, "completed")

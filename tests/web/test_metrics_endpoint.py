@@ -119,3 +119,52 @@ async def test_metrics_show_when_the_last_full_reconcile_completed(
     text = (await (await client_for(settings)).get("/metrics")).text
     line = next(li for li in text.splitlines() if li.startswith(name + '{instance="default"}'))
     assert abs(float(line.split()[-1]) - time.time()) < 600
+
+
+async def test_gauges_for_stalls_reconciles_and_worker_liveness(
+    client_for: ClientFor, settings: Settings, engine: Any
+) -> None:
+    import re
+    from datetime import UTC, datetime
+
+    from service.queue import heartbeat
+    from service.queue.client import connect
+    from service.reconcile.checkpoints import finish_run, open_run
+    from service.reconcile.tables import RunStatus
+
+    client = await client_for(settings.model_copy(update={"metrics_cache_seconds": 0}))
+    text = (await client.get("/metrics")).text
+    # Nothing yet: no delivery, no run, no worker.
+    assert "clerk_replica_last_delivery_timestamp_seconds{" not in text
+    assert "clerk_replica_reconcile_last_success_timestamp_seconds{" not in text
+    assert "clerk_replica_workers_alive 0.0" in text
+
+    before = time.time()
+    await store_event(engine, cp.envelope("user.created", cp.user()))
+    async with engine.begin() as conn:
+        run_id, _ = await open_run(conn, trigger="cli", resources=["users"], restart=False)
+        await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary={}, error=None)
+        failed_id, _ = await open_run(conn, trigger="cron", resources=["orgs"], restart=True)
+        await finish_run(conn, failed_id, status=RunStatus.FAILED, summary={}, error="boom")
+    redis = connect(settings)
+    try:
+        await heartbeat.beat(redis, settings, "w:1")
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+    text = (await client.get("/metrics")).text
+
+    def value(name: str) -> float:
+        found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert found, name
+        return float(found.group(1))
+
+    after = time.time()
+    delivered = value('clerk_replica_last_delivery_timestamp_seconds{instance="default"}')
+    assert before - 1 <= delivered <= after
+    succeeded = value('clerk_replica_reconcile_last_success_timestamp_seconds{instance="default"}')
+    assert before - 1 <= succeeded <= after <= datetime.now(UTC).timestamp()
+    assert value('clerk_replica_reconcile_last_run_failed{instance="default"}') == 1
+    assert value('clerk_replica_reconcile_last_run_ok{instance="default"}') == 0
+    assert value("clerk_replica_workers_alive") == 1
+    assert before - 1 <= value("clerk_replica_worker_last_heartbeat_timestamp_seconds") <= after

@@ -3,6 +3,7 @@ driver's message carries hosts, ports and user names)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -79,3 +80,30 @@ def _delivery(svix_id: str) -> Any:
     from service.inbox.table import Status
 
     return Delivery(svix_id, "user.created", "{}", 1, "user_1", Status.PENDING)
+
+
+async def test_readyz_is_not_ready_on_an_unmigrated_or_behind_database(
+    client_for: Any, redis_url: str, tmp_path: Any
+) -> None:
+    from service.operate.migrate import downgrade, upgrade
+
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    client = await client_for(make_settings(empty, redis_url))
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "ready": False,
+        "database": "not migrated",
+        "redis": "ok",
+        "reason": "the database is not migrated: run `clerk-replica migrate`",
+    }
+    behind = f"sqlite:///{tmp_path}/behind.db"
+    await asyncio.to_thread(upgrade, behind)  # alembic runs its own event loop
+    await asyncio.to_thread(downgrade, behind, "-1")
+    client = await client_for(make_settings(behind, redis_url))
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    reason = response.json()["reason"]
+    assert "not this version's latest" in reason and "clerk-replica migrate" in reason
+    await asyncio.to_thread(upgrade, behind)
+    assert (await client.get("/readyz")).json() == {"ready": True, "database": "ok", "redis": "ok"}

@@ -1,0 +1,31 @@
+"""Which database and Redis a command uses, found the same way by every command: DATABASE_URL
+and REDIS_URL when set, else those of a running `clerk-replica dev` (its state file), else the
+defaults. `used` names them for the operator, passwords masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.config import Settings, masked_url
+from service.dev import runtime
+
+_PARTS = (("database_url", "DATABASE_URL", "database"), ("redis_url", "REDIS_URL", "redis"))
+
+
+def located(settings: Settings) -> tuple[Settings, list[str]]:
+    """`settings` with the running dev's URLs where no variable set them, and one line per
+    part saying what is used and where it came from."""
+    running = runtime.read(Path(settings.dev_state_dir))
+    updates: dict[str, str] = {}
+    used: list[str] = []
+    for field, variable, label in _PARTS:
+        if field in settings.model_fields_set:
+            source = variable
+        elif isinstance(running.get(field), str):
+            updates[field] = running[field]
+            source = f"the running `clerk-replica dev` (pid {running['pid']})"
+        else:
+            source = f"default; set {variable}"
+        value = updates.get(field, getattr(settings, field))
+        used.append(f"{label}: {masked_url(value)} ({source})")
+    return (settings.model_copy(update=updates) if updates else settings), used
