@@ -33,10 +33,10 @@ from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.instance import Identity
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.paging import total
+from service.reconcile.pass_view import Page
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
 from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
-from service.reconcile.walk import Page
 from service.replica.bulk import Encoded, encode
 
 log = get_logger(__name__)
