@@ -1,4 +1,4 @@
-"""One concept: one kind's pass over one instance, kept whole. It lists everything, in
+"""One kind's pass over one instance. It lists everything, in
 segments walked side by side (each checkpointed page by page), writes what changed through the
 kind's writes (rows named with the instance), then, once every segment has finished, hands
 over to deletion detection, which considers only the instance's rows. In a dry run nothing is
