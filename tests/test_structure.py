@@ -84,8 +84,6 @@ TESTLESS_ALLOWED: dict[str, str] = {
     "service/dev/runtime.py": "tests/dev/test_stack.py (the state file of a running stack)",
     "service/dev/secret.py": "tests/dev/test_stack.py (the dev secret persists, env wins)",
     "service/dev/send.py": "tests/dev/test_stack.py (send-test-event against the dev stack)",
-    "service/feed/dialects.py": "tests/feed/test_triggers.py and test_sources.py (on both "
-    "databases) and tests/operate/test_changes.py (listening)",
     "service/ingest/envelope.py": "tests/ingest/test_endpoint.py (bodies that are not envelopes, "
     "huge timestamps)",
     "service/ingest/refusals.py": "a data class; tests/ingest/test_body.py and test_signature.py",
