@@ -1,4 +1,4 @@
-"""The clerk-replica command line. One concept: each command is a thin shell over the part
+"""The clerk-replica command line. Each command is a thin shell over the part
 that does the work (operate, reconcile, queue, web, dev), importing it only when run."""
 
 from __future__ import annotations

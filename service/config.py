@@ -1,6 +1,6 @@
 """Settings from the environment: the only place that reads environment variables.
 
-One concept: what this install is configured with, including the variables each named Clerk
+What this install is configured with, including the variables each named Clerk
 instance has of its own (CLERK_INSTANCES) and how they stand in for the single-instance ones.
 """
 

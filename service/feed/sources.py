@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.dialect import FeedSource, dialect_of
+from service.feed.dialects import FeedSource, feed_dialect_of
 from service.feed.table import change_sources
 
 
@@ -40,14 +40,14 @@ async def attributed(
     if not enabled:
         yield
         return
-    dialect = dialect_of(conn)
+    dialect = feed_dialect_of(conn)
     named: dict[str, FeedSource] = {
         object_id: (instance, svix, None) for object_id, svix, instance in events
     }
     if run_id is not None:
         named["*"] = (instance_id, None, run_id)
-    await dialect.begin_feed(conn, named)
-    in_table = not dialect.feed_sources_in_setting
+    await dialect.begin(conn, named)
+    in_table = not dialect.sources_in_setting
     if in_table:
         await conn.execute(delete(change_sources))
         if named:
@@ -59,4 +59,4 @@ async def attributed(
     yield
     if in_table:
         await conn.execute(delete(change_sources))
-    await dialect.end_feed(conn)
+    await dialect.end(conn)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from service.db.dialect import dialect_of
+from service.feed.dialects import feed_dialect_of
 from service.kinds.declaration import Kind
 from service.kinds.registry import KINDS
 
@@ -32,15 +32,15 @@ def tables() -> list[Table]:
 
 def create(conn: Connection) -> None:
     """Create the triggers (the database is at head)."""
-    dialect = dialect_of(conn)
+    dialect = feed_dialect_of(conn)
     for kind in KINDS:
-        for ddl in dialect.feed_triggers(kind.table, _keys(kind)):
+        for ddl in dialect.triggers(kind.table, _keys(kind)):
             conn.exec_driver_sql(ddl)
 
 
 def drop(conn: Connection) -> None:
     """Drop the triggers `create` made (those there)."""
-    dialect = dialect_of(conn)
+    dialect = feed_dialect_of(conn)
     for table in tables():
-        for ddl in dialect.drop_feed_triggers(table):
+        for ddl in dialect.drop_triggers(table):
             conn.exec_driver_sql(ddl)

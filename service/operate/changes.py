@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.dialect import dialect_of
 from service.feed import read
+from service.feed.dialects import listen_changes
 
 _PAGE = 1000
 
@@ -31,7 +31,7 @@ async def print_changes(
     woken = asyncio.Event()
     async with engine.connect() as listener:
         if follow:
-            await dialect_of(listener).listen_changes(listener, woken.set)
+            await listen_changes(listener, woken.set)
         while True:
             async with engine.connect() as conn:
                 rows = await read.after(conn, since, _PAGE)

@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import re
 
-from service.db.dialect import reserved_role_name
+from service.db.postgresql import RESERVED_WORDS
 from service.feed.table import changes
 from service.kinds.registry import replica_tables
 from service.operate.views import fdw_views, live_views
 from service.reconcile.tables import instances
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Role names PostgreSQL gives a meaning of its own (GRANT ... TO public grants every role).
+_SPECIAL_ROLES = {"public", "none", "current_user", "current_role", "session_user", "user"}
 REPLICA_TABLES = [table.name for table in replica_tables()]
 LIVE_VIEWS = [name for name, _table in live_views()]
+
+
+def reserved_role_name(name: str) -> bool:
+    """A role name PostgreSQL reserves: a special role, a system role (`pg_*`) or a keyword."""
+    lowered = name.lower()
+    return lowered in _SPECIAL_ROLES or lowered.startswith("pg_") or lowered in RESERVED_WORDS
 
 
 def readonly_statements(

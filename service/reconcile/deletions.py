@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, and_, func, select
 
@@ -16,13 +16,11 @@ from service.db.chunks import CHUNK
 from service.kinds import writes
 from service.reconcile import checkpoints
 from service.reconcile.lookups import can_look_up, look_up
+from service.reconcile.pass_view import PassView
 from service.reconcile.tables import seen
 
-if TYPE_CHECKING:
-    from service.reconcile.kind_pass import KindPass
 
-
-async def detect(run: KindPass) -> None:
+async def detect(run: PassView) -> None:
     """Tombstone live rows Clerk no longer lists (the listing is complete)."""
     table = run.kind.table
     if not run.dry:
@@ -57,7 +55,7 @@ async def detect(run: KindPass) -> None:
         await tombstone(run, chunk, now)
 
 
-def over_share(run: KindPass, missing: int, live: int) -> str | None:
+def over_share(run: PassView, missing: int, live: int) -> str | None:
     """Why ending `missing` of `live` rows is refused (more than the safety share, without
     --force), or None when it is allowed."""
     allowed = max(
@@ -73,7 +71,7 @@ def over_share(run: KindPass, missing: int, live: int) -> str | None:
 
 
 async def tombstone(
-    run: KindPass, rows: Sequence[dict[str, Any]], now: datetime, *, confirmed: bool = False
+    run: PassView, rows: Sequence[dict[str, Any]], now: datetime, *, confirmed: bool = False
 ) -> None:
     """End the rows Clerk confirms gone (a lookup each, when confirming and not `confirmed`
     already); store those it still has."""
@@ -105,7 +103,7 @@ async def tombstone(
             await writes.upsert(conn, run.kind, alive, erase=erase)
 
 
-async def _candidates(run: KindPass) -> AsyncIterator[list[dict[str, Any]]]:
+async def _candidates(run: PassView) -> AsyncIterator[list[dict[str, Any]]]:
     """Live rows created before the pass started that the listing did not return, by id."""
     table = run.kind.table
     needed = run.kind.lookup.columns if run.kind.lookup else ("id",)

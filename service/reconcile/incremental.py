@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -26,11 +26,8 @@ from service.reconcile import deletions
 from service.reconcile.clerk_api import ClerkRequestError
 from service.reconcile.counting import TooManyDiffer, differing_ranges
 from service.reconcile.paging import Position, objects_of, pages
+from service.reconcile.pass_view import Page, PassView
 from service.reconcile.segments import Segment
-from service.reconcile.walk import Page
-
-if TYPE_CHECKING:
-    from service.reconcile.kind_pass import KindPass
 
 OVERLAP = 5  # objects each page of the changed list reads again (a deletion shifts it back)
 
@@ -43,7 +40,7 @@ class ListAll(Exception):
         self.escalate = escalate
 
 
-def applies(run: KindPass) -> bool:
+def applies(run: PassView) -> bool:
     """Whether the kind has an incremental pass (the others are listed whole every run)."""
     return run.listing.changed_order is not None or run.listing.by_parent is not None
 
@@ -58,7 +55,7 @@ def count_column(kind: Kind) -> str | None:
     return None
 
 
-def note_count(run: KindPass, item: dict[str, Any]) -> None:
+def note_count(run: PassView, item: dict[str, Any]) -> None:
     """Keep a listed parent's count of children for the children's pass of this run."""
     assert run.count_column is not None
     count, item_id = item.get(run.count_column), item.get("id")
@@ -71,7 +68,7 @@ def ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-async def run(run: KindPass, since: datetime) -> None:
+async def run(run: PassView, since: datetime) -> None:
     if run.listing.changed_order is not None:
         await _changed(run, ms(since))
         if run.listing.counts_by_created and run.listing.count_path is not None:
@@ -80,7 +77,7 @@ async def run(run: KindPass, since: datetime) -> None:
         await _per_parent(run, since)
 
 
-async def _write(run: KindPass, items: list[dict[str, Any]]) -> list[str]:
+async def _write(run: PassView, items: list[dict[str, Any]]) -> list[str]:
     """Write listed objects as a full pass writes a page; their ids."""
     page = Page(len(items), Segment(0), Position(), items=items)
     await run.build_page(page)
@@ -88,7 +85,7 @@ async def _write(run: KindPass, items: list[dict[str, Any]]) -> list[str]:
     return page.ids
 
 
-async def _changed(run: KindPass, since_ms: int) -> None:
+async def _changed(run: PassView, since_ms: int) -> None:
     """List newest-updated first, down to `since_ms`, writing what came."""
     size, offset = run.settings.reconcile_page_size, 0
     previous: set[Any] = set()
@@ -112,7 +109,7 @@ async def _changed(run: KindPass, since_ms: int) -> None:
         offset += max(1, len(items) - OVERLAP)
 
 
-async def _created_since(run: KindPass, since_ms: int) -> None:
+async def _created_since(run: PassView, since_ms: int) -> None:
     """List newest-created first, down to `since_ms`, writing what came."""
     size = run.settings.reconcile_page_size
     position = Position(use_cursor=False)
@@ -129,7 +126,7 @@ def _older(item: dict[str, Any], since_ms: int, field: str = "updated_at") -> bo
     return isinstance(at, int) and at < since_ms
 
 
-async def _clerk_count(run: KindPass, low: int | None, high: int) -> int:
+async def _clerk_count(run: PassView, low: int | None, high: int) -> int:
     """Clerk's users created in [low, high) ms (the bounds are exclusive, in the spec's
     reading; an inclusive reading only makes a range differ, which listing it settles)."""
     params: dict[str, Any] = {"created_at_before": high}
@@ -143,7 +140,7 @@ async def _clerk_count(run: KindPass, low: int | None, high: int) -> int:
     return count
 
 
-def _in_range(run: KindPass, low: int | None, high: int) -> list[Any]:
+def _in_range(run: PassView, low: int | None, high: int) -> list[Any]:
     table = run.kind.table
     where = [table.c.deleted_at.is_(None), run.owned(table), table.c.created_at < from_ms(high)]
     if low is not None:
@@ -151,13 +148,13 @@ def _in_range(run: KindPass, low: int | None, high: int) -> list[Any]:
     return where
 
 
-async def _replica_count(run: KindPass, low: int | None, high: int) -> int:
+async def _replica_count(run: PassView, low: int | None, high: int) -> int:
     async with run.engine.connect() as conn:
         stmt = select(func.count()).where(*_in_range(run, low, high))
         return int((await conn.execute(stmt)).scalar_one())
 
 
-async def _median(run: KindPass, low: int | None, high: int, count: int) -> int | None:
+async def _median(run: PassView, low: int | None, high: int, count: int) -> int | None:
     """The created_at (ms) of the replica's middle row in the range, if strictly inside."""
     table = run.kind.table
     async with run.engine.connect() as conn:
@@ -176,7 +173,7 @@ async def _median(run: KindPass, low: int | None, high: int, count: int) -> int 
     return mid if (low is None or mid > low) and mid < high else None
 
 
-async def _deleted_by_count(run: KindPass) -> None:
+async def _deleted_by_count(run: PassView) -> None:
     """Find the created_at ranges whose counts differ, list them, end what Clerk lacks."""
 
     live = await _replica_count(run, None, ms(run.started_at))
@@ -197,7 +194,7 @@ async def _deleted_by_count(run: KindPass) -> None:
     await _end(run, missing, live)
 
 
-async def _list_range(run: KindPass, low: int | None, high: int) -> list[dict[str, Any]]:
+async def _list_range(run: PassView, low: int | None, high: int) -> list[dict[str, Any]]:
     """List the range and write it; the replica's live rows in it Clerk did not list."""
     bounds: dict[str, Any] = {"created_at_before": high}
     if low is not None:
@@ -209,7 +206,7 @@ async def _list_range(run: KindPass, low: int | None, high: int) -> list[dict[st
     return [r for r in await _rows(run, _in_range(run, low, high)) if r["id"] not in seen]
 
 
-async def _rows(run: KindPass, where: Sequence[Any]) -> list[dict[str, Any]]:
+async def _rows(run: PassView, where: Sequence[Any]) -> list[dict[str, Any]]:
     """The rows `where` selects, with what the kind's lookup needs, created before the pass."""
     table = run.kind.table
     needed = run.kind.lookup.columns if run.kind.lookup else ("id",)
@@ -218,7 +215,7 @@ async def _rows(run: KindPass, where: Sequence[Any]) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await conn.execute(stmt)]
 
 
-async def _end(run: KindPass, missing: list[dict[str, Any]], live: int) -> None:
+async def _end(run: PassView, missing: list[dict[str, Any]], live: int) -> None:
     refusal = deletions.over_share(run, len(missing), live)
     if refusal is not None:
         run.report.status, run.report.error = "refused", refusal
@@ -241,7 +238,7 @@ async def _end(run: KindPass, missing: list[dict[str, Any]], live: int) -> None:
         await deletions.tombstone(run, gone, now, confirmed=True)
 
 
-async def _per_parent(run: KindPass, since: datetime) -> None:
+async def _per_parent(run: PassView, since: datetime) -> None:
     """List the children of each parent whose count differs or that changed since `since`."""
     by_parent = run.listing.by_parent
     assert by_parent is not None

@@ -1,4 +1,4 @@
-"""One concept: one kind's pass over one instance, kept whole. It lists everything, in
+"""One kind's pass over one instance. It lists everything, in
 segments walked side by side (each checkpointed page by page), writes what changed through the
 kind's writes (rows named with the instance), then, once every segment has finished, hands
 over to deletion detection, which considers only the instance's rows. In a dry run nothing is
@@ -33,10 +33,10 @@ from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.instance import Identity
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.paging import total
+from service.reconcile.pass_view import Page
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
 from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
-from service.reconcile.walk import Page
 from service.replica.bulk import Encoded, encode
 
 log = get_logger(__name__)

@@ -15,39 +15,17 @@ import asyncio
 import math
 from collections import deque
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
 
-from service.clerk.rows import Snapshot
 from service.config import Settings
 from service.db.dialect import dialect_of
-from service.reconcile.paging import Position, pages
+from service.reconcile.paging import pages
+from service.reconcile.pass_view import Page, PassView
 from service.reconcile.report import ProgressCallback
-from service.reconcile.segments import Segment
-from service.replica.bulk import Encoded
-
-if TYPE_CHECKING:
-    from service.reconcile.kind_pass import KindPass
 
 MAX_WALKERS = 24  # in flight per pass, whatever the measurement: each may hold a page
 _HEADROOM = 1.5  # more in flight than latency x budget, for the jitter of round trips
 CLERK_MAX_PER_SECOND = 100  # a production instance's Backend API limit: 1,000 per 10 s
-
-
-@dataclass
-class Page:
-    """One listed page: its objects as Clerk sent them until the writer builds them, and where
-    its segment stands after it."""
-
-    listed: int
-    segment: Segment
-    after: Position
-    ends_segment: bool = False  # the segment's walk is over once this page is written
-    items: list[dict[str, Any]] = field(default_factory=list)  # emptied once built
-    ids: list[str] = field(default_factory=list)
-    built: list[Snapshot] = field(default_factory=list)
-    encoded: Encoded | None = None  # `built`, encoded for COPY ahead of the write
-    invalid: int = 0
 
 
 def walkers(settings: Settings, latency: float) -> int:
@@ -58,7 +36,7 @@ def walkers(settings: Settings, latency: float) -> int:
     return max(1, min(MAX_WALKERS, math.ceil(per_second * latency * _HEADROOM)))
 
 
-async def walk(run: KindPass, on_progress: ProgressCallback, count: int | None) -> None:
+async def walk(run: PassView, on_progress: ProgressCallback, count: int | None) -> None:
     """Walk the unfinished segments, `run.walkers` at once, while a writer writes their pages.
 
     Memory stays flat whatever the instance's size: a walker takes a slot before it asks for a

@@ -29,7 +29,7 @@ from service.config import DEFAULT_INSTANCE
 from service.db.errors import describe
 from service.logs import get_logger
 from service.operate import status
-from service.web.state import WebState
+from service.web.state import Gauges, WebState
 
 log = get_logger(__name__)
 
@@ -200,7 +200,7 @@ class DatabaseGauges:
             return self._families
 
 
-async def render(gauges: DatabaseGauges) -> bytes:
+async def render(gauges: Gauges) -> bytes:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         process_registry = CollectorRegistry()
         MultiProcessCollector(process_registry)  # type: ignore[no-untyped-call]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from prometheus_client.metrics_core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.inbox.writer import InboxWriter
 from service.queue.client import Enqueuer
 
-if TYPE_CHECKING:
-    from service.web.metrics_endpoint import DatabaseGauges
+
+class Gauges(Protocol):
+    """The gauges /metrics serves from the database (service/web/metrics_endpoint.py)."""
+
+    async def families(self) -> list[Metric]: ...
 
 
 @dataclass
@@ -20,5 +24,5 @@ class WebState:
     inbox: InboxWriter
     enqueuer: Enqueuer
     timeout_seconds: float  # bound on each probe's check
-    gauges: DatabaseGauges
+    gauges: Gauges
     metrics_token: bytes | None = None

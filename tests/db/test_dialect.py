@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.dialect import PostgreSQL, SQLite, dialect_of
+from service.db.dialect import dialect_of
 from service.db.engine import create_engine
+from service.db.postgresql import PostgreSQL
+from service.db.sqlite import SQLite
 from service.reconcile.tables import locks, runs, seen
 from tests.support import tables as t
 from tests.support.replica_helpers import rows
