@@ -15,6 +15,8 @@ from service import jsoncodec
 from service.clerk.payloads import PayloadError, deleted_id
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
+from service.config import DEFAULT_INSTANCE
+from service.inbox import instances
 from service.inbox.store import Claimed
 from service.kinds import registry, writes
 from service.kinds.declaration import Kind
@@ -67,6 +69,22 @@ def event_of(claimed: Claimed) -> Event:
     instance = envelope.get("instance_id")
     instance_id = instance if isinstance(instance, str) else None
     return Event(claimed.svix_id, claimed.event_type, data, occurred, instance_id)
+
+
+async def bindings_for(
+    conn: AsyncConnection, claimed: list[Claimed], options: RowOptions
+) -> instances.Bindings:
+    """The instance bindings in force; under the binding lock when an event may bind its
+    endpoint (a name not bound yet: rare, so batches do not queue on it)."""
+    configured = dict(options.instance_ids)
+    known = await instances.bindings(conn, configured)
+    if all(
+        (c.instance or DEFAULT_INSTANCE) in known.by_name
+        for c in claimed
+        if registry.is_replicated(c.event_type)
+    ):
+        return known
+    return await instances.bindings(conn, configured, locked=True)
 
 
 def plan(event: Event, options: RowOptions) -> Planned:

@@ -27,8 +27,16 @@ from service.kinds.declaration import Kind
 from service.replica import versioned
 
 
-async def erase(conn: AsyncConnection, person: Kind, ids: Iterable[str]) -> None:
-    """Erase the personal data of these deleted persons (objects of kind `person`)."""
+async def erase(
+    conn: AsyncConnection,
+    person: Kind,
+    ids: Iterable[str],
+    *,
+    scope: tuple[str | None] | None = None,
+) -> None:
+    """Erase the personal data of these deleted persons (objects of kind `person`). `scope`
+    (an instance id): only in rows of that instance or of none, as a deletion of that
+    instance may (None: wherever the person is named, for a person already ended)."""
     wanted = sorted(set(ids))
     if not wanted:
         return
@@ -38,9 +46,10 @@ async def erase(conn: AsyncConnection, person: Kind, ids: Iterable[str]) -> None
         assert kind.personal is not None
         link = kind.table.c[kind.personal.column]
         for chunk in chunks(wanted):
-            found = [
-                r.id for r in await conn.execute(select(kind.table.c.id).where(among(link, chunk)))
-            ]
+            query = select(kind.table.c.id).where(among(link, chunk))
+            if scope is not None:
+                query = query.where(versioned.of_instance(kind.table, scope[0]))
+            found = [r.id for r in await conn.execute(query)]
             about.update(found)
             await _null(conn, kind, kind.table, "id", found)
             for owned in kind.owns:
