@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.apply.plan import Planned, bindings_for, event_of, plan, run_planned
+from service.apply.plan import Planned, bindings_for, event_of, feed_sources, plan, run_planned
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions
 from service.config import DEFAULT_INSTANCE
@@ -120,11 +120,7 @@ async def _apply(
                         if p.object_id is not None and p.object_id != c.object_id
                     ],
                 )
-                events = [
-                    (p.object_id, c.svix_id, p.instance_id)
-                    for c, p in planned
-                    if p.object_id is not None
-                ]
+                events = feed_sources([(c.svix_id, p) for c, p in planned])
                 async with sources.attributed(conn, enabled=options.change_feed, events=events):
                     await run_planned(
                         conn, [p for _, p in planned], erase=options.erase_deleted_users

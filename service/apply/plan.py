@@ -53,6 +53,18 @@ class Planned:
     locks: tuple[str, ...]
     instance_id: str | None = None
 
+    @property
+    def carried(self) -> list[str]:
+        """The ids of the objects of other kinds the snapshot carries (a subscription's items
+        and their plans): its event writes them too."""
+        found: list[str] = []
+        pending = [self.snapshot] if self.snapshot is not None else []
+        while pending:
+            for snapshots in pending.pop().embedded.values():
+                found.extend(s.id for s in snapshots)
+                pending.extend(snapshots)
+        return found
+
 
 def event_of(claimed: Claimed) -> Event:
     """The stored delivery as the planner sees it; PayloadError if it cannot be one."""
@@ -85,6 +97,15 @@ async def bindings_for(
     ):
         return known
     return await instances.bindings(conn, configured, locked=True)
+
+
+def feed_sources(planned: Sequence[tuple[str, Planned]]) -> list[tuple[str, str, str | None]]:
+    """What the change feed names for each object the events write ((object id, svix id,
+    instance id)): what an event carries first, so that an event about the object wins."""
+    return [
+        *((i, svix_id, p.instance_id) for svix_id, p in planned for i in p.carried),
+        *((p.object_id, svix_id, p.instance_id) for svix_id, p in planned if p.object_id),
+    ]
 
 
 def plan(event: Event, options: RowOptions) -> Planned:

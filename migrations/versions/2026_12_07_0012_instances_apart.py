@@ -1,7 +1,12 @@
-"""One Clerk instance per name and one name per instance: `clerk_replica_instances` says how
+"""Instances kept apart and inviters erased (issue 27).
+
+One Clerk instance per name and one name per instance: `clerk_replica_instances` says how
 each binding was made (`bound_by`: reconcile's key, or the first delivery) and an instance id
 is unique. Rows recorded before were found by reconcile; where two names recorded one id, the
 most recently identified keeps it (the next reconcile of the other says what it is now).
+
+Invitations are found by their inviter (`inviter_id`, indexed): erasing a deleted inviter's
+data from every invitation they sent.
 
 Revision ID: 0012
 Revises: 0011
@@ -35,9 +40,15 @@ def upgrade() -> None:
         ["instance_id"],
         unique=True,
     )
+    op.create_index(
+        "ix_clerk_organization_invitations_inviter_id",
+        "clerk_organization_invitations",
+        ["inviter_id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_clerk_organization_invitations_inviter_id", "clerk_organization_invitations")
     op.drop_index("uq_clerk_replica_instances_instance_id", "clerk_replica_instances")
     with op.batch_alter_table("clerk_replica_instances") as batch:
         batch.drop_column("bound_by")
