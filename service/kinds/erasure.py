@@ -158,16 +158,31 @@ async def remaining(conn: AsyncConnection) -> int:
     return total
 
 
-async def erase_remaining(conn: AsyncConnection, limit: int) -> int:
-    """Erase up to `limit` deleted persons still holding personal data (tombstones written
-    before erasure was on, or by a version without it); how many."""
-    done = 0
+async def unerased(conn: AsyncConnection, limit: int) -> list[tuple[Kind, str, str | None]]:
+    """Up to `limit` deleted persons still holding personal data (tombstones written before
+    erasure was on, or by a version without it): (kind, id, instance id)."""
+    found: list[tuple[Kind, str, str | None]] = []
     for person in registry.persons():
         table = person.table
-        stmt = select(table.c.id).where(_unerased(person)).order_by(table.c.id).limit(limit - done)
-        ids = [r.id for r in await conn.execute(stmt)]
-        await erase(conn, person, ids)
-        done += len(ids)
-        if done >= limit:
+        stmt = (
+            select(table.c.id, table.c.instance_id)
+            .where(_unerased(person))
+            .order_by(table.c.id)
+            .limit(limit - len(found))
+        )
+        found.extend((person, r.id, r.instance_id) for r in await conn.execute(stmt))
+        if len(found) >= limit:
             break
-    return done
+    return found
+
+
+async def erase_remaining(
+    conn: AsyncConnection, limit: int, found: Sequence[tuple[Kind, str, str | None]] | None = None
+) -> int:
+    """Erase up to `limit` deleted persons still holding personal data (`found`: those
+    `unerased` listed); how many."""
+    if found is None:
+        found = await unerased(conn, limit)
+    for person in registry.persons():
+        await erase(conn, person, [i for kind, i, _ in found if kind is person])
+    return len(found)
