@@ -58,6 +58,7 @@ def serve(
     from service.web.serve import run
 
     settings = _settings()
+    settings.instance_ids()  # refuse one Clerk instance id given to two names
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
     run(settings, host=host or settings.host, port=port or settings.port)
