@@ -82,9 +82,13 @@ def _kind_facts(kind: Kind) -> list[str]:
         facts.append("- webhook-only: reconcile does not list it")
     if kind.lookup is not None:
         facts.append(f"- a deletion candidate is looked up at `GET /{kind.lookup.path}`")
-    if kind.personal is not None:
-        columns = ", ".join(code(f"{c.table.name}.{c.name}") for c in kind.personal.columns)
-        facts.append(f"- personal data of its `{kind.personal.person}` object: {columns}")
+    for personal in kind.personals:
+        columns = ", ".join(code(f"{c.table.name}.{c.name}") for c in personal.columns)
+        keys = f" (keys {', '.join(code(k) for k in personal.keys)})" if personal.keys else ""
+        facts.append(
+            f"- personal data of the `{personal.person}` object its `{personal.column}` names: "
+            f"{columns}{keys}"
+        )
     if "deleted_at" in kind.table.c:
         facts.append(f"- live rows: the view `{kind.table.name}_live`")
     if kind.fdw is not None:

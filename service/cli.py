@@ -126,6 +126,7 @@ def serve(
     from service.web.serve import run
 
     settings = _located(service=True)
+    settings.instance_ids()  # refuse one Clerk instance id given to two names
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
     if (problem := _schema_problem(settings)) is not None:

@@ -60,7 +60,10 @@ INSTANCE_VARIABLES = {
     "SECRET_KEY": "clerk_secret_key",
     "API_URL": "clerk_api_url",
     "MAX_REQUESTS_PER_10S": "reconcile_max_requests_per_10s",
+    "INSTANCE_ID": "clerk_instance_id",
 }
+# A Clerk instance id (`ins_...`), as CLERK_<NAME>_INSTANCE_ID gives it.
+_CLERK_INSTANCE_ID = r"^ins_[A-Za-z0-9]{1,64}$"
 
 
 def webhook_path(instance: str) -> str:
@@ -414,6 +417,15 @@ class Settings(BaseSettings):
         "received (with their bodies): replay or discard them before.",
     )
 
+    # Instances kept apart (issue 27): the Clerk instance an endpoint's events belong to.
+    clerk_instance_id: str | None = Field(
+        default=None,
+        pattern=_CLERK_INSTANCE_ID,
+        description="The Clerk instance id (ins_...) the default endpoint belongs to; named "
+        "instances read CLERK_<NAME>_INSTANCE_ID. Unset: learned from reconcile's GET /instance "
+        "or the endpoint's first delivery. An envelope naming another instance is refused.",
+    )
+
     # The instance these settings speak for (`for_instance`): DEFAULT_INSTANCE unless named.
     _instance: str = PrivateAttr(default=DEFAULT_INSTANCE)
 
@@ -477,6 +489,29 @@ class Settings(BaseSettings):
         """`for_instance` of every instance this install keeps."""
         return [self.for_instance(name) for name in self.instance_names()]
 
+    def instance_ids(self) -> dict[str, str]:
+        """The configured instance ids by name (CLERK_<NAME>_INSTANCE_ID); refuses one id given
+        to two names."""
+        found: dict[str, str] = {}
+        for name in self.instance_names():
+            if name != DEFAULT_INSTANCE:
+                instance_id = self.for_instance(name).clerk_instance_id
+            elif self._instance == DEFAULT_INSTANCE:
+                instance_id = self.clerk_instance_id
+            else:  # these settings are a named instance's: the default's is in the environment
+                given = self.instance_environ.get(instance_variable(name, "INSTANCE_ID"))
+                instance_id = given.get_secret_value() if given is not None else None
+            if instance_id is None:
+                continue
+            other = next((n for n, i in found.items() if i == instance_id), None)
+            if other is not None:
+                raise ConfigError(
+                    f"{instance_variable(name, 'INSTANCE_ID')} names the Clerk instance that "
+                    f"{instance_variable(other, 'INSTANCE_ID')} names: one instance, one name"
+                )
+            found[name] = instance_id
+        return found
+
     def _variable(self, suffix: str) -> str:
         return instance_variable(self._instance, suffix)
 
@@ -530,6 +565,7 @@ class _InstanceVariables(BaseModel):
     clerk_secret_key: SecretStr | None = None
     clerk_api_url: str
     reconcile_max_requests_per_10s: int | None = Field(default=None, ge=1)
+    clerk_instance_id: str | None = Field(default=None, pattern=_CLERK_INSTANCE_ID)
 
     _https_unless_loopback = field_validator("clerk_api_url")(https_unless_loopback)
     _blank_is_unset = field_validator(

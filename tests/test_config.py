@@ -213,3 +213,33 @@ def test_a_variable_that_looks_like_ours_is_named_with_the_closest_real_one(
     from service.config import lookalike_variables
 
     assert lookalike_variables(environ) == expected
+
+
+def test_each_instance_may_name_its_clerk_instance_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLERK_INSTANCES", "prod,staging")
+    monkeypatch.setenv("CLERK_PROD_INSTANCE_ID", "ins_2prod")
+    monkeypatch.setenv("CLERK_PROD_WEBHOOK_SIGNING_SECRET", "whsec_prodprodprod")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert settings.instance_ids() == {"prod": "ins_2prod"}
+    assert settings.for_instance("prod").instance_ids() == {"prod": "ins_2prod"}
+    alone = Settings(clerk_instances="", clerk_instance_id="ins_1", instance_environ={})
+    assert alone.instance_ids() == {"default": "ins_1"}
+    assert Settings(clerk_instances="", instance_environ={}).instance_ids() == {}
+
+
+def test_an_instance_id_is_one_name_s_and_looks_like_one() -> None:
+    twice = Settings(
+        clerk_instances="prod,staging",
+        instance_environ={"CLERK_PROD_INSTANCE_ID": "ins_1", "CLERK_STAGING_INSTANCE_ID": "ins_1"},
+    )
+    with pytest.raises(ConfigError, match=r"CLERK_STAGING_INSTANCE_ID .* CLERK_PROD_INSTANCE_ID"):
+        twice.instance_ids()
+    bad = Settings(clerk_instances="prod", instance_environ={"CLERK_PROD_INSTANCE_ID": "prod"})
+    with pytest.raises(ConfigError, match="CLERK_PROD_INSTANCE_ID"):
+        bad.instance_ids()
+    with pytest.raises(ValidationError, match="clerk_instance_id"):
+        Settings(clerk_instance_id="user_1")

@@ -15,18 +15,18 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.apply.plan import Planned, event_of, plan, run_planned
+from service.apply.plan import Planned, bindings_for, event_of, feed_sources, plan, run_planned
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions
 from service.config import DEFAULT_INSTANCE
 from service.db.errors import TransientError, describe, is_transient
 from service.feed import sources
-from service.inbox import store
+from service.inbox import instances, store
 from service.inbox.store import Claimed
 from service.inbox.table import Status
 from service.kinds.registry import is_replicated
@@ -108,7 +108,9 @@ async def _apply(
             async with engine.begin() as conn:
                 claimed = await take(conn, datetime.now(UTC))
                 result.claimed = len(claimed)
-                planned, settled = _plan_all(claimed, options)
+                known = await bindings_for(conn, claimed, options)
+                planned, settled, learned = _plan_all(claimed, options, known)
+                await instances.bind_deliveries(conn, learned)
                 # Object ids first: an erasure in the writes finds events by them.
                 await store.set_object_ids(
                     conn,
@@ -118,11 +120,7 @@ async def _apply(
                         if p.object_id is not None and p.object_id != c.object_id
                     ],
                 )
-                events = [
-                    (p.object_id, c.svix_id, p.instance_id)
-                    for c, p in planned
-                    if p.object_id is not None
-                ]
+                events = feed_sources([(c.svix_id, p) for c, p in planned])
                 async with sources.attributed(conn, enabled=options.change_feed, events=events):
                     await run_planned(
                         conn, [p for _, p in planned], erase=options.erase_deleted_users
@@ -149,16 +147,30 @@ async def _apply(
 
 
 def _plan_all(
-    claimed: list[Claimed], options: RowOptions
-) -> tuple[list[tuple[Claimed, Planned]], dict[Status, list[tuple[str, str | None]]]]:
+    claimed: list[Claimed], options: RowOptions, known: instances.Bindings
+) -> tuple[
+    list[tuple[Claimed, Planned]], dict[Status, list[tuple[str, str | None]]], dict[str, str]
+]:
+    """Plan each event as of its endpoint's instance; the names bound by their first
+    delivery here are returned to be recorded."""
     planned: list[tuple[Claimed, Planned]] = []
     settled: dict[Status, list[tuple[str, str | None]]] = {Status.IGNORED: [], Status.FAILED: []}
+    learned: dict[str, str] = {}
     for c in claimed:
         if not is_replicated(c.event_type):
             settled[Status.IGNORED].append((c.svix_id, None))
             continue
         try:
-            planned.append((c, plan(event_of(c), options)))
+            event = event_of(c)
+            name = _instance(c)
+            refusal = known.refusal(name, event.instance_id)
+            if refusal is not None:
+                raise PayloadError(refusal)
+            if name not in known.by_name and event.instance_id is not None:
+                known = known.learn(name, event.instance_id)
+                learned[name] = event.instance_id
+            event = replace(event, instance_id=known.instance_for(name, event.instance_id))
+            planned.append((c, plan(event, options)))
         except PayloadError as exc:
             settled[Status.FAILED].append((c.svix_id, str(exc)))
             log.warning(
@@ -168,7 +180,7 @@ def _plan_all(
                 event_type=c.event_type,
                 error=str(exc),
             )
-    return planned, settled
+    return planned, settled, learned
 
 
 def _count(

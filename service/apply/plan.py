@@ -15,6 +15,8 @@ from service import jsoncodec
 from service.clerk.payloads import PayloadError, deleted_id
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
+from service.config import DEFAULT_INSTANCE
+from service.inbox import instances
 from service.inbox.store import Claimed
 from service.kinds import registry, writes
 from service.kinds.declaration import Kind
@@ -51,6 +53,18 @@ class Planned:
     locks: tuple[str, ...]
     instance_id: str | None = None
 
+    @property
+    def carried(self) -> list[str]:
+        """The ids of the objects of other kinds the snapshot carries (a subscription's items
+        and their plans): its event writes them too."""
+        found: list[str] = []
+        pending = [self.snapshot] if self.snapshot is not None else []
+        while pending:
+            for snapshots in pending.pop().embedded.values():
+                found.extend(s.id for s in snapshots)
+                pending.extend(snapshots)
+        return found
+
 
 def event_of(claimed: Claimed) -> Event:
     """The stored delivery as the planner sees it; PayloadError if it cannot be one."""
@@ -67,6 +81,31 @@ def event_of(claimed: Claimed) -> Event:
     instance = envelope.get("instance_id")
     instance_id = instance if isinstance(instance, str) else None
     return Event(claimed.svix_id, claimed.event_type, data, occurred, instance_id)
+
+
+async def bindings_for(
+    conn: AsyncConnection, claimed: list[Claimed], options: RowOptions
+) -> instances.Bindings:
+    """The instance bindings in force; under the binding lock when an event may bind its
+    endpoint (a name not bound yet: rare, so batches do not queue on it)."""
+    configured = dict(options.instance_ids)
+    known = await instances.bindings(conn, configured)
+    if all(
+        (c.instance or DEFAULT_INSTANCE) in known.by_name
+        for c in claimed
+        if registry.is_replicated(c.event_type)
+    ):
+        return known
+    return await instances.bindings(conn, configured, locked=True)
+
+
+def feed_sources(planned: Sequence[tuple[str, Planned]]) -> list[tuple[str, str, str | None]]:
+    """What the change feed names for each object the events write ((object id, svix id,
+    instance id)): what an event carries first, so that an event about the object wins."""
+    return [
+        *((i, svix_id, p.instance_id) for svix_id, p in planned for i in p.carried),
+        *((p.object_id, svix_id, p.instance_id) for svix_id, p in planned if p.object_id),
+    ]
 
 
 def plan(event: Event, options: RowOptions) -> Planned:

@@ -32,6 +32,8 @@ class RowOptions:
     # When a reconcile listing read the objects: the version of those whose payload carries
     # no time of its own (Clerk's billing plans).
     listed_at: datetime | None = None
+    # The configured Clerk instance ids by endpoint name (CLERK_<NAME>_INSTANCE_ID).
+    instance_ids: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> RowOptions:
@@ -39,6 +41,7 @@ class RowOptions:
             settings.store_private_metadata,
             settings.erase_deleted_users,
             change_feed=settings.change_feed,
+            instance_ids=tuple(sorted(settings.instance_ids().items())),
         )
 
 

@@ -32,18 +32,20 @@ async def attributed(
     events: Iterable[tuple[str, str, str | None]] = (),
     run_id: str | None = None,
     instance_id: str | None = None,
+    runs: Iterable[tuple[str, str, str | None]] = (),
 ) -> AsyncIterator[None]:
     """Within the block, changes name their event (`events`: (object id, svix id, instance
-    id); the last of an object wins) or `run_id` (of the instance `instance_id`). At its end
-    (the transaction still open), listeners are told the feed grew. `enabled` False
-    (CHANGE_FEED off): nothing at all."""
+    id); the last of an object wins), a run by object (`runs`: (object id, run id, instance
+    id)), or `run_id` (of the instance `instance_id`). At its end (the transaction still
+    open), listeners are told the feed grew. `enabled` False (CHANGE_FEED off): nothing."""
     if not enabled:
         yield
         return
     dialect = feed_dialect_of(conn)
     named: dict[str, FeedSource] = {
-        object_id: (instance, svix, None) for object_id, svix, instance in events
+        object_id: (instance, None, run) for object_id, run, instance in runs
     }
+    named.update({object_id: (instance, svix, None) for object_id, svix, instance in events})
     if run_id is not None:
         named["*"] = (instance_id, None, run_id)
     await dialect.begin(conn, named)

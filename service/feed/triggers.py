@@ -20,8 +20,12 @@ from service.kinds.registry import KINDS
 
 def _keys(kind: Kind) -> list[str]:
     """The row's columns naming its change's source, best first: its own id, then its
-    parents'."""
-    return ["id", *(p.column for p in kind.parents)]
+    parents', then the persons' whose erasure changes it."""
+    keys = ["id", *(p.column for p in kind.parents)]
+    for personal in kind.personals:
+        if personal.column not in keys:
+            keys.append(personal.column)
+    return keys
 
 
 def tables() -> list[Table]:

@@ -44,11 +44,14 @@ class Owned:
 class Personal:
     """`columns` (of the kind's table or its owned tables) hold personal data of the object of
     kind `person` that `column` names (`id`: the object is the person). Deleting the person
-    erases them (service/kinds/erasure.py)."""
+    erases them (service/kinds/erasure.py): set to NULL, or, with `keys`, only those keys
+    taken out of the JSON objects the columns hold (the rest is someone else's: an
+    invitation's inviter in an invitee's invitation)."""
 
     column: str
     person: str
     columns: tuple[Column[Any], ...]
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,10 +151,18 @@ class Kind:
     before_upsert: BeforeUpsert | None = None
     listing: Listing | None = None
     lookup: Lookup | None = None
-    personal: Personal | None = None
+    # Whose personal data its rows hold: one Personal per person a payload names.
+    personal: Personal | tuple[Personal, ...] | None = None
     # Kinds whose snapshots this one's carry (Snapshot.embedded), stored with it.
     embeds: tuple[str, ...] = ()
     fdw: FdwView | None = None
+
+    @property
+    def personals(self) -> tuple[Personal, ...]:
+        """Every Personal it declares (none, one, or one per person its payloads name)."""
+        if self.personal is None:
+            return ()
+        return self.personal if isinstance(self.personal, tuple) else (self.personal,)
 
     @property
     def tables(self) -> tuple[Table, ...]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, func, null, or_, select, update
+from sqlalchemy import Column, ColumnElement, Table, and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk.rows import Row
@@ -23,39 +24,54 @@ from service.db.chunks import chunks
 from service.db.dialect import dialect_of
 from service.inbox.retention import clear_bodies_about
 from service.kinds import registry
-from service.kinds.declaration import Kind
+from service.kinds.declaration import Kind, Personal
 from service.replica import versioned
 
 
-async def erase(conn: AsyncConnection, person: Kind, ids: Iterable[str]) -> None:
-    """Erase the personal data of these deleted persons (objects of kind `person`)."""
+async def erase(
+    conn: AsyncConnection,
+    person: Kind,
+    ids: Iterable[str],
+    *,
+    scope: tuple[str | None] | None = None,
+) -> None:
+    """Erase the personal data of these deleted persons (objects of kind `person`). `scope`
+    (an instance id): only in rows of that instance or of none, as a deletion of that
+    instance may (None: wherever the person is named, for a person already ended)."""
     wanted = sorted(set(ids))
     if not wanted:
         return
     among = dialect_of(conn).among
     about: set[str] = set(wanted)
     for kind in registry.erased_with(person):
-        assert kind.personal is not None
-        link = kind.table.c[kind.personal.column]
-        for chunk in chunks(wanted):
-            found = [
-                r.id for r in await conn.execute(select(kind.table.c.id).where(among(link, chunk)))
-            ]
-            about.update(found)
-            await _null(conn, kind, kind.table, "id", found)
-            for owned in kind.owns:
-                await _null(conn, kind, owned.table, owned.owner_column, found)
+        for personal in _naming(kind, person):
+            link = kind.table.c[personal.column]
+            for chunk in chunks(wanted):
+                query = select(kind.table.c.id).where(among(link, chunk))
+                if scope is not None:
+                    query = query.where(versioned.of_instance(kind.table, scope[0]))
+                found = [r.id for r in await conn.execute(query)]
+                about.update(found)
+                await _forget(conn, personal, kind.table, "id", found)
+                for owned in kind.owns:
+                    await _forget(conn, personal, owned.table, owned.owner_column, found)
     await clear_bodies_about(conn, sorted(about))
 
 
-async def _null(
-    conn: AsyncConnection, kind: Kind, table: Table, key: str, values: Sequence[str]
+def _naming(kind: Kind, person: Kind) -> list[Personal]:
+    return [p for p in kind.personals if p.person == person.name]
+
+
+async def _forget(
+    conn: AsyncConnection, personal: Personal, table: Table, key: str, values: Sequence[str]
 ) -> None:
-    """NULL the kind's personal columns in the rows of `table` whose `key` is in `values`
-    (only rows still holding some, so erasing twice writes nothing)."""
-    assert kind.personal is not None
-    columns = [c for c in kind.personal.columns if c.table is table]
+    """Forget the personal data `personal` declares in the rows of `table` whose `key` is in
+    `values` (only rows still holding some, so erasing twice writes nothing)."""
+    columns = [c for c in personal.columns if c.table is table]
     if not columns or not values:
+        return
+    if personal.keys:
+        await _strip_keys(conn, table, key, values, columns, personal.keys)
         return
     among = dialect_of(conn).among
     for chunk in chunks(values):
@@ -64,6 +80,33 @@ async def _null(
             .where(among(table.c[key], chunk), or_(*(c.is_not(None) for c in columns)))
             .values({c.name: null() for c in columns})  # SQL NULL, not JSON null
         )
+
+
+async def _strip_keys(
+    conn: AsyncConnection,
+    table: Table,
+    key: str,
+    values: Sequence[str],
+    columns: Sequence[Column[Any]],
+    keys: tuple[str, ...],
+) -> None:
+    """Take `keys` out of the JSON objects the columns hold, in the rows whose `key` is in
+    `values` (read, edited here and written back by primary key: the same on both dialects)."""
+    among = dialect_of(conn).among
+    primary = table.primary_key.columns.values()[0]
+    for chunk in chunks(values):
+        stored = await conn.execute(select(primary, *columns).where(among(table.c[key], chunk)))
+        changed = []
+        for row in stored:
+            edits = {
+                c.name: {k: v for k, v in held.items() if k not in keys}
+                for c, held in zip(columns, row[1:], strict=True)
+                if isinstance(held, dict) and any(k in held for k in keys)
+            }
+            if edits:
+                changed.append((row[0], edits))
+        for row_key, edits in changed:
+            await conn.execute(update(table).where(primary == row_key).values(edits))
 
 
 async def erase_ended(
@@ -80,22 +123,21 @@ async def erase_ended(
     back with their `deleted_at`, and a person who is a parent was looked up as one. Only the
     rest (rows the guard refused; a person that is no parent) costs a query.
     """
-    if kind.personal is None:
-        return
-    column, person = kind.personal.column, registry.kind(kind.personal.person)
-    gone: set[str] = set()
-    if person is kind and column == "id":
-        gone = {i for i, deleted_at in applied.items() if deleted_at is not None}
-        unknown = [row["id"] for row in rows if row["id"] not in applied]
-    elif column in parents_ended and _is_parent(kind, column, person):
-        gone = {row[column] for row in rows if row.get(column) in parents_ended[column]}
-        unknown = []
-    else:
-        unknown = [row[column] for row in rows if row.get(column)]
-    if unknown:
-        gone.update(await versioned.ended(conn, person.table, unknown))
-    if gone:
-        await erase(conn, person, gone)
+    for personal in kind.personals:
+        column, person = personal.column, registry.kind(personal.person)
+        gone: set[str] = set()
+        if person is kind and column == "id":
+            gone = {i for i, deleted_at in applied.items() if deleted_at is not None}
+            unknown = [row["id"] for row in rows if row["id"] not in applied]
+        elif column in parents_ended and _is_parent(kind, column, person):
+            gone = {row[column] for row in rows if row.get(column) in parents_ended[column]}
+            unknown = []
+        else:
+            unknown = [row[column] for row in rows if row.get(column)]
+        if unknown:
+            gone.update(await versioned.ended(conn, person.table, unknown))
+        if gone:
+            await erase(conn, person, gone)
 
 
 def _is_parent(kind: Kind, column: str, person: Kind) -> bool:
@@ -116,16 +158,31 @@ async def remaining(conn: AsyncConnection) -> int:
     return total
 
 
-async def erase_remaining(conn: AsyncConnection, limit: int) -> int:
-    """Erase up to `limit` deleted persons still holding personal data (tombstones written
-    before erasure was on, or by a version without it); how many."""
-    done = 0
+async def unerased(conn: AsyncConnection, limit: int) -> list[tuple[Kind, str, str | None]]:
+    """Up to `limit` deleted persons still holding personal data (tombstones written before
+    erasure was on, or by a version without it): (kind, id, instance id)."""
+    found: list[tuple[Kind, str, str | None]] = []
     for person in registry.persons():
         table = person.table
-        stmt = select(table.c.id).where(_unerased(person)).order_by(table.c.id).limit(limit - done)
-        ids = [r.id for r in await conn.execute(stmt)]
-        await erase(conn, person, ids)
-        done += len(ids)
-        if done >= limit:
+        stmt = (
+            select(table.c.id, table.c.instance_id)
+            .where(_unerased(person))
+            .order_by(table.c.id)
+            .limit(limit - len(found))
+        )
+        found.extend((person, r.id, r.instance_id) for r in await conn.execute(stmt))
+        if len(found) >= limit:
             break
-    return done
+    return found
+
+
+async def erase_remaining(
+    conn: AsyncConnection, limit: int, found: Sequence[tuple[Kind, str, str | None]] | None = None
+) -> int:
+    """Erase up to `limit` deleted persons still holding personal data (`found`: those
+    `unerased` listed); how many."""
+    if found is None:
+        found = await unerased(conn, limit)
+    for person in registry.persons():
+        await erase(conn, person, [i for kind, i, _ in found if kind is person])
+    return len(found)

@@ -24,7 +24,7 @@ organization_invitations = Table(
     Column("role", Text),
     Column("status", Text),
     Column("user_id", Text, index=True),
-    Column("inviter_id", Text),
+    Column("inviter_id", Text, index=True),
     Column("public_metadata", JSONValue),
     Column("private_metadata", JSONValue),
     Column("expires_at", UTCDateTime),
@@ -38,6 +38,10 @@ class OrganizationRef(p.Model):
     id: str
 
 
+class InviterRef(p.Model):
+    user_id: str | None = None
+
+
 class Invitation(p.Model):
     id: str
     organization_id: str | None = None
@@ -47,6 +51,7 @@ class Invitation(p.Model):
     status: str | None = None
     user_id: str | None = None
     inviter_id: str | None = None
+    public_inviter_data: InviterRef | None = None
     public_metadata: dict[str, Any] | None = None
     private_metadata: dict[str, Any] | None = None
     expires_at: Millis | None = None
@@ -67,7 +72,9 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
             "role": inv.role,
             "status": inv.status,
             "user_id": inv.user_id,
-            "inviter_id": inv.inviter_id,
+            # Erasure finds the inviter by it (the payload's data names them too).
+            "inviter_id": inv.inviter_id
+            or (inv.public_inviter_data.user_id if inv.public_inviter_data else None),
             "public_metadata": inv.public_metadata,
             "private_metadata": r.private(inv.private_metadata, options),
             "expires_at": from_ms(inv.expires_at),
@@ -90,15 +97,21 @@ KIND = Kind(
     parents=(Parent("organization_id", "organizations"),),
     listing=Listing("organization_invitations"),
     lookup=Lookup("organizations/{organization_id}/invitations/{id}"),
-    # An accepted invitation names its user: the user's email address is the invitee's.
-    personal=Personal(
-        "user_id",
-        "users",
-        (
-            organization_invitations.c.email_address,
-            organization_invitations.c.public_metadata,
-            organization_invitations.c.private_metadata,
-            organization_invitations.c.raw,
+    personal=(
+        # An accepted invitation names its user: the user's email address is the invitee's.
+        Personal(
+            "user_id",
+            "users",
+            (
+                organization_invitations.c.email_address,
+                organization_invitations.c.public_metadata,
+                organization_invitations.c.private_metadata,
+                organization_invitations.c.raw,
+            ),
+        ),
+        # Every invitation names its inviter: names, email (`identifier`) and image.
+        Personal(
+            "inviter_id", "users", (organization_invitations.c.raw,), keys=("public_inviter_data",)
         ),
     ),
 )

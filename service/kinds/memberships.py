@@ -95,16 +95,27 @@ async def settle_live_pairs(conn: AsyncConnection, rows: list[Row]) -> None:
     if not rows:
         return
     pairs = sorted({(row["organization_id"], row["user_id"]) for row in rows})
+    writers: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+    for row in rows:
+        writers[(row["organization_id"], row["user_id"])].add(row.get("instance_id"))
     stored: list[tuple[str, str, str, datetime, datetime | None]] = []
     among_pairs = dialect_of(conn).among_pairs
     for chunk in chunks(pairs):
         result = await conn.execute(
-            select(m.c.id, m.c.organization_id, m.c.user_id, m.c.created_at, m.c.deleted_at).where(
-                among_pairs((m.c.organization_id, m.c.user_id), list(chunk))
-            )
+            select(
+                m.c.id,
+                m.c.organization_id,
+                m.c.user_id,
+                m.c.created_at,
+                m.c.deleted_at,
+                m.c.instance_id,
+            ).where(among_pairs((m.c.organization_id, m.c.user_id), list(chunk)))
         )
         stored.extend(
-            (s.id, s.organization_id, s.user_id, s.created_at, s.deleted_at) for s in result
+            (s.id, s.organization_id, s.user_id, s.created_at, s.deleted_at)
+            for s in result
+            # Another instance's memberships are none of these rows' business.
+            if s.instance_id is None or s.instance_id in writers[(s.organization_id, s.user_id)]
         )
 
     candidates: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)

@@ -58,8 +58,9 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
         for name in kind.embeds:
             if name not in by_name:
                 raise RuntimeError(f"{kind.name}: embeds unknown kind {name!r}")
-        if kind.personal is not None and kind.personal.person not in by_name:
-            raise RuntimeError(f"{kind.name}: unknown person kind {kind.personal.person!r}")
+        for personal in kind.personals:
+            if personal.person not in by_name:
+                raise RuntimeError(f"{kind.name}: unknown person kind {personal.person!r}")
     return tuple(sorted(kinds, key=lambda k: (depth_of(k), k.order, k.name)))
 
 
@@ -113,8 +114,8 @@ def dependents(of: Kind) -> tuple[tuple[Kind, Parent], ...]:
 def _erased_with() -> dict[str, tuple[Kind, ...]]:
     found: dict[str, list[Kind]] = {k.name: [] for k in KINDS}
     for k in KINDS:
-        if k.personal is not None:
-            found[k.personal.person].append(k)
+        for person in dict.fromkeys(p.person for p in k.personals):
+            found[person].append(k)
     return {name: tuple(items) for name, items in found.items()}
 
 

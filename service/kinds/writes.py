@@ -120,22 +120,29 @@ async def end(
     instance_id: str | None = None,
 ) -> None:
     """End objects by id at the given times, with what depends on them (and, for persons,
-    their personal data with `erase`). A bare tombstone names `instance_id`."""
+    their personal data with `erase`), as instance `instance_id`: objects recorded for another
+    instance are left alone, whatever depends on them too. A bare tombstone names it."""
     dependents = registry.dependents(kind)
     if dependents:
         await lock_parents(conn, (i for i, _ in items))
+    foreign = await versioned.of_other_instances(
+        conn, kind.table, [i for i, _ in items], instance_id
+    )
+    items = [item for item in items if item[0] not in foreign]
+    if not items:
+        return
     if versioned.takes_bare_rows(kind.table):
         await versioned.tombstone(conn, kind.table, items, instance_id)
     else:
-        await versioned.end_live(conn, kind.table, "id", items)
+        await versioned.end_live(conn, kind.table, "id", items, instance_id)
     if kind.owns:
         ids = [i for i, _ in items]
         for owned in kind.owns:
             await drop_children(conn, owned.table, owned.owner_column, ids)
     for child, parent in dependents:
-        await versioned.end_live(conn, child.table, parent.column, items)
+        await versioned.end_live(conn, child.table, parent.column, items, instance_id)
     if erase and registry.erased_with(kind):
-        await erasure.erase(conn, kind, (i for i, _ in items))
+        await erasure.erase(conn, kind, (i for i, _ in items), scope=(instance_id,))
 
 
 async def end_snapshots(

@@ -116,14 +116,6 @@ class Enqueuer:
         )
         return job is not None
 
-    async def worker_health(self) -> str | None:
-        """arq's last health check line of a running worker (jobs done, failed, queued), or
-        None when no worker has written one lately (it expires soon after a worker stops)."""
-        found = await asyncio.wait_for(
-            self._redis.get(health_check_key(self._settings)), timeout=self._timeout
-        )
-        return None if found is None else bytes(found).decode(errors="replace")
-
     async def close(self) -> None:
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()

@@ -25,7 +25,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings, instance_variable, masked_url
 from service.db.engine import create_engine
 from service.db.errors import TransientError, describe
-from service.feed import read
+from service.feed import read, sources
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
@@ -45,6 +45,8 @@ log = get_logger(__name__)
 
 # Batches of SWEEP_BATCH_SIZE each kind of pruning may take per sweep.
 _RETENTION_BATCHES = 10
+# What the change feed names as the run of the sweep's erasure.
+_ERASURE_RUN = "erasure:sweep"
 
 
 # arq hands every task a plain dict: `settings` (ours), `redis` and `job_try` (arq's), and
@@ -133,7 +135,11 @@ async def _forget(state: WorkerState, now: datetime) -> None:
         erased = 0
         if settings.erase_deleted_users:
             async with state.engine.begin() as conn:
-                erased = await erasure.erase_remaining(conn, settings.sweep_batch_size)
+                found = await erasure.unerased(conn, settings.sweep_batch_size)
+                # Each change names the run and the instance of the person it erases.
+                runs = [(i, _ERASURE_RUN, instance_id) for _, i, instance_id in found]
+                async with sources.attributed(conn, enabled=settings.change_feed, runs=runs):
+                    erased = await erasure.erase_remaining(conn, len(found), found)
     except Exception as exc:  # the next sweep tries again
         log.warning("sweep.retention_failed", error=describe(exc))
         return

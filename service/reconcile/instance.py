@@ -4,16 +4,14 @@ rows of it, so instances sharing one replica never touch each other's rows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.dialect import dialect_of
+from service.inbox.instances import bind_by_key
 from service.logs import get_logger
 from service.reconcile.clerk_api import ClerkAPI, ClerkRequestError
-from service.reconcile.tables import instances
 
 log = get_logger(__name__)
 
@@ -37,13 +35,17 @@ async def identify(api: ClerkAPI, name: str) -> Identity:
     return Identity(name, instance_id, environment if isinstance(environment, str) else None)
 
 
-async def record(conn: AsyncConnection, identity: Identity) -> None:
-    """Remember what the name stands for (the latest finding wins: a key may be replaced by
-    another instance's, and then that instance's rows are the ones reconciled)."""
-    before = await conn.scalar(
-        select(instances.c.instance_id).where(instances.c.name == identity.name)
+async def record(
+    conn: AsyncConnection, identity: Identity, configured: Mapping[str, str] | None = None
+) -> None:
+    """Bind the name to what its key says it is (the latest finding wins: a key may be replaced
+    by another instance's, and then that instance's rows are the ones reconciled). Raises
+    InstanceConflict when the configured id (`configured`: name -> id) says otherwise, or the
+    instance is another name's."""
+    before = await bind_by_key(
+        conn, identity.name, identity.instance_id, identity.environment_type, configured or {}
     )
-    if before is not None and before != identity.instance_id:
+    if before is not None:
         log.warning(
             "reconcile.instance_changed",
             instance=identity.name,
@@ -51,16 +53,3 @@ async def record(conn: AsyncConnection, identity: Identity) -> None:
             now=identity.instance_id,
             hint="the secret key now belongs to another Clerk instance",
         )
-    values = {
-        "name": identity.name,
-        "instance_id": identity.instance_id,
-        "environment_type": identity.environment_type,
-        "identified_at": datetime.now(UTC),
-    }
-    stmt = dialect_of(conn).insert(instances).values(values)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[instances.c.name],
-            set_={k: v for k, v in values.items() if k != "name"},
-        )
-    )

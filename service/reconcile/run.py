@@ -67,7 +67,7 @@ async def reconcile(
     lock = LeaseLock(engine, lock_name(name), settings.reconcile_lock_ttl_seconds)
     async with lock.held():
         async with engine.begin() as conn:
-            await instance.record(conn, identity)
+            await instance.record(conn, identity, settings.instance_ids())
             run_id, resumed = await checkpoints.open_run(
                 conn,
                 trigger=options.trigger,

@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text
 
 from service.db.types import JSONValue, UTCDateTime, metadata
+from service.inbox.instances import instances as instances
 
 
 class RunStatus(StrEnum):
@@ -68,15 +69,7 @@ segments = Table(
     Column("done", Boolean, nullable=False, default=False),
 )
 
-# What each configured instance is in Clerk (GET /instance), as its last reconcile found it.
-instances = Table(
-    "clerk_replica_instances",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("instance_id", Text, nullable=False),
-    Column("environment_type", Text),
-    Column("identified_at", UTCDateTime, nullable=False),
-)
+# What each configured name stands for in Clerk (service/inbox/instances.py).
 
 seen = Table(
     "clerk_replica_reconcile_seen",

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clerk.rows import Row
@@ -102,6 +102,8 @@ def _versioned_upsert(dialect: Dialect, table: Table) -> Any:
     guard = and_(
         or_(old.updated_at.is_(None), new.updated_at >= old.updated_at),
         or_(old.deleted_at.is_(None), lifts, new.updated_at <= old.deleted_at),
+        # A row recorded for one instance is never changed by another's write.
+        or_(old.instance_id.is_(None), old.instance_id == new.instance_id),
     )
     columns: dict[str, Any] = {c.name: new[c.name] for c in table.columns if c.name != "id"}
     # A write that does not know the instance (a test, an app's own) does not forget it.
@@ -151,15 +153,22 @@ def _tombstone_upsert(dialect: Dialect, table: Table) -> Any:
             "deleted_at": stmt.excluded.deleted_at,
             "instance_id": func.coalesce(table.c.instance_id, stmt.excluded.instance_id),
         },
-        where=or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
+        where=and_(
+            or_(table.c.deleted_at.is_(None), stmt.excluded.deleted_at < table.c.deleted_at),
+            or_(table.c.instance_id.is_(None), table.c.instance_id == stmt.excluded.instance_id),
+        ),
     ).returning(table.c.id)
 
 
 async def end_live(
-    conn: AsyncConnection, table: Table, column: str, items: Sequence[tuple[str, datetime]]
+    conn: AsyncConnection,
+    table: Table,
+    column: str,
+    items: Sequence[tuple[str, datetime]],
+    instance_id: str | None,
 ) -> None:
     """End the rows of `table` whose `column` has one of the values, at its time (a row
-    already ended earlier keeps its end)."""
+    already ended earlier keeps its end), among the rows of `instance_id` or of none."""
     key = table.c[column]
     by_time: dict[datetime, list[str]] = defaultdict(list)
     for value, at in items:
@@ -168,9 +177,39 @@ async def end_live(
         for chunk in chunks(values):
             await conn.execute(
                 update(table)
-                .where(key.in_(chunk), or_(table.c.deleted_at.is_(None), table.c.deleted_at > at))
+                .where(
+                    key.in_(chunk),
+                    or_(table.c.deleted_at.is_(None), table.c.deleted_at > at),
+                    of_instance(table, instance_id),
+                )
                 .values(deleted_at=at)
             )
+
+
+def of_instance(table: Table, instance_id: str | None) -> ColumnElement[bool]:
+    """Rows an instance's writes may change: its own and those naming no instance (claimed)."""
+    column = table.c.instance_id
+    if instance_id is None:
+        return column.is_(None)
+    return or_(column.is_(None), column == instance_id)
+
+
+async def of_other_instances(
+    conn: AsyncConnection, table: Table, ids: Iterable[str], instance_id: str | None
+) -> set[str]:
+    """The ids among `ids` whose rows are recorded for an instance other than `instance_id`."""
+    found: set[str] = set()
+    among = dialect_of(conn).among
+    for chunk in chunks(sorted(set(ids))):
+        result = await conn.execute(
+            select(table.c.id).where(
+                among(table.c.id, chunk),
+                table.c.instance_id.is_not(None),
+                ~of_instance(table, instance_id),
+            )
+        )
+        found.update(r.id for r in result)
+    return found
 
 
 async def ended(conn: AsyncConnection, table: Table, ids: Iterable[str]) -> dict[str, datetime]:

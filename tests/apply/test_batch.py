@@ -172,10 +172,15 @@ async def test_each_event_names_its_own_instance_in_a_mixed_batch(engine: AsyncE
         return {**cp.envelope(event_type, data), "instance_id": instance}
 
     emails = {k: [cp.email(f"idn_{k}", f"{k}@example.org")] for k in ("a", "b")}
-    await store_event(engine, of("ins_a", "user.created", cp.user("user_a", emails=emails["a"])))
-    await store_event(engine, of("ins_b", "user.created", cp.user("user_b", emails=emails["b"])))
-    await store_event(engine, of("ins_b", "user.deleted", cp.deleted("user", "user_never_seen")))
-    await store_event(engine, of("ins_a", "organization.created", cp.organization("org_a")))
+    # Each instance's events come through its own endpoint.
+    a_user = of("ins_a", "user.created", cp.user("user_a", emails=emails["a"]))
+    await store_event(engine, a_user, instance="a")
+    b_user = of("ins_b", "user.created", cp.user("user_b", emails=emails["b"]))
+    await store_event(engine, b_user, instance="b")
+    b_gone = of("ins_b", "user.deleted", cp.deleted("user", "user_never_seen"))
+    await store_event(engine, b_gone, instance="b")
+    a_org = of("ins_a", "organization.created", cp.organization("org_a"))
+    await store_event(engine, a_org, instance="a")
     result = await apply_batch(engine, RowOptions(), limit=10)
     assert result.outcomes[Status.APPLIED] == 4
     users = {u["id"]: u["instance_id"] for u in await rows(engine, t.users)}

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.apply.batch import apply_one
+from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.feed import read, sources
 from service.reconcile.clerk_api import ClerkAPI
@@ -19,7 +21,7 @@ from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk
 from tests.support.reconciling import run
-from tests.support.replica_helpers import feed_notifications
+from tests.support.replica_helpers import feed_notifications, store_event
 from tests.support.settings import make_settings
 
 
@@ -138,3 +140,46 @@ async def test_writers_of_the_feed_commit_one_at_a_time(pg_engine: AsyncEngine) 
         ("user_first", "first"),
         ("user_second", "second"),
     ]
+
+
+async def test_every_change_an_event_makes_names_it(engine: AsyncEngine) -> None:
+    """Embedded snapshots (a subscription's items and their plans), ends cascaded to children,
+    and erasure of a deleted user's data in rows of other kinds all name the event and its
+    instance."""
+    user_id = "user_payer"
+    sub = cp.subscription("csub_src", user_id=user_id, organization_id="")
+    svix = {"sub": await store_event(engine, cp.envelope("subscription.created", sub))}
+    member = cp.membership("orgmem_src", org_id="org_src", user_id="user_other")
+    svix["member"] = await store_event(
+        engine, cp.envelope("organizationMembership.created", member)
+    )
+    for svix_id in svix.values():
+        await apply_one(engine, svix_id, RowOptions())
+    async with engine.connect() as conn:
+        last = max(c["seq"] for c in await read.after(conn, 0, 100))
+    org_gone = cp.envelope("organization.deleted", cp.deleted("organization", "org_src"), cp.T0 + 5)
+    svix["org_gone"] = await store_event(engine, org_gone)
+    user_gone = cp.envelope("user.deleted", cp.deleted("user", user_id), cp.T0 + 9)
+    svix["user_gone"] = await store_event(engine, user_gone)
+    for name in ("org_gone", "user_gone"):
+        await apply_one(engine, svix[name], RowOptions())
+    async with engine.connect() as conn:
+        found = list(await read.after(conn, 0, 100))
+    named = {
+        (c["table_name"], c["object_id"], c["seq"] > last): (c["svix_id"], c["instance_id"])
+        for c in found
+    }
+    mine = (svix["sub"], cp.INSTANCE_ID)
+    assert named[("clerk_billing_subscriptions", "csub_src", False)] == mine
+    assert named[("clerk_billing_subscription_items", "csub_item_1", False)] == mine
+    assert named[("clerk_billing_plans", "cplan_pro", False)] == mine
+    # Cascaded: the membership ended with its organization.
+    assert named[("clerk_organization_memberships", "orgmem_src", True)] == (
+        svix["org_gone"],
+        cp.INSTANCE_ID,
+    )
+    # Erased: the deleted payer's data in the live subscription and its item.
+    erased = (svix["user_gone"], cp.INSTANCE_ID)
+    assert named[("clerk_billing_subscriptions", "csub_src", True)] == erased
+    assert named[("clerk_billing_subscription_items", "csub_item_1", True)] == erased
+    assert all(c["svix_id"] and c["instance_id"] for c in found), found

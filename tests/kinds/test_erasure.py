@@ -3,14 +3,17 @@ from the inbox, stays gone whatever arrives later, and only that user's."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
-from service.inbox.table import Status
-from service.kinds import erasure
+from service.inbox.table import Status, inbox
+from service.kinds import erasure, registry
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import deliver, inbox_row, one, rows, store_event
@@ -47,8 +50,14 @@ def person(user_id: str = U, **fields: Any) -> dict[str, Any]:
 
 
 def accepted_invitation(id: str, user_id: str) -> dict[str, Any]:
+    inviter = {**cp.invitation()["public_inviter_data"], "user_id": "user_2inviter"}
     return cp.invitation(
-        id, status="accepted", user_id=user_id, email_address=f"{user_id}@example.org"
+        id,
+        status="accepted",
+        user_id=user_id,
+        email_address=f"{user_id}@example.org",
+        inviter_id="user_2inviter",
+        public_inviter_data=inviter,
     )
 
 
@@ -182,3 +191,116 @@ async def test_a_deletion_of_an_unknown_user_erases_what_names_it(engine: AsyncE
     await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", U), cp.T0 + 100))
     assert (await one(engine, t.organization_memberships, cp.membership()["id"]))["raw"] is None
     assert (await one(engine, t.users, U))["deleted_at"] is not None
+
+
+# Every person a payload names, by the kind that carries them (docs/explanation/personal-data.md
+# lists them, each with this test's case).
+V = "user_2victim000000000000000000"
+V_SAYS = ("Zebulon", "Quuxworth", "zebulon.q@example.org", "https://img.example/zebulon")
+
+
+def _as_victim(value: Any) -> Any:
+    """The payload with every person it names who is V showing V's names, email and image."""
+    if isinstance(value, list):
+        return [_as_victim(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    found = {k: _as_victim(v) for k, v in value.items()}
+    if found.get("user_id") == V or found.get("id") == V:
+        for key, said in zip(("first_name", "last_name"), V_SAYS, strict=False):
+            if key in found:
+                found[key] = said
+        for key in ("email", "identifier", "email_address"):
+            if key in found:
+                found[key] = V_SAYS[2]
+        for key in ("image_url", "profile_image_url"):
+            if key in found:
+                found[key] = V_SAYS[3]
+    return found
+
+
+def _victim() -> dict[str, Any]:
+    victim: dict[str, Any] = _as_victim(
+        cp.user(V, emails=[cp.email("idn_e_v", V_SAYS[2])], username="zebulon-q", last_name="x")
+    )
+    return victim
+
+
+def _session_of_victim() -> dict[str, Any]:
+    return {**cp.session("sess_v", user_id=V), "user": _victim()}
+
+
+NAMING_V: dict[str, tuple[str, dict[str, Any]]] = {
+    "invitation inviter (public_inviter_data)": (
+        "organizationInvitation.created",
+        cp.invitation(
+            "orginv_by_v",
+            inviter_id=V,
+            public_inviter_data={**cp.invitation()["public_inviter_data"], "user_id": V},
+        ),
+    ),
+    "invitation invitee (accepted)": (
+        "organizationInvitation.accepted",
+        accepted_invitation("orginv_of_v", V),
+    ),
+    "membership (public_user_data)": (
+        "organizationMembership.created",
+        cp.membership("orgmem_v", user_id=V),
+    ),
+    "session (user, latest_activity)": ("session.created", _session_of_victim()),
+    "subscription payer": (
+        "subscription.created",
+        cp.subscription("csub_v", user_id=V, organization_id=""),
+    ),
+    "subscription item payer": (
+        "subscriptionItem.active",
+        cp.subscription_item("csub_item_v", user_id=V, organization_id=""),
+    ),
+    "payment attempt payer": (
+        "paymentAttempt.updated",
+        {**cp.payment_attempt("pa_v", user_id=V), "subscription_items": []},
+    ),
+}
+
+
+async def _dump(engine: AsyncEngine) -> str:
+    """Every replica row and inbox body as text (what `pg_dump` would show of them)."""
+    found: list[str] = []
+    async with engine.connect() as conn:
+        for table in (*registry.replica_tables(), inbox):
+            for row in await conn.execute(select(table)):
+                found.extend(json.dumps(v, default=str) for v in row)
+    return "\n".join(found)
+
+
+@pytest.mark.parametrize("case", sorted(NAMING_V))
+async def test_every_person_a_payload_names_is_erased_with_them(
+    engine: AsyncEngine, case: str
+) -> None:
+    event_type, data = NAMING_V[case]
+    await deliver(engine, cp.envelope("user.created", _victim()))
+    event = await store_event(engine, cp.envelope(event_type, _as_victim(data)))
+    assert await apply_one(engine, event, RowOptions()) is Status.APPLIED
+    before = await _dump(engine)
+    assert V_SAYS[0] in before and V_SAYS[2] in before  # held until the deletion
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", V), cp.T0 + 100))
+    after = await _dump(engine)
+    assert [said for said in V_SAYS if said in after] == []
+    assert (await inbox_row(engine, event))["body"] is None
+
+
+async def test_an_inviter_s_erasure_keeps_the_invitee_s_invitation(engine: AsyncEngine) -> None:
+    event_type, data = NAMING_V["invitation inviter (public_inviter_data)"]
+    await deliver(engine, cp.envelope(event_type, _as_victim(data)))
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", V), cp.T0 + 100))
+    invite = await one(engine, t.organization_invitations, "orginv_by_v")
+    assert invite["email_address"] == "invitee@acme.example" and invite["deleted_at"] is None
+    assert invite["raw"]["email_address"] == "invitee@acme.example"
+    assert "public_inviter_data" not in invite["raw"] and invite["inviter_id"] == V
+    # A late copy of the invitation keeps nothing of the deleted inviter either.
+    late = {**_as_victim(data), "updated_at": cp.T0 + 50}
+    await deliver(engine, cp.envelope("organizationInvitation.revoked", late))
+    assert (
+        "public_inviter_data"
+        not in (await one(engine, t.organization_invitations, "orginv_by_v"))["raw"]
+    )

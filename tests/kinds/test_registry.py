@@ -134,15 +134,19 @@ def test_replica_tables_are_every_clerk_table_but_the_bookkeeping() -> None:
 
 def test_personal_columns_belong_to_the_kinds_tables() -> None:
     for k in KINDS:
-        if k.personal is None:
-            continue
-        assert k.personal.column in k.table.c, k.name
-        for column in k.personal.columns:
-            assert column.table in k.tables, (k.name, column)
-    users = registry.kind("users")
-    assert users.personal is not None
-    assert t.users.c.primary_email_address in users.personal.columns
-    assert t.email_addresses.c.email_address in users.personal.columns
+        for personal in k.personals:
+            assert personal.column in k.table.c, k.name
+            for column in personal.columns:
+                assert column.table in k.tables, (k.name, column)
+                # Keys are taken out of JSON objects only.
+                assert not personal.keys or column.name == "raw", (k.name, column)
+    (users,) = registry.kind("users").personals
+    assert t.users.c.primary_email_address in users.columns
+    assert t.email_addresses.c.email_address in users.columns
+    # An invitation names two persons: its invitee (once accepted) and its inviter.
+    invitee, inviter = registry.kind("invitations").personals
+    assert (invitee.column, inviter.column) == ("user_id", "inviter_id")
+    assert inviter.keys == ("public_inviter_data",)
 
 
 def test_deleting_a_user_erases_it_and_the_kinds_naming_it() -> None:
@@ -167,8 +171,8 @@ def test_deleting_a_user_erases_it_and_the_kinds_naming_it() -> None:
 def test_persons_erase_their_raw_payload() -> None:
     # The sweep finds deleted persons still to erase by a raw payload that is not NULL.
     for person in registry.persons():
-        assert person.personal is not None
-        assert person.table.c.raw in person.personal.columns, person.name
+        (own,) = [p for p in person.personals if p.column == "id"]
+        assert person.table.c.raw in own.columns and not own.keys, person.name
 
 
 def fields(template: str) -> set[str]:

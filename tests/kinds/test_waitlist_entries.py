@@ -31,7 +31,7 @@ def test_build_fills_the_row() -> None:
 async def test_a_tombstoned_entry_keeps_no_address(engine: AsyncEngine) -> None:
     await deliver(engine, cp.envelope("waitlistEntry.created", cp.waitlist_entry()))
     async with engine.begin() as conn:
-        await writes.end(conn, KIND, [(W, datetime.now(UTC))])
+        await writes.end(conn, KIND, [(W, datetime.now(UTC))], instance_id=cp.INSTANCE_ID)
     entry = await one(engine, t.waitlist_entries, W)
     assert entry["deleted_at"] is not None
     assert (entry["email_address"], entry["raw"], entry["status"]) == (None, None, "pending")

@@ -19,7 +19,6 @@ from service.queue.client import (
     APPLY_JOB,
     Enqueuer,
     connect,
-    health_check_key,
     job_id,
     queue_name,
     reconcile_job_name,
@@ -157,15 +156,3 @@ async def test_reconcile_now_queues_the_workers_reconcile_job_once(settings: Set
         await enqueuer.close()
     assert isinstance(job, JobDef)
     assert job.function == reconcile_job_name(settings) and job.args == ("console",)
-
-
-async def test_worker_health_reads_arqs_health_check(settings: Settings) -> None:
-    redis = connect(settings)
-    enqueuer = Enqueuer(redis, settings)
-    try:
-        assert await enqueuer.worker_health() is None
-        await redis.set(health_check_key(settings), b"Dec-07 01:00:00 j_complete=3", ex=5)
-        assert await enqueuer.worker_health() == "Dec-07 01:00:00 j_complete=3"
-        await redis.delete(health_check_key(settings))
-    finally:
-        await enqueuer.close()

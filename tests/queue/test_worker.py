@@ -19,6 +19,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port
+from service.feed import read as feed_read
 from service.inbox.table import Status, inbox
 from service.operate.actions import NotDone, replay_events
 from service.queue.client import Enqueuer, connect
@@ -133,6 +134,25 @@ async def test_sweep_erases_tombstones_kept_from_before_erasure(
     await sweep(job_context(make_settings(db_url, redis_url), engine, enqueuer))
     user = await one(engine, t.users, cp.user()["id"])
     assert user["username"] is None and user["raw"] is None and user["deleted_at"] is not None
+
+
+async def test_the_sweep_s_erasure_names_its_run_and_instance_in_the_feed(
+    db_url: str, redis_url: str, engine: AsyncEngine, enqueuer: Enqueuer
+) -> None:
+    keep = RowOptions(erase_deleted_users=False)
+    inviter = cp.user()["id"]
+    await deliver(engine, cp.envelope("user.created", cp.user()), keep)
+    await deliver(engine, cp.envelope("organizationInvitation.created", cp.invitation()), keep)
+    await deliver(engine, cp.envelope("user.deleted", cp.deleted("user", inviter)), keep)
+    async with engine.connect() as conn:
+        last = max(c["seq"] for c in await feed_read.after(conn, 0, 100))
+    await sweep(job_context(make_settings(db_url, redis_url), engine, enqueuer))
+    async with engine.connect() as conn:
+        found = list(await feed_read.after(conn, last, 100))
+    # The live invitation lost its inviter's data: a change, named.
+    assert [(c["object_id"], c["run_id"], c["instance_id"]) for c in found] == [
+        (cp.invitation()["id"], "erasure:sweep", cp.INSTANCE_ID)
+    ]
 
 
 async def test_event_acknowledged_while_redis_was_down_is_applied_after(

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.inbox.instances import InstanceConflict
+from service.inbox.table import Status
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.tables import instances, runs
 from tests.support import clerk_payloads as cp
@@ -131,7 +133,8 @@ async def test_rows_naming_no_instance_are_the_only_instances_to_fill_in_and_to_
     # Rows stored before the column existed name no instance.
     async with engine.begin() as conn:
         await conn.execute(update(t.users).values(instance_id=None))
-    await deliver(engine, cp.envelope("user.created", cp.user("user_unnamed", created_at=cp.T0)))
+    unnamed = cp.envelope("user.created", cp.user("user_unnamed", created_at=cp.T0))
+    await deliver(engine, {**unnamed, "instance_id": "ins_prod"})  # the key's, as Clerk sends
     async with engine.begin() as conn:
         await conn.execute(
             update(t.users).where(t.users.c.id == "user_unnamed").values(instance_id=None)
@@ -164,3 +167,42 @@ async def test_a_key_now_of_another_instance_is_recorded_as_that_one(
     async with engine.connect() as conn:
         (known,) = (await conn.execute(select(instances))).all()
     assert known.instance_id == "ins_prod_rebuilt"
+
+
+async def test_the_key_binds_its_endpoint_and_displaces_a_first_delivery(
+    engine: AsyncEngine, kept: Settings
+) -> None:
+    """A first delivery to staging naming prod's instance bound staging to it (trust on first
+    use); prod's key says whose it is: staging's binding gives way, and staging's endpoint
+    refuses prod's instance from then on."""
+    forged = {**cp.envelope("user.created", cp.user("user_early")), "instance_id": "ins_prod"}
+    assert await deliver(engine, forged, instance="staging") is Status.APPLIED
+    assert (await reconcile_instance(engine, kept.for_instance("prod"))).ok
+    async with engine.connect() as conn:
+        bound = {r.name: (r.instance_id, r.bound_by) for r in await conn.execute(select(instances))}
+    assert bound == {"prod": ("ins_prod", "reconcile")}
+    again = {**cp.envelope("user.created", cp.user("user_late")), "instance_id": "ins_prod"}
+    assert await deliver(engine, again, instance="staging") is Status.FAILED
+    assert await rows(engine, t.users, id="user_late") == []
+
+
+async def test_a_key_of_another_name_s_instance_fails_the_run(
+    engine: AsyncEngine, kept: Settings, clerk_url: str
+) -> None:
+    assert (await reconcile_instance(engine, kept.for_instance("prod"))).ok
+    # staging's key is prod's by mistake: one Clerk instance, two names.
+    environ = {**kept.instance_environ, "CLERK_STAGING_SECRET_KEY": SecretStr("sk_test_prod")}
+    environ["CLERK_STAGING_API_URL"] = SecretStr(clerk_url)
+    mixed = kept.model_copy(update={"instance_environ": environ})
+    with pytest.raises(InstanceConflict, match="already bound to 'prod'"):
+        await reconcile_instance(engine, mixed.for_instance("staging"))
+
+
+async def test_a_configured_instance_id_the_key_contradicts_fails_the_run(
+    engine: AsyncEngine, kept: Settings
+) -> None:
+    environ = {**kept.instance_environ, "CLERK_PROD_INSTANCE_ID": SecretStr("ins_other")}
+    configured = kept.model_copy(update={"instance_environ": environ})
+    with pytest.raises(InstanceConflict, match="ins_other"):
+        await reconcile_instance(engine, configured.for_instance("prod"))
+    assert await rows(engine, t.users) == []

@@ -184,7 +184,7 @@ async def test_end_live_ends_by_column_keeping_an_earlier_end(engine: AsyncEngin
     ]
     await store(engine, m, stored)
     async with engine.begin() as conn:
-        await versioned.end_live(conn, m, "user_id", [("u_1", at(10)), ("u_2", at(20))])
+        await versioned.end_live(conn, m, "user_id", [("u_1", at(10)), ("u_2", at(20))], None)
     ends = {r["id"]: r["deleted_at"] for r in await rows(engine, m)}
     assert ends == {"m_1": at(10), "m_2": at(5), "m_3": at(10), "m_4": at(20), "m_5": None}
 
@@ -219,3 +219,32 @@ def test_newest_per_id_in_id_order_the_later_of_equals() -> None:
 def test_earliest_per_id_in_id_order() -> None:
     items = [("b", T), ("a", T + timedelta(1)), ("a", T), ("b", T + timedelta(2))]
     assert versioned.earliest_per_id(items) == [("a", T), ("b", T)]
+
+
+async def test_one_instance_never_changes_another_s_row(engine: AsyncEngine) -> None:
+    """Upserts, tombstones and ends of instance b leave a's rows alone; rows naming no
+    instance are claimed."""
+    stored = [
+        {**user("u_a", 0, 1, name="a's"), "instance_id": "ins_a"},
+        {**user("u_none", 0, 1, name="nobody's"), "instance_id": None},
+    ]
+    await store(engine, t.users, stored)
+    newer = [{**user(i, 0, 5, name="b's"), "instance_id": "ins_b"} for i in ("u_a", "u_none")]
+    assert set(await upsert(engine, newer)) == {"u_none"}
+    async with engine.begin() as conn:
+        await versioned.tombstone(conn, t.users, [("u_a", at(9)), ("u_new", at(9))], "ins_b")
+        await versioned.end_live(conn, t.users, "id", [("u_a", at(8))], "ins_b")
+        await versioned.end_live(conn, t.users, "id", [("u_a", at(8))], None)
+        foreign = await versioned.of_other_instances(
+            conn, t.users, ["u_a", "u_none", "u_x"], "ins_b"
+        )
+    assert foreign == {"u_a"}
+    found = {
+        r["id"]: (r["first_name"], r["instance_id"], r["deleted_at"])
+        for r in await rows(engine, t.users)
+    }
+    assert found == {
+        "u_a": ("a's", "ins_a", None),
+        "u_none": ("b's", "ins_b", None),
+        "u_new": (None, "ins_b", at(9)),
+    }

@@ -22,22 +22,30 @@ from tests.support.signing import new_svix_id
 
 
 async def store_event(
-    engine: AsyncEngine, envelope: dict[str, Any], svix_id: str | None = None
+    engine: AsyncEngine,
+    envelope: dict[str, Any],
+    svix_id: str | None = None,
+    *,
+    instance: str | None = None,
 ) -> str:
-    """Record an event exactly as ingest does after verifying it."""
+    """Record an event exactly as ingest does after verifying it (at the endpoint of the
+    configured `instance`; None: the default one)."""
     svix_id = svix_id or new_svix_id()
     body = json.dumps(envelope).encode()
+    delivery = delivery_for(svix_id, body, parse_envelope(body), instance=instance)
     async with engine.begin() as conn:
-        await store.record(
-            conn, delivery_for(svix_id, body, parse_envelope(body)), datetime.now(UTC)
-        )
+        await store.record(conn, delivery, datetime.now(UTC))
     return svix_id
 
 
 async def deliver(
-    engine: AsyncEngine, envelope: dict[str, Any], options: RowOptions | None = None
+    engine: AsyncEngine,
+    envelope: dict[str, Any],
+    options: RowOptions | None = None,
+    *,
+    instance: str | None = None,
 ) -> Status | None:
-    svix_id = await store_event(engine, envelope)
+    svix_id = await store_event(engine, envelope, instance=instance)
     return await apply_one(engine, svix_id, options or RowOptions())
 
 

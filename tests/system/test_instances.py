@@ -109,3 +109,35 @@ async def test_two_instances_share_one_replica_without_touching_each_others_rows
     for table in (t.email_addresses, t.organizations, t.organization_memberships):
         for row in await rows(engine, table):
             assert row["instance_id"] == ("ins_prod" if "_p" in row["id"] else "ins_staging")
+
+
+async def test_staging_s_secret_cannot_touch_a_prod_user(
+    client_for: Any, engine: AsyncEngine, kept: Settings, fakes: dict[str, tuple[FakeClerk, str]]
+) -> None:
+    """The issue's reproduction: deliveries signed with staging's secret, posted to staging's
+    endpoint, about a prod user: renamed, deleted, erased. None of it reaches the prod row."""
+    for name in fakes:
+        instance = kept.for_instance(name)
+        api = ClerkAPI(instance, backoff_max_seconds=0.05)
+        try:
+            assert (await run(engine, api, instance, resources=RESOURCES)).ok
+        finally:
+            await api.close()
+    victim = next(u for u in await rows(engine, t.users) if u["instance_id"] == "ins_prod")
+    before = {k: victim[k] for k in ("first_name", "primary_email_address", "raw", "deleted_at")}
+    client = await client_for(kept)
+    renamed = user(victim["id"], first_name="Mallory", updated_at=cp.T0 + 10**9)
+    attempts = [
+        event("ins_prod", "user.updated", renamed),  # naming prod's instance: refused
+        event("ins_staging", "user.updated", renamed),  # naming its own: guarded
+        event("ins_staging", "user.deleted", cp.deleted("user", victim["id"])),
+    ]
+    for envelope in attempts:
+        body, headers = signed(envelope, secret=SECRETS["staging"])
+        answer = await client.post("/webhooks/clerk/staging", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result = await apply_batch(engine, RowOptions(), limit=10)
+        assert result.claimed == 1
+    after = (await rows(engine, t.users, id=victim["id"]))[0]
+    assert {k: after[k] for k in before} == before
+    assert after["instance_id"] == "ins_prod"

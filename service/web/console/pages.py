@@ -185,9 +185,9 @@ class _Pages:
         found = await self.read(gather)
         buckets = found.pop("buckets")
         minutes = overview.BUCKET_SECONDS / 60
-        worker: str | None = None
+        workers: dict[str, Any] | None = None
         with suppress(Exception):
-            worker = await self.state().enqueuer.worker_health()
+            workers = await self.state().enqueuer.workers()
         return self.render(
             request,
             "overview.html",
@@ -195,7 +195,7 @@ class _Pages:
             stale_delivery=self.settings.console_stale_delivery_hours * 3600,
             stale_reconcile=self.settings.console_stale_reconcile_hours * 3600,
             keyed=self.keyed,
-            worker=worker,
+            workers=workers,
             notice=dict(request.query_params),
             deliveries_chart=charts.bars(
                 [b.deliveries / minutes for b in buckets], label="deliveries", unit="/min"
