@@ -178,7 +178,9 @@ async def computed(users: int, orgs: int, memberships: int) -> dict[str, int]:
     if len(chosen) > -(-live // PAGE) + 1:
         members_requests += 1 + pages(sum(per_org)) + len(deleted_members)
     else:
-        members_requests += sum(pages(per_org[o]) for o in chosen) + len(deleted_members)
+        # An organization's list in one answer confirms what it lacks; a longer one, a lookup.
+        looked_up = sum(1 for i in deleted_members if per_org[org_of(i, orgs)] >= PAGE)
+        members_requests += sum(pages(per_org[o]) for o in chosen) + looked_up
     drifted = 1 + (1 + pages(orgs)) + users_requests + members_requests
 
     # Then as much again with nothing deleted: counts agree, nothing is split or listed.
