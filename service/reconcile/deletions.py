@@ -1,11 +1,12 @@
 """Deletion detection: after a complete listing, tombstone the instance's live rows Clerk no
 longer lists, each confirmed by a lookup, and never more than the safety share without --force.
 Only rows of the instance listed are candidates (and counted for the share): another
-instance's rows are never missing from this one's listing."""
+instance's rows are never missing from this one's listing. An incremental pass ends what its
+partial listings lacked through end_missing, under the same confirmation and share."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,10 @@ from sqlalchemy import Table, and_, func, select
 from service.clerk.rows import Snapshot
 from service.db.chunks import CHUNK
 from service.kinds import writes
+from service.kinds.declaration import BY_IDS
 from service.reconcile import checkpoints
 from service.reconcile.lookups import can_look_up, look_up
+from service.reconcile.paging import objects_of
 from service.reconcile.pass_view import PassView
 from service.reconcile.tables import seen
 
@@ -101,6 +104,45 @@ async def tombstone(
             await writes.end(conn, run.kind, gone, erase=erase, instance_id=run.instance_id)
         if alive:
             await writes.upsert(conn, run.kind, alive, erase=erase)
+
+
+async def end_missing(
+    run: PassView,
+    missing: list[dict[str, Any]],
+    live: int,
+    write: Callable[[list[dict[str, Any]]], Awaitable[object]],
+    answered: Collection[str] = (),
+) -> None:
+    """End `missing` (rows an incremental pass's listings lacked) once confirmed gone, within
+    the safety share; `write` stores what a lookup still finds. Those in `answered` were
+    missing from a whole list Clerk gave in one answer, which no offset drift can have
+    skipped: the lookup's own question (the same list, filtered), already answered."""
+    refusal = over_share(run, len(missing), live)
+    if refusal is not None:
+        run.report.status, run.report.error = "refused", refusal
+        return
+    now = datetime.now(UTC)
+    if answered and run.options.confirm_deletions:
+        # Only rows whose lookup could be asked: the others stay unconfirmed, as in a full run.
+        settled = [r for r in missing if r["id"] in answered and can_look_up(run.kind, r)]
+        await tombstone(run, settled, now, confirmed=True)
+        done = {r["id"] for r in settled}
+        missing = [r for r in missing if r["id"] not in done]
+    by_ids = run.listing.by_ids if run.options.confirm_deletions else None
+    step = BY_IDS if by_ids else 500
+    for start in range(0, len(missing), step):
+        rows = missing[start : start + step]
+        if by_ids is None:
+            await tombstone(run, rows, now)
+            continue
+        # Confirmed a hundred at a time: what the id filter still lists lives.
+        params = {**run.listing.params, by_ids: [r["id"] for r in rows], "limit": BY_IDS}
+        found = objects_of(run.listing, await run.api.get(run.listing.path, params))
+        alive = {i.get("id") for i in found}
+        if found:
+            await write(found)
+        gone = [r for r in rows if r["id"] not in alive]
+        await tombstone(run, gone, now, confirmed=True)
 
 
 async def _candidates(run: PassView) -> AsyncIterator[list[dict[str, Any]]]:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
 
 from service.clerk.timestamps import from_ms
-from service.kinds.declaration import BY_IDS, Kind
+from service.kinds.declaration import Kind
 from service.kinds.registry import BY_NAME, KINDS
 from service.reconcile import deletions
 from service.reconcile.clerk_api import ClerkRequestError
@@ -191,7 +191,7 @@ async def _deleted_by_count(run: PassView) -> None:
     missing: list[dict[str, Any]] = []
     for low, high in listed:
         missing += await _list_range(run, low, high)
-    await _end(run, missing, live)
+    await deletions.end_missing(run, missing, live, partial(_write, run))
 
 
 async def _list_range(run: PassView, low: int | None, high: int) -> list[dict[str, Any]]:
@@ -213,29 +213,6 @@ async def _rows(run: PassView, where: Sequence[Any]) -> list[dict[str, Any]]:
     stmt = select(*(table.c[n] for n in needed)).where(*where, table.c.created_at < run.started_at)
     async with run.engine.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(stmt)]
-
-
-async def _end(run: PassView, missing: list[dict[str, Any]], live: int) -> None:
-    refusal = deletions.over_share(run, len(missing), live)
-    if refusal is not None:
-        run.report.status, run.report.error = "refused", refusal
-        return
-    now = datetime.now(UTC)
-    by_ids = run.listing.by_ids if run.options.confirm_deletions else None
-    step = BY_IDS if by_ids else 500
-    for start in range(0, len(missing), step):
-        rows = missing[start : start + step]
-        if by_ids is None:
-            await deletions.tombstone(run, rows, now)
-            continue
-        # Confirmed a hundred at a time: what the id filter still lists lives.
-        params = {**run.listing.params, by_ids: [r["id"] for r in rows], "limit": BY_IDS}
-        found = objects_of(run.listing, await run.api.get(run.listing.path, params))
-        alive = {i.get("id") for i in found}
-        if found:
-            await _write(run, found)
-        gone = [r for r in rows if r["id"] not in alive]
-        await deletions.tombstone(run, gone, now, confirmed=True)
 
 
 async def _per_parent(run: PassView, since: datetime) -> None:
@@ -276,6 +253,7 @@ async def _per_parent(run: PassView, since: datetime) -> None:
     if len(chosen) > math.ceil(live / size) + 1:
         raise ListAll(f"{len(chosen)} parents differ: the full list is cheaper", escalate=False)
     missing: list[dict[str, Any]] = []
+    answered: set[str] = set()  # missing from a one-page answer: that answer confirms it
     for pid in chosen:
         seen: set[str] = set()
         path = by_parent.path.format(id=pid)
@@ -293,5 +271,8 @@ async def _per_parent(run: PassView, since: datetime) -> None:
             offset += len(items)
         if body is not None:
             where = [children.c.deleted_at.is_(None), run.owned(children), column == pid]
-            missing += [r for r in await _rows(run, where) if r["id"] not in seen]
-    await _end(run, missing, live)
+            gone = [r for r in await _rows(run, where) if r["id"] not in seen]
+            if offset == 0:
+                answered.update(r["id"] for r in gone)
+            missing += gone
+    await deletions.end_missing(run, missing, live, partial(_write, run), answered)

@@ -98,6 +98,33 @@ async def test_missed_membership_changes_and_renames_are_repaired(
         if r.path.endswith("/memberships") and "user_id" not in r.params
     }
     assert listed == {"org_0005", "org_0008"}
+    # org_0005's members came in one answer, which confirms orgmem_0005_002 gone: no lookup.
+    lookups = [r for r in fake.log[before:] if "user_id" in r.params]
+    assert lookups == []
+
+
+async def test_a_membership_missing_from_a_list_of_several_pages_is_looked_up(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    """A deletion while an organization's members are paged shifts one past the walk: its
+    absence proves nothing, and the lookup finds it alive; it is not ended."""
+    settings = rsettings.model_copy(update={"reconcile_page_size": 2})
+    both = ("organizations", "memberships")
+    await run(engine, api, settings, resources=both)
+    fake.delete("memberships", "orgmem_0005_004")  # the count differs: org_0005 is listed
+
+    def delete_during_walk(name: str, params: dict[str, str]) -> None:
+        if name == "organizations/org_0005/memberships" and params.get("offset") == "2":
+            fake.delete("memberships", "orgmem_0005_000")  # 002 slides back to offset 1
+
+    fake.on_list = delete_during_walk
+    before = len(fake.log)
+    report = await run(engine, api, settings, resources=both)
+    assert report.ok and report.mode == "incremental", report.summary()
+    assert (await one(engine, t.organization_memberships, "orgmem_0005_002"))["deleted_at"] is None
+    assert (await one(engine, t.organization_memberships, "orgmem_0005_004"))["deleted_at"]
+    looked_up = sorted(r.params["user_id"] for r in fake.log[before:] if "user_id" in r.params)
+    assert looked_up == ["user_00027", "user_00029"]  # 002's and 004's members
 
 
 async def test_what_only_the_full_run_sees_it_repairs(

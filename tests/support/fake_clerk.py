@@ -282,6 +282,10 @@ class FakeClerk:
         if refused is not None:
             return self._record(request, refused)
         org = request.path_params["org"]
+        if self.on_list is not None:
+            override = self.on_list(f"organizations/{org}/memberships", dict(request.query_params))
+            if isinstance(override, Response):
+                return self._record(request, override)
         user_ids = request.query_params.getlist("user_id")
         with self.lock:
             if not any(o["id"] == org for o in self.organizations):
