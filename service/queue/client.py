@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from service.config import Settings
+from service.queue import codec
 
 APPLY_JOB = "apply_pending"
 
@@ -39,7 +40,12 @@ def connect(settings: Settings) -> ArqRedis:
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
     )
-    return ArqRedis(pool, default_queue_name=queue_name(settings))
+    return ArqRedis(
+        pool,
+        default_queue_name=queue_name(settings),
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
+    )
 
 
 class Enqueuer:

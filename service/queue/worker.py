@@ -29,6 +29,7 @@ from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
+from service.queue import codec
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
 from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.options import ReconcileOptions
@@ -254,6 +255,8 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         job_timeout=settings.worker_job_timeout_seconds,
         handle_signals=not burst,
         health_check_key=f"{settings.queue_prefix}:health-check",
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
     )
 
 
