@@ -20,8 +20,11 @@ def encode(value: dict[str, Any]) -> bytes:
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """A job or a job result back from JSON; anything else (a pickle) raises ValueError."""
+    """A job or a job result back from JSON; anything else (a pickle) raises ValueError.
+    Positional arguments come back as the tuple arq wrote."""
     value = orjson.loads(data)
     if not isinstance(value, dict):
         raise ValueError("a job must be a JSON object")
+    if isinstance(value.get("a"), list):
+        value["a"] = tuple(value["a"])
     return value
