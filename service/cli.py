@@ -9,7 +9,7 @@ import json
 import logging
 import traceback
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +29,18 @@ def _settings() -> Settings:
     settings = get_settings()
     configure_logging(settings)
     return settings
+
+
+def _option(flag: str, field: str, value: Any) -> Any:
+    """A command-line option checked as the environment variable it stands for is (the same
+    Settings field, the same limits): `serve --port 99999` is refused like PORT=99999."""
+    from pydantic import TypeAdapter, ValidationError
+
+    info = Settings.model_fields[field]
+    try:
+        return TypeAdapter(Annotated[info.annotation, info]).validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
 
 
 @cli.command()
@@ -58,9 +70,10 @@ def serve(
     from service.web.serve import run
 
     settings = _settings()
+    port = settings.port if port is None else _option("--port", "port", port)
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
-    run(settings, host=host or settings.host, port=port or settings.port)
+    run(settings, host=host or settings.host, port=port)
 
 
 @cli.command()
@@ -148,6 +161,7 @@ def dev(
     from service.dev.stack import Stack
 
     settings = _settings()
+    port = _option("--port", "port", port)
     raise SystemExit(
         Stack(settings, host=host, port=port, state_dir=Path(settings.dev_state_dir)).run()
     )

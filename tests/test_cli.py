@@ -225,3 +225,40 @@ def test_worker_metrics_listen_only_where_they_are_told(
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"clerk_webhook_signing_secret": "garbage"}, "CLERK_WEBHOOK_SIGNING_SECRET"),
+        ({"clerk_webhook_signing_secret": "whsec_AA"}, "CLERK_WEBHOOK_SIGNING_SECRET"),
+        # 23 bytes: one short of what Svix generates.
+        ({"clerk_webhook_signing_secret": "whsec_" + "QUJD" * 7 + "QUI"}, "SIGNING_SECRET"),
+        (
+            {"clerk_webhook_signing_secret": SECRET, "clerk_webhook_signing_secret_previous": "x"},
+            "CLERK_WEBHOOK_SIGNING_SECRET_PREVIOUS",
+        ),
+        (
+            {"clerk_instances": "prod", "clerk_prod_webhook_signing_secret": "whsec_c2VjcmV0"},
+            "CLERK_PROD_WEBHOOK_SIGNING_SECRET",
+        ),
+    ],
+)
+def test_serve_refuses_a_secret_that_is_not_one(
+    sqlite_file: str, variables: dict[str, str], named: str
+) -> None:
+    result = run("serve", "--port", str(free_port()), database_url=sqlite_file, **variables)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and named in line
+    assert not [v for v in variables.values() if len(v) >= 7 and v in line]  # no value echoed
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_serve_refuses_a_port_that_is_not_one(sqlite_file: str, port: str) -> None:
+    result = run(
+        "serve", "--port", port, database_url=sqlite_file, clerk_webhook_signing_secret=SECRET
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --port: Input should be")
