@@ -38,7 +38,8 @@ def _option(flag: str, field: str, value: Any) -> Any:
 
     info = Settings.model_fields[field]
     try:
-        return TypeAdapter(Annotated[info.annotation, info]).validate_python(value)
+        checked: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+        return checked.validate_python(value)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
 

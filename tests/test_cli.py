@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -247,7 +248,8 @@ def test_worker_metrics_listen_only_where_they_are_told(
 def test_serve_refuses_a_secret_that_is_not_one(
     sqlite_file: str, variables: dict[str, str], named: str
 ) -> None:
-    result = run("serve", "--port", str(free_port()), database_url=sqlite_file, **variables)
+    values: dict[str, Any] = {"database_url": sqlite_file, **variables}
+    result = run("serve", "--port", str(free_port()), **values)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and named in line
