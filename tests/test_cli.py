@@ -264,3 +264,33 @@ def test_serve_refuses_a_port_that_is_not_one(sqlite_file: str, port: str) -> No
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: --port: Input should be")
+
+
+def test_the_worker_metrics_ask_for_the_metrics_token(
+    server: tuple[int, str], redis_url: str
+) -> None:
+    port, database_url = server
+    metrics_port = free_port()
+    worker = subprocess.Popen(
+        [CLI, "worker"],
+        env=env(
+            database_url=database_url,
+            redis_url=redis_url,
+            queue_prefix=f"cli-token-{port}",
+            worker_metrics_port=str(metrics_port),
+            metrics_token="scrape-token-3f9a",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(metrics_port)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "scrape-token-3f9a"}):
+            answer = httpx.get(url, headers=wrong)
+            assert answer.status_code == 401 and "clerk_replica" not in answer.text
+        answer = httpx.get(url, headers={"Authorization": "Bearer scrape-token-3f9a"})
+        assert answer.status_code == 200 and "clerk_replica_events" in answer.text
+    finally:
+        worker.terminate()
+        worker.wait(20)
