@@ -4,23 +4,16 @@ loop that keeps the worker running through Redis outages."""
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
-from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from arq import Retry
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
-from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
-from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,9 +28,9 @@ from service.feed import read
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
-from service.metrics import bearer_matches
 from service.queue import codec
 from service.queue.client import APPLY_JOB, Enqueuer, queue_name
+from service.queue.metrics_server import serve_metrics
 from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.session import run_reconcile
@@ -189,42 +182,6 @@ async def _startup(ctx: WorkerContext) -> None:
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     if settings.worker_metrics_port is not None:
         serve_metrics(settings)
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a scrape is not worth a log line
-
-
-def serve_metrics(settings: Settings) -> ThreadingWSGIServer:
-    """The worker's /metrics on WORKER_METRICS_HOST:WORKER_METRICS_PORT, in a thread, behind
-    METRICS_TOKEN as the web app's is (401 without the bearer token)."""
-    assert settings.worker_metrics_port is not None
-    registry = REGISTRY
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    metrics = make_wsgi_app(registry)
-    secret = settings.metrics_token
-    token = secret.get_secret_value().encode() if secret is not None else None
-
-    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1")
-        if not bearer_matches(given, token):
-            start_response("401 Unauthorized", [("Content-Type", "application/json")])
-            return [b'{"error": "unauthorized"}']
-        answer: Iterable[bytes] = metrics(environ, start_response)
-        return answer
-
-    server = make_server(
-        settings.worker_metrics_host,
-        settings.worker_metrics_port,
-        guarded,
-        ThreadingWSGIServer,
-        handler_class=_Quiet,
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 async def _shutdown(ctx: WorkerContext) -> None:
