@@ -274,15 +274,22 @@ async def converge(
 
     With `batch`, events are stored `batch` at a time and each lot is applied as one batch
     (as the worker does under load); otherwise each is applied as it arrives.
+
+    Each delivery's svix-id is its place in `events`, not a random one: a batch is claimed in
+    an order the database picks by id, and a run must repeat exactly for Hypothesis to replay
+    and shrink a failure (random ids made a broken ordering rule fail only sometimes, which
+    Hypothesis reports as FlakyStrategyDefinition instead of the history that broke it).
     """
+    ids = [f"msg_{n:06d}" for n in range(len(events))]
     async with replica(database_url, redis_url, clerk_url) as (settings_, engine, api):
         if batch is None:
-            for event in events:
-                await apply_one(engine, await store_event(engine, event), RowOptions())
+            for svix_id, event in zip(ids, events, strict=True):
+                await apply_one(engine, await store_event(engine, event, svix_id), RowOptions())
         else:
             for start in range(0, len(events), batch):
-                for event in events[start : start + batch]:
-                    await store_event(engine, event)
+                lot = range(start, min(start + batch, len(events)))
+                for n in lot:
+                    await store_event(engine, events[n], ids[n])
                 assert (await apply_batch(engine, RowOptions(), batch)).retried == 0
         failed = [r for r in await rows(engine, inbox) if r["status"] == "failed"]
         assert failed == [], [r["last_error"] for r in failed]
