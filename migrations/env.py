@@ -53,12 +53,12 @@ def _run(connection: Connection) -> None:
             views.ensure_schema(connection, settings.replica_schema)
         # The views follow from the tables: gone while they change, back once at head, in the
         # same transaction (service/operate/views.py).
-        grants = views.drop(connection)
+        grants = views.drop(connection, settings.replica_schema, fdw_schema)
         triggers.drop(connection)  # the change feed's, likewise (service/feed/triggers.py)
         context.run_migrations()
         heads = ScriptDirectory.from_config(config).get_heads()
         if set(context.get_context().get_current_heads()) == set(heads):
-            views.create(connection, fdw_schema, grants)
+            views.create(connection, settings.replica_schema, fdw_schema, grants)
             if settings.change_feed:
                 triggers.create(connection)
 

@@ -9,7 +9,7 @@ import json
 import logging
 import traceback
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -98,6 +98,19 @@ def _schema_problem(settings: Settings) -> str | None:
     return asyncio.run(check())
 
 
+def _option(flag: str, field: str, value: Any) -> Any:
+    """A command-line option checked as the environment variable it stands for is (the same
+    Settings field, the same limits): `serve --port 99999` is refused like PORT=99999."""
+    from pydantic import TypeAdapter, ValidationError
+
+    info = Settings.model_fields[field]
+    try:
+        checked: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+        return checked.validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
+
+
 @cli.command()
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head).
@@ -126,13 +139,14 @@ def serve(
     from service.web.serve import run
 
     settings = _located(service=True)
+    port = settings.port if port is None else _option("--port", "port", port)
     settings.instance_ids()  # refuse one Clerk instance id given to two names
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
     if (problem := _schema_problem(settings)) is not None:
         # Serve anyway: /readyz says not ready with the reason until `migrate` has run.
         typer.echo(f"warning: {problem} (deliveries get 503 until then)", err=True)
-    run(settings, host=host or settings.host, port=port or settings.port)
+    run(settings, host=host or settings.host, port=port)
 
 
 @cli.command()
@@ -290,6 +304,7 @@ def dev(
     from service.dev.stack import Stack
 
     settings = _settings()
+    port = _option("--port", "port", port)
     state_dir = Path(settings.dev_state_dir)
     stack = Stack(settings, host=host, port=port, state_dir=state_dir, demo=demo, reset=reset)
     raise SystemExit(stack.run())

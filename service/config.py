@@ -6,6 +6,8 @@ instance has of its own (CLERK_INSTANCES) and how they stand in for the single-i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import ipaddress
 import os
@@ -48,6 +50,32 @@ def blank_is_unset(value: SecretStr | None) -> SecretStr | None:
 
 class ConfigError(RuntimeError):
     """A setting is missing or unusable; the message names the variable."""
+
+
+# The size of the keys Svix generates: a shorter one could be guessed.
+MIN_SIGNING_KEY_BYTES = 24
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def checked_signing_secret(value: str, variable: str) -> str:
+    """`value` if it is a signing secret (optional whsec_, then base64 of at least
+    MIN_SIGNING_KEY_BYTES bytes), else ConfigError naming `variable`, never the value."""
+    key = value.removeprefix("whsec_")
+    try:
+        if not _BASE64.match(key):
+            raise ValueError
+        decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        raise ConfigError(
+            f"{variable} is not a signing secret: expected whsec_ and base64, as Clerk's "
+            "dashboard shows it (Webhooks -> your endpoint -> Signing Secret)"
+        ) from None
+    if len(decoded) < MIN_SIGNING_KEY_BYTES:
+        raise ConfigError(
+            f"{variable} is too short: a signing secret holds at least "
+            f"{MIN_SIGNING_KEY_BYTES} bytes (Clerk's hold 24); copy it from Clerk's dashboard"
+        )
+    return value
 
 
 # The instance the single-instance variables describe (CLERK_WEBHOOK_SIGNING_SECRET, ...).
@@ -527,10 +555,14 @@ class Settings(BaseSettings):
                 f"{self._variable('WEBHOOK_SIGNING_SECRET')} is not set: copy the whsec_... "
                 "signing secret from Clerk's dashboard (Webhooks -> your endpoint)"
             )
-        secrets = [self.clerk_webhook_signing_secret]
+        secrets = [(self.clerk_webhook_signing_secret, "WEBHOOK_SIGNING_SECRET")]
         if self.clerk_webhook_signing_secret_previous is not None:
-            secrets.append(self.clerk_webhook_signing_secret_previous)
-        return [s.get_secret_value().strip() for s in secrets]
+            previous = self.clerk_webhook_signing_secret_previous
+            secrets.append((previous, "WEBHOOK_SIGNING_SECRET_PREVIOUS"))
+        return [
+            checked_signing_secret(secret.get_secret_value().strip(), self._variable(suffix))
+            for secret, suffix in secrets
+        ]
 
     def clerk_key(self) -> str:
         if self.clerk_secret_key is None:

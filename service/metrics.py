@@ -5,6 +5,8 @@ resource names: never ids, emails or people's names. Counters live in the proces
 
 from __future__ import annotations
 
+import hmac
+
 from prometheus_client import Counter, Histogram
 
 DELIVERIES = Counter(
@@ -39,3 +41,11 @@ RECONCILE_OBJECTS = Counter(
     "Objects changed by reconcile runs in this process, by instance, resource and change.",
     ["instance", "resource", "change"],
 )
+
+
+def bearer_matches(authorization: bytes, token: bytes | None) -> bool:
+    """Whether an Authorization header value is `Bearer <token>` (METRICS_TOKEN), compared as
+    bytes in constant time; anything goes when no token is set. Every /metrics checks this."""
+    if token is None:
+        return True
+    return hmac.compare_digest(authorization, b"Bearer " + token)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -322,3 +323,71 @@ def test_every_command_names_a_lookalike_variable(args: tuple[str, ...], tmp_pat
         "CLERK_WEBHOOK_SIGNING_SECRET?",
     ]
     assert "NotPrinted" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"clerk_webhook_signing_secret": "garbage"}, "CLERK_WEBHOOK_SIGNING_SECRET"),
+        ({"clerk_webhook_signing_secret": "whsec_AA"}, "CLERK_WEBHOOK_SIGNING_SECRET"),
+        # 23 bytes: one short of what Svix generates.
+        ({"clerk_webhook_signing_secret": "whsec_" + "QUJD" * 7 + "QUI"}, "SIGNING_SECRET"),
+        (
+            {"clerk_webhook_signing_secret": SECRET, "clerk_webhook_signing_secret_previous": "x"},
+            "CLERK_WEBHOOK_SIGNING_SECRET_PREVIOUS",
+        ),
+        (
+            {"clerk_instances": "prod", "clerk_prod_webhook_signing_secret": "whsec_c2VjcmV0"},
+            "CLERK_PROD_WEBHOOK_SIGNING_SECRET",
+        ),
+    ],
+)
+def test_serve_refuses_a_secret_that_is_not_one(
+    sqlite_file: str, variables: dict[str, str], named: str
+) -> None:
+    values: dict[str, Any] = {"database_url": sqlite_file, **variables}
+    result = run("serve", "--port", str(free_port()), **values)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and named in line
+    assert not [v for v in variables.values() if len(v) >= 7 and v in line]  # no value echoed
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_serve_refuses_a_port_that_is_not_one(sqlite_file: str, port: str) -> None:
+    result = run(
+        "serve", "--port", port, database_url=sqlite_file, clerk_webhook_signing_secret=SECRET
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --port: Input should be")
+
+
+def test_the_worker_metrics_ask_for_the_metrics_token(
+    server: tuple[int, str], redis_url: str
+) -> None:
+    port, database_url = server
+    metrics_port = free_port()
+    worker = subprocess.Popen(
+        [CLI, "worker"],
+        env=env(
+            database_url=database_url,
+            redis_url=redis_url,
+            queue_prefix=f"cli-token-{port}",
+            worker_metrics_port=str(metrics_port),
+            metrics_token="scrape-token-3f9a",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(metrics_port)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "scrape-token-3f9a"}):
+            answer = httpx.get(url, headers=wrong)
+            assert answer.status_code == 401 and "clerk_replica" not in answer.text
+        answer = httpx.get(url, headers={"Authorization": "Bearer scrape-token-3f9a"})
+        assert answer.status_code == 200 and "clerk_replica_events" in answer.text
+    finally:
+        worker.terminate()
+        worker.wait(20)

@@ -102,10 +102,16 @@ def test_an_instance_name_that_cannot_be_one_is_refused(names: str) -> None:
 
 def test_each_named_instance_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLERK_INSTANCES", "prod,staging")
-    monkeypatch.setenv("CLERK_PROD_WEBHOOK_SIGNING_SECRET", "whsec_prodprodprod")
+    monkeypatch.setenv(
+        "CLERK_PROD_WEBHOOK_SIGNING_SECRET", "whsec_YfdGhouM9GUqKEKRfOZ0aR7gXsw6AcBK"
+    )
     monkeypatch.setenv("CLERK_PROD_SECRET_KEY", "sk_live_prod")
-    monkeypatch.setenv("CLERK_STAGING_WEBHOOK_SIGNING_SECRET", "whsec_stagingstaging")
-    monkeypatch.setenv("CLERK_STAGING_WEBHOOK_SIGNING_SECRET_PREVIOUS", "whsec_oldstaging")
+    monkeypatch.setenv(
+        "CLERK_STAGING_WEBHOOK_SIGNING_SECRET", "whsec_JoKd8LnPVlLwOF0ahh9vpcOD8egmFony"
+    )
+    monkeypatch.setenv(
+        "CLERK_STAGING_WEBHOOK_SIGNING_SECRET_PREVIOUS", "whsec_iA+3WwtJXmoCerYOdSdW+dMwP8tCmEnT"
+    )
     monkeypatch.setenv("CLERK_STAGING_API_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("CLERK_STAGING_MAX_REQUESTS_PER_10S", "7")
     monkeypatch.setenv("CLERK_API_URL", "https://clerk-proxy.example/v1")
@@ -116,8 +122,11 @@ def test_each_named_instance_reads_its_own_variables(monkeypatch: pytest.MonkeyP
         get_settings.cache_clear()
     prod, staging = settings.instances()
     assert (prod.instance_name, staging.instance_name) == ("prod", "staging")
-    assert prod.signing_secrets() == ["whsec_prodprodprod"]
-    assert staging.signing_secrets() == ["whsec_stagingstaging", "whsec_oldstaging"]
+    assert prod.signing_secrets() == ["whsec_YfdGhouM9GUqKEKRfOZ0aR7gXsw6AcBK"]
+    assert staging.signing_secrets() == [
+        "whsec_JoKd8LnPVlLwOF0ahh9vpcOD8egmFony",
+        "whsec_iA+3WwtJXmoCerYOdSdW+dMwP8tCmEnT",
+    ]
     assert prod.clerk_key() == "sk_live_prod" and prod.clerk_requests_per_10s() == 500
     # What an instance does not set itself is the single-instance value.
     assert prod.clerk_api_url == "https://clerk-proxy.example/v1"
@@ -126,11 +135,14 @@ def test_each_named_instance_reads_its_own_variables(monkeypatch: pytest.MonkeyP
     # Never another instance's secrets, nor the single-instance ones.
     with pytest.raises(ConfigError, match="CLERK_STAGING_SECRET_KEY is not set"):
         staging.clerk_key()
-    assert "whsec_prodprodprod" not in repr(settings)
+    assert "whsec_YfdGhouM9GUqKEKRfOZ0aR7gXsw6AcBK" not in repr(settings)
 
 
 def test_a_named_instance_missing_its_secret_names_its_variable() -> None:
-    settings = Settings(clerk_instances="prod", clerk_webhook_signing_secret="whsec_single")
+    settings = Settings(
+        clerk_instances="prod",
+        clerk_webhook_signing_secret="whsec_c2luZ2xlc2luZ2xlc2luZ2xlc2luZ2xl",
+    )
     with pytest.raises(ConfigError, match="CLERK_PROD_WEBHOOK_SIGNING_SECRET is not set"):
         settings.for_instance("prod").signing_secrets()
     with pytest.raises(ConfigError, match="unknown instance 'qa'"):

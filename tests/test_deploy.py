@@ -110,8 +110,9 @@ def test_dockerfile_is_multistage_non_root_and_runs_a_command() -> None:
 
 @pytest.mark.slow
 def test_image_commands_work_from_a_plain_venv(tmp_path: Path, redis_url: str) -> None:
-    """Mirror the Dockerfile: its build stage's own install commands (the hash-checked runtime
-    lock, then the package with no dependencies of its own, then pip check) into a fresh venv,
+    """Mirror the Dockerfile: its build stage's own install commands (the hash-checked build
+    backend and runtime locks, then the package built without build isolation and with no
+    dependencies of its own, then pip check) into a fresh venv,
     /app holding only pyproject.toml and migrations/, then release, web and worker commands."""
     venv, app = tmp_path / "venv", tmp_path / "app"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -119,11 +120,16 @@ def test_image_commands_work_from_a_plain_venv(tmp_path: Path, redis_url: str) -
     shutil.copytree(
         ROOT / "service", source / "service", ignore=shutil.ignore_patterns("__pycache__")
     )
-    for name in ("pyproject.toml", "README.md", "requirements/runtime.txt"):
+    for name in (
+        "pyproject.toml",
+        "README.md",
+        "requirements/build.txt",
+        "requirements/runtime.txt",
+    ):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, source / name)
     commands = build_installs()
-    assert len(commands) == 2, commands
+    assert len(commands) == 3, commands
     for command in commands:
         install = subprocess.run(
             command.replace("/venv/", f"{venv}/"),

@@ -52,6 +52,8 @@ INSTALLERS = {
 }
 # The one script that installs a lock into .venv for scripts/dev, scripts/test and scripts/bench.
 VENV_INSTALLER = "scripts/install"
+# The build backend of pyproject.toml's [build-system], installed before the project is built.
+BUILD_LOCK = "requirements/build.txt"
 
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})\s*\\?$")
 
@@ -271,16 +273,32 @@ def test_parse_lock_reads_markers_hashes_and_sources() -> None:
 def test_every_install_takes_its_lock(path: str, lock: str) -> None:
     if path == "Dockerfile":
         installs = pip_installs(path)
-        assert f"COPY {lock} ./requirements/" in (ROOT / path).read_text()
+        assert f"COPY {BUILD_LOCK} {lock} ./requirements/" in (ROOT / path).read_text()
     else:
         assert f"./{VENV_INSTALLER} {lock}" in (ROOT / path).read_text().splitlines()
         installs = pip_installs(VENV_INSTALLER)
     from_lock = [line for line in installs if " -r " in line]
-    assert len(from_lock) == 1 and "--require-hashes" in from_lock[0], installs
+    assert len(from_lock) == 2 and all("--require-hashes" in line for line in from_lock), installs
+    assert from_lock[0].endswith(f"-r {BUILD_LOCK}")
     if path == "Dockerfile":
-        assert from_lock[0].endswith(f"-r {lock}")
+        assert from_lock[1].endswith(f"-r {lock}")
     else:
-        assert from_lock[0].endswith('-r "$lock"')
-    # Everything else is the project itself, whose dependencies the lock already installed.
+        assert from_lock[1].endswith('-r "$lock"')
+    # Everything else is the project itself, whose dependencies the lock already installed,
+    # built by the locked backend: no build isolation, which would fetch setuptools unpinned.
     assert all("--no-deps" in line for line in installs), installs
-    assert len(installs) == 2, installs
+    (project,) = [line for line in installs if " -r " not in line]
+    assert "--no-build-isolation" in project, installs
+    assert len(installs) == 3, installs
+
+
+def test_the_build_backend_is_locked_with_hashes() -> None:
+    required = [Requirement(r) for r in pyproject()["build-system"]["requires"]]
+    pins = {pin.name: pin for pin in locked(BUILD_LOCK)}
+    dev = {pin.name: pin for pin in locked("requirements/dev.txt")}
+    for requirement in required:
+        pin = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pin.version), f"{pin.name}: {RELOCK}"
+        assert pin.hashes, f"{BUILD_LOCK}: {pin.name} has no hashes: {RELOCK}"
+        if pin.name in dev:  # one version of it everywhere
+            assert dev[pin.name].version == pin.version, f"{pin.name}: {RELOCK}"

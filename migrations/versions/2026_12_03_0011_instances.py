@@ -76,8 +76,8 @@ def _name_stored_rows() -> None:
     for body in bodies:
         try:
             instance = json.loads(body).get("instance_id")
-        except (ValueError, AttributeError):
-            continue
+        except (ValueError, AttributeError, RecursionError):
+            continue  # not JSON, not an object, or nested past what the parser can read
         if isinstance(instance, str):
             found.add(instance)
     if len(found) != 1:

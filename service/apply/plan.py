@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service import jsoncodec
+from service.clerk import bounds
 from service.clerk.payloads import PayloadError, deleted_id
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
@@ -73,8 +74,13 @@ def event_of(claimed: Claimed) -> Event:
     try:
         envelope = jsoncodec.loads(claimed.body)
         data = envelope["data"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise PayloadError("the stored body is not a Clerk envelope") from None
+    if bounds.may_be_too_deep(claimed.body) and bounds.depth(envelope) > bounds.MAX_DEPTH:
+        raise PayloadError(f"the stored body nests more than {bounds.MAX_DEPTH} levels deep")
+    if bounds.may_hold_nul(claimed.body):
+        envelope = bounds.strip_nul(envelope)
+        data = envelope["data"]
     if not isinstance(data, dict):
         raise PayloadError("the stored envelope's data is not an object")
     occurred = from_ms(claimed.event_timestamp_ms) or claimed.received_at

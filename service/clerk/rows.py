@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from service.clerk.payloads import Verification
+from service.clerk import bounds
+from service.clerk.payloads import PayloadError, Verification
 from service.clerk.timestamps import from_ms
 from service.config import Settings
 
@@ -99,21 +100,37 @@ def raw(data: dict[str, Any], options: RowOptions) -> dict[str, Any]:
 
 
 def without_private(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with every `private_metadata` key removed, at any depth: copies only of what
-    held one, `data` itself when nothing did."""
-    redacted = _redact(data)
+    """`data` with every `private_metadata` key removed, at any depth up to the bound: copies
+    only of what held one, `data` itself when nothing did. PayloadError when `data` nests
+    deeper than bounds.MAX_DEPTH (the object is never stored with what it should not keep)."""
+    redacted = _redact(data, 1)
     assert isinstance(redacted, dict)
     return redacted
 
 
-def _redact(value: Any) -> Any:
+def _redact(value: Any, level: int) -> Any:
+    # One frame per level (no comprehensions): MAX_DEPTH levels stay far from the stack's end.
+    if level > bounds.MAX_DEPTH and isinstance(value, dict | list):
+        raise PayloadError(f"the object nests more than {bounds.MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        items = {k: _redact(v) for k, v in value.items() if k != "private_metadata"}
-        same = len(items) == len(value) and all(items[k] is value[k] for k in items)
+        items: dict[str, Any] = {}
+        same = True
+        for key, child in value.items():
+            if key == "private_metadata":
+                same = False
+                continue
+            redacted = _redact(child, level + 1)
+            same = same and redacted is child
+            items[key] = redacted
         return value if same else items
     if isinstance(value, list):
-        redacted = [_redact(v) for v in value]
-        return value if all(a is b for a, b in zip(redacted, value, strict=True)) else redacted
+        changed: list[Any] = []
+        same = True
+        for child in value:
+            redacted = _redact(child, level + 1)
+            same = same and redacted is child
+            changed.append(redacted)
+        return value if same else changed
     return value
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service import jsoncodec
+from service.clerk import bounds
 from service.clerk.timestamps import envelope_ms
 from service.ingest.refusals import Refusal
 
@@ -29,6 +30,9 @@ def parse_envelope(body: bytes) -> Envelope:
         raise Refusal(400, "malformed_json", "body is not UTF-8 JSON") from None
     except RecursionError:
         raise Refusal(400, "malformed_json", "body is nested too deeply") from None
+    if bounds.may_be_too_deep(body) and bounds.depth(value) > bounds.MAX_DEPTH:
+        # What the replica keeps is walked later (redaction, apply): bounded here, once.
+        raise Refusal(400, "malformed_json", f"body nests more than {bounds.MAX_DEPTH} levels deep")
     if not isinstance(value, dict):
         raise Refusal(422, "bad_envelope", "body is not a JSON object")
     event_type, data = value.get("type"), value.get("data")

@@ -76,7 +76,8 @@ class User(Identifiers):
 
 def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
     user = p.parse(User, data)
-    children = owned_rows(user.id, user, data)
+    kept = r.raw(data, options)  # the identifiers' `raw` too: without private metadata
+    children = owned_rows(user.id, user, kept)
     primary_email = _primary(children[email_addresses], "email_address")
     primary_phone = _primary(children[phone_numbers], "phone_number")
     row: r.Row = {
@@ -96,7 +97,7 @@ def build(data: dict[str, Any], options: RowOptions) -> Snapshot:
         "last_sign_in_at": from_ms(user.last_sign_in_at),
         "last_active_at": from_ms(user.last_active_at),
         **r.times(user.created_at, user.updated_at),
-        "raw": r.raw(data, options),
+        "raw": kept,
     }
     return Snapshot(row, children)
 

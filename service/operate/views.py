@@ -6,9 +6,9 @@ from local, indexed tables instead of the API.
 The views follow from the tables and the kinds' declarations alone, so they are dropped before
 the migrations run (a view would block changing a column it reads) and created again once the
 database is at head: never out of step with the tables or with CLERK_FDW_SCHEMA. On
-PostgreSQL each carries a comment saying so, and the drop finds them by it, in whatever schema
-an earlier CLERK_FDW_SCHEMA put them. An app's own view over one of them makes the drop fail
-with PostgreSQL's error naming it: drop that view, migrate, create it again.
+PostgreSQL each carries a comment naming its install's REPLICA_SCHEMA, and the drop finds this
+install's by it (never another install's in the same database), in whatever schema an earlier
+CLERK_FDW_SCHEMA put them; their grants, to any role or PUBLIC, are given back.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ log = get_logger(__name__)
 
 MARK = "clerk-replica: rebuilt by every migration"
 _INSUFFICIENT_PRIVILEGE = "42501"
+_DUPLICATE_TABLE = "42P07"
 
 
 def live_views() -> list[tuple[str, Table]]:
@@ -41,26 +42,39 @@ def fdw_views() -> list[str]:
     return [kind.fdw.name for kind in KINDS if kind.fdw is not None]
 
 
-_OURS = text(
-    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+_MARKED = text(
+    "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, d.description FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = 0 "
-    "WHERE c.relkind = 'v' AND d.description = :mark"
+    "WHERE c.relkind = 'v' AND starts_with(d.description, :mark)"
 )
 
+# Every privilege on the view but its owner's, to PUBLIC (grantee 0) or to any role, quoted.
 _GRANTS = text(
-    "SELECT format('GRANT %s ON %I.%I TO %I', privilege_type, table_schema, table_name, grantee) "
-    "FROM information_schema.role_table_grants "
-    "WHERE format('%I.%I', table_schema, table_name) = :view AND grantee <> current_user"
+    "SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, CAST(:view AS text), "
+    "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
+    "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) "
+    "FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a "
+    "WHERE c.oid = CAST(:view AS regclass) AND a.grantee <> c.relowner"
 )
 
 
-def drop(conn: Connection) -> list[tuple[str, str]]:
-    """Drop every view `create` made (on PostgreSQL, wherever it is); returns the GRANTs they
-    held (readonly-sql's) as (view, statement), for `create` to give back."""
+def mark(replica_schema: str) -> str:
+    """The comment on the views of the install whose tables are in `replica_schema`."""
+    return f"{MARK} (REPLICA_SCHEMA {replica_schema})"
+
+
+def drop(conn: Connection, replica_schema: str, fdw_schema: str) -> list[tuple[str, str]]:
+    """Drop every view `create` made for this install (on PostgreSQL, wherever it is); returns
+    the GRANTs they held as (view, statement), for `create` to give back. Views marked before
+    marks named their install are this install's in its own two schemas only."""
     grants: list[tuple[str, str]] = []
     if dialect_of(conn).schemas:
-        for (view,) in conn.execute(_OURS, {"mark": MARK}).all():
+        own = mark(replica_schema)
+        for view, schema, description in conn.execute(_MARKED, {"mark": MARK}).all():
+            unnamed = description == MARK and schema in (replica_schema, fdw_schema)
+            if description != own and not unnamed:
+                continue  # another install's
             held = conn.execute(_GRANTS, {"view": view}).scalars()
             grants += [(view, grant) for grant in held]
             conn.exec_driver_sql(f"DROP VIEW {view}")
@@ -69,7 +83,12 @@ def drop(conn: Connection) -> list[tuple[str, str]]:
     return grants
 
 
-def create(conn: Connection, fdw_schema: str, grants: Sequence[tuple[str, str]] = ()) -> None:
+def create(
+    conn: Connection,
+    replica_schema: str,
+    fdw_schema: str,
+    grants: Sequence[tuple[str, str]] = (),
+) -> None:
     """Create the views (the tables they read must exist: the database is at head), with the
     `grants` `drop` found. PostgreSQL binds a view to the tables its name resolves to now, the
     replica's: the migration's search_path, with our own views dropped, leads nowhere else."""
@@ -82,7 +101,7 @@ def create(conn: Connection, fdw_schema: str, grants: Sequence[tuple[str, str]] 
     if fdw_schema:
         made += _fdw_views(conn, fdw_schema)
     for view in made:
-        conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS '{MARK}'")
+        conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS '{mark(replica_schema)}'")
     for view, grant in grants:  # those of views that are back (not those CLERK_FDW_SCHEMA ended)
         if conn.execute(text("SELECT to_regclass(:v)"), {"v": view}).scalar() is not None:
             conn.exec_driver_sql(grant)
@@ -111,9 +130,15 @@ def _fdw_views(conn: Connection, fdw_schema: str) -> list[str]:
                     conn.exec_driver_sql(f"CREATE VIEW {view} AS {body}")
                     made.append(view)
     except DBAPIError as exc:
-        if sqlstate(exc) != _INSUFFICIENT_PRIVILEGE:
+        if sqlstate(exc) not in (_INSUFFICIENT_PRIVILEGE, _DUPLICATE_TABLE):
             raise
-        log.warning("migrate.clerk_fdw_views_skipped", schema=fdw_schema, error=describe(exc))
+        # A duplicate: another install's views hold the schema; it keeps them.
+        log.warning(
+            "migrate.clerk_fdw_views_skipped",
+            schema=fdw_schema,
+            error=describe(exc),
+            hint="give each install in this database its own CLERK_FDW_SCHEMA",
+        )
         return []
     return made
 

@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from service.config import Settings
-from service.queue import heartbeat
+from service.queue import codec, heartbeat
 
 APPLY_JOB = "apply_pending"
 # A reconcile asked for now (the console): the nightly job's function, run by any worker that
@@ -54,7 +54,12 @@ def connect(settings: Settings) -> ArqRedis:
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
     )
-    return ArqRedis(pool, default_queue_name=queue_name(settings))
+    return ArqRedis(
+        pool,
+        default_queue_name=queue_name(settings),
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
+    )
 
 
 class Enqueuer:

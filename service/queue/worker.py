@@ -14,7 +14,6 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
-from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,7 +28,7 @@ from service.feed import read, sources
 from service.inbox import retention, store
 from service.kinds import erasure
 from service.logs import get_logger
-from service.queue import heartbeat
+from service.queue import codec, heartbeat
 from service.queue.client import (
     APPLY_JOB,
     Enqueuer,
@@ -37,6 +36,7 @@ from service.queue.client import (
     queue_name,
     reconcile_job_name,
 )
+from service.queue.metrics_server import serve_metrics
 from service.reconcile.lock import AlreadyRunning, LeaseLost
 from service.reconcile.options import ReconcileOptions
 from service.reconcile.session import run_reconcile
@@ -197,7 +197,7 @@ async def _startup(ctx: WorkerContext) -> None:
     _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
     _say_what_reconciles(settings)
     if settings.worker_metrics_port is not None:
-        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        serve_metrics(settings)
 
 
 def _say_what_reconciles(settings: Settings) -> None:
@@ -285,6 +285,8 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         job_timeout=settings.worker_job_timeout_seconds,
         handle_signals=not burst,
         health_check_key=health_check_key(settings),
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
     )
 
 

@@ -17,6 +17,7 @@ from tenacity import (
 )
 
 from service import jsoncodec
+from service.clerk import bounds
 from service.config import Settings, instance_variable
 
 _MAX_RETRY_AFTER_SECONDS = 300.0
@@ -192,13 +193,15 @@ class ClerkAPI:
                 f"{response.status_code} {path}: not a successful answer", response.status_code
             )
         try:
-            return jsoncodec.loads(content)
+            value = jsoncodec.loads(content)
         except RecursionError:
             raise ClerkRequestError(
                 f"{path}: the answer is nested too deeply to read", 200
             ) from None
         except ValueError:
             raise _Retryable(f"{response.status_code} {path}: body is not JSON") from None
+        # PostgreSQL keeps no NUL: dropped here, as apply drops it from deliveries.
+        return bounds.strip_nul(value) if bounds.may_hold_nul(content) else value
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -8,7 +8,6 @@ PROMETHEUS_MULTIPROC_DIR set, processes on one machine share their counters
 from __future__ import annotations
 
 import asyncio
-import hmac
 import math
 import os
 import time
@@ -28,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from service.config import DEFAULT_INSTANCE
 from service.db.errors import describe
 from service.logs import get_logger
+from service.metrics import bearer_matches
 from service.operate import status
 from service.web.state import Gauges, WebState
 
@@ -214,10 +214,8 @@ async def render(gauges: Gauges) -> bytes:
 def authorized(scope_headers: list[tuple[bytes, bytes]], token: bytes | None) -> bool:
     """Whether the request carries `Authorization: Bearer <token>`, compared as bytes in
     constant time (any header, non-ASCII included, is just bytes that do not match)."""
-    if token is None:
-        return True
     given = next((v for k, v in scope_headers if k.lower() == b"authorization"), b"")
-    return hmac.compare_digest(given, b"Bearer " + token)
+    return bearer_matches(given, token)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -183,3 +183,26 @@ async def test_every_change_an_event_makes_names_it(engine: AsyncEngine) -> None
     assert named[("clerk_billing_subscriptions", "csub_src", True)] == erased
     assert named[("clerk_billing_subscription_items", "csub_item_1", True)] == erased
     assert all(c["svix_id"] and c["instance_id"] for c in found), found
+
+
+async def test_an_apps_own_writes_are_ordered_by_the_feed_lock(pg_engine: AsyncEngine) -> None:
+    """Writes naming no source (an app's own, by hand) take the feed's lock in the trigger
+    itself: a second such write waits for the first's commit, so seq follows commit order and
+    a reader past a seq never misses a change committed later with a smaller one."""
+    async with pg_engine.begin() as first:
+        await first.execute(insert(t.users), [{"id": "user_app_first"}])
+
+        async def second() -> None:
+            async with pg_engine.begin() as conn:
+                await conn.execute(insert(t.users), [{"id": "user_app_second"}])
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # queued on the feed's lock, taken by the trigger
+    await asyncio.wait_for(waiting, timeout=10)
+    async with pg_engine.connect() as conn:
+        found = list(await read.after(conn, 0, 10))
+    assert [(c["object_id"], c["run_id"], c["svix_id"]) for c in found] == [
+        ("user_app_first", None, None),
+        ("user_app_second", None, None),
+    ]

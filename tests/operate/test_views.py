@@ -237,3 +237,73 @@ def test_a_role_that_may_not_create_schemas_still_migrates(pg_admin_url: str) ->
         assert ("public", "clerk_users_live") in made
         assert {schema for schema, _ in made} == {"public"}
     _sql(pg_admin_url, f"DROP ROLE IF EXISTS {role}")
+
+
+def _grants(url: str, schemas: tuple[str, ...]) -> set[tuple[str, str, str, str]]:
+    """(grantee, schema, view, privilege) of the views in `schemas`, PUBLIC included."""
+    (rows,) = _sql(
+        url,
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+        "n.nspname, c.relname, a.privilege_type FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a "
+        f"WHERE c.relkind = 'v' AND a.grantee <> c.relowner AND n.nspname IN {schemas!r}",
+    )
+    return {(r[0], r[1], r[2], r[3]) for r in rows}
+
+
+def test_an_install_rebuilds_only_its_own_views_and_gives_every_grant_back(
+    pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two installs in one database (REPLICA_SCHEMA public and clerk2, each with its own
+    CLERK_FDW_SCHEMA): migrating one leaves the other's views and grants alone; grants to
+    PUBLIC and to a role whose name needs quoting survive every migration."""
+    from service.config import get_settings
+
+    role = "Clerk Reader-test"
+    first = ("public", "clerk_fdw")
+    second = ("clerk2", "clerk2_fdw")
+
+    def migrate(url: str, schemas: tuple[str, str]) -> None:
+        monkeypatch.setenv("REPLICA_SCHEMA", schemas[0])
+        monkeypatch.setenv("CLERK_FDW_SCHEMA", schemas[1])
+        get_settings.cache_clear()
+        try:
+            upgrade(url)
+        finally:
+            get_settings.cache_clear()
+
+    _sql(pg_admin_url, f'DROP ROLE IF EXISTS "{role}"', f'CREATE ROLE "{role}"')
+    try:
+        with fresh_pg_database(pg_admin_url, "clerk_replica_two_installs_test") as url:
+            migrate(url, first)
+            _sql(
+                url,
+                "GRANT SELECT ON clerk_users_live TO PUBLIC",
+                f'GRANT SELECT ON clerk_fdw.clerk_users TO "{role}" WITH GRANT OPTION',
+                f'GRANT SELECT, REFERENCES ON clerk_organizations_live TO "{role}"',
+            )
+            views = _views(url)
+            granted = _grants(url, first)
+            assert ("PUBLIC", "public", "clerk_users_live", "SELECT") in granted
+            assert (role, "clerk_fdw", "clerk_users", "SELECT") in granted
+            migrate(url, second)
+            assert views < _views(url)  # the first install's are all still there
+            assert _grants(url, first) == granted
+            second_views = _views(url) - views
+            assert {schema for schema, _ in second_views} == set(second)
+            migrate(url, first)  # and back: the first rebuilds its own, with its grants
+            assert _views(url) == views | second_views
+            assert _grants(url, first) == granted
+    finally:
+        _sql(pg_admin_url, f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_view_granted_to_public_migrates_again(pg_admin_url: str) -> None:
+    with fresh_pg_database(pg_admin_url, "clerk_replica_public_grant_test") as url:
+        upgrade(url)
+        _sql(url, "GRANT SELECT ON clerk_users_live, clerk_fdw.clerk_users TO PUBLIC")
+        granted = _grants(url, ("public", "clerk_fdw"))
+        upgrade(url)
+        upgrade(url)
+        assert _grants(url, ("public", "clerk_fdw")) == granted
+        assert ("PUBLIC", "clerk_fdw", "clerk_users", "SELECT") in granted

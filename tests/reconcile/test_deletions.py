@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,26 +22,72 @@ from tests.support.replica_helpers import deliver, one
 async def test_a_failing_pass_deletes_nothing(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    await run(engine, api, rsettings)
+    # A safety limit far above what goes missing: only the rule named here can hold the rows.
+    roomy = rsettings.model_copy(update={"reconcile_delete_floor": 1000})
+    await run(engine, api, roomy)
+    pages = -(-len(fake.users) // roomy.reconcile_page_size)
+    assert pages == 3
     fake.delete("users", "user_00001")
+    cursors: list[str] = []
 
-    def users_fail_after_first_page(name: str, params: dict[str, str]) -> Any:
-        if name == "users" and "starting_after" in params:
+    def users_fail_on_the_last_page(name: str, params: dict[str, str]) -> Any:
+        cursor = params.get("starting_after")
+        if name != "users" or cursor is None:
+            return None
+        if cursor not in cursors:
+            cursors.append(cursor)
+        if cursors.index(cursor) == pages - 2:  # all but the last page were listed
             return error(503, "internal_clerk_error", "Something went wrong")
         return None
 
-    fake.on_list = users_fail_after_first_page
-    report = await run(engine, api, rsettings)
+    fake.on_list = users_fail_on_the_last_page
+    report = await run(engine, api, roomy)
     users = by_type(report)["users"]
     assert not report.ok and users.status == "failed"
     assert "after 4 attempts" in (users.error or "")
     assert users.tombstoned == 0
-    assert (await one(engine, t.users, "user_00001"))["deleted_at"] is None
+    assert len(await live(engine, t.users)) == 120  # user_00001 and the unlisted page's too
     assert by_type(report)["memberships"].status == "completed"  # the others still ran
     async with engine.connect() as conn:
         assert (
             await conn.execute(select(runs.c.status).order_by(runs.c.id.desc()))
         ).scalar() == "failed"
+
+
+@pytest.mark.parametrize(
+    ("share", "floor", "missing", "refused"),
+    [
+        (0.25, 10, 30, False),  # 120 live: the share allows 30...
+        (0.25, 10, 31, True),  # ...and not one more
+        (0.05, 20, 20, False),  # the share allows 6: the floor, 20, wins...
+        (0.05, 20, 21, True),  # ...and not one more
+    ],
+)
+async def test_the_safety_limit_is_the_configured_share_or_the_floor(
+    engine: AsyncEngine,
+    api: ClerkAPI,
+    rsettings: Settings,
+    fake: FakeClerk,
+    share: float,
+    floor: int,
+    missing: int,
+    refused: bool,
+) -> None:
+    limited = rsettings.model_copy(
+        update={"reconcile_max_delete_share": share, "reconcile_delete_floor": floor}
+    )
+    await run(engine, api, limited, resources=("users",))
+    assert len(fake.users) == 120
+    fake.users = fake.users[missing:]
+    report = await run(engine, api, limited, resources=("users",))
+    users = by_type(report)["users"]
+    if refused:
+        assert users.status == "refused" and users.tombstoned == 0
+        assert f"{missing} of 120" in (users.error or "")
+        assert len(await live(engine, t.users)) == 120
+    else:
+        assert report.ok and users.tombstoned == missing
+        assert len(await live(engine, t.users)) == 120 - missing
 
 
 async def test_safety_limit_refuses_mass_deletion_unless_forced(

@@ -117,3 +117,29 @@ async def test_an_answer_over_the_size_cap_is_refused(
         await api.close()
     users = by_type(report)["users"]
     assert users.status == "failed" and "larger than 4096 bytes" in (users.error or "")
+
+
+async def test_an_object_too_deep_to_redact_is_invalid_not_fatal(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    # STORE_PRIVATE_METADATA=false walks every object to redact it: bounded, not the stack's.
+    deep = fake.users[7]["id"]
+    serve_deep_metadata(fake, deep, 600)
+    settings = rsettings.model_copy(update={"store_private_metadata": False})
+    report = await run(engine, api, settings, resources=("users",))
+    users = by_type(report)["users"]
+    assert report.ok, report.summary()
+    assert (users.status, users.invalid, users.created) == ("completed", 1, len(fake.users) - 1)
+
+
+async def test_a_nul_from_the_api_is_stored_without_it(
+    engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
+) -> None:
+    user = fake.users[3]
+    user["first_name"] = "Ja\u0000ne"
+    user["public_metadata"] = {"k\u0000": ["\u0000v"]}
+    report = await run(engine, api, rsettings, resources=("users",))
+    assert report.ok, report.summary()
+    assert by_type(report)["users"].invalid == 0
+    (row,) = [u for u in await rows(engine, t.users) if u["id"] == user["id"]]
+    assert (row["first_name"], row["public_metadata"]) == ("Jane", {"k": ["v"]})

@@ -10,7 +10,7 @@ from uuid import uuid4
 from svix.webhooks import Webhook
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-PREVIOUS_SECRET = "whsec_plJ3nmyCDGBKInavdOK15jsl"
+PREVIOUS_SECRET = "whsec_plJ3nmyCDGBKInavdOK15jslYfdGhouM"
 OTHER_SECRET = "whsec_dGhpcyBpcyBub3QgdGhlIHNlY3JldCB5b3Ugd2FudA"
 
 
