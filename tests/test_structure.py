@@ -588,7 +588,7 @@ def test_dialect_differences_live_in_db() -> None:
 def test_no_measured_figures_in_docstrings_or_comments() -> None:
     violations = measurement_violations(SERVICE_ROOT, MEASUREMENT_ALLOWED)
     assert not violations, _report(
-        "Measured figures in docstrings/comments (they belong in benchmarks or the README):",
+        "Measured figures in docstrings/comments (they belong in the benchmarks' JSON results):",
         violations,
     )
 
