@@ -114,12 +114,20 @@ async def client_for() -> AsyncIterator[Any]:
         await lifespan.__aexit__(None, None, None)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated PostgreSQL data directory, its server stopped; each stack starts a copy."""
+    from tests.support.fault_stack import migrated_cluster
+
+    return migrated_cluster(tmp_path_factory.mktemp("pg-cluster-template"))
+
+
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Any]:
+def stack(tmp_path: Path, pg_cluster_template: Path) -> Iterator[Any]:
     """A whole deployment of real processes (tests/support/fault_stack.py), torn down afterwards."""
     from tests.support.fault_stack import Stack
 
-    running = Stack(tmp_path).up()
+    running = Stack(tmp_path, template=pg_cluster_template).up()
     try:
         yield running
     finally:
