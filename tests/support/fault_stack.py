@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import subprocess
 import time
@@ -34,6 +36,8 @@ from tests.support.signing import SECRET, new_svix_id, signed_headers
 @dataclass
 class Stack:
     workdir: Path
+    # A stopped, migrated data directory (`migrated_cluster`) to start from instead of initdb.
+    template: Path | None = None
     redis_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     pg: EmbeddedPostgres | None = None
@@ -57,7 +61,10 @@ class Stack:
 
     def start_pg(self) -> None:
         # Its data stays when stopped: start_pg again is a restart of the same database.
-        self.pg = start_postgres(self.workdir / "pg" / "pgdata", keep_data=True)
+        pgdata = self.workdir / "pg" / "pgdata"
+        if self.template is not None and not pgdata.exists():
+            copy_cluster(self.template, pgdata)
+        self.pg = start_postgres(pgdata, keep_data=True)
         self.pg_url = self.pg.url
 
     def stop_pg(self) -> None:
@@ -101,7 +108,8 @@ class Stack:
 
     def up(self) -> Stack:
         self.start_pg()
-        upgrade(self.pg_url)
+        if self.template is None:
+            upgrade(self.pg_url)
         self.start_redis()
         self.start_web()
         self.start_worker()
@@ -171,6 +179,31 @@ class Stack:
                 i: statuses.get(i) for i in ids if statuses.get(i) != "applied"
             }
             time.sleep(0.25)
+
+
+def migrated_cluster(workdir: Path) -> Path:
+    """A PostgreSQL data directory made by initdb and migrated to head, its server stopped:
+    each stack copies it (`copy_cluster`) rather than running initdb and the migrations."""
+    pgdata = workdir / "pgdata"
+    server = start_postgres(pgdata, keep_data=True)
+    try:
+        upgrade(server.url)
+    finally:
+        server.stop()
+    return pgdata
+
+
+def copy_cluster(template: Path, pgdata: Path) -> None:
+    """A copy of a stopped data directory, modes and owners kept (as root, the embedded server
+    runs as a user of its own, which must own every file), without the server's log."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(template, pgdata, ignore=shutil.ignore_patterns("log", ".handle_pids.json"))
+    for source, _dirs, files in os.walk(template):
+        target = pgdata / Path(source).relative_to(template)
+        for name in [".", *files]:
+            if (target / name).exists():
+                owner = (Path(source) / name).stat()
+                os.chown(target / name, owner.st_uid, owner.st_gid)
 
 
 def report(
