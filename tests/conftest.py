@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.engine import create_engine
-from service.dev.processes import embedded_postgres, embedded_redis
+from service.dev.processes import embedded_redis
 from service.operate.migrate import upgrade
 from tests.support.databases import fresh_pg_database, libpq_url, truncate_pg
+from tests.support.embedded_postgres import embedded_postgres
 from tests.support.settings import make_settings
 
 TEST_DB = f"clerk_replica_test_{os.getpid()}"

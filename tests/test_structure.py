@@ -62,7 +62,6 @@ PACKAGE_HOMES: dict[str, str] = {"arq": "queue"}
 DIALECT_HOME = "db"
 # Modules outside DIALECT_HOME allowed to tell the dialects apart: "service/x.py" -> why.
 DIALECT_ALLOWED: dict[str, str] = {
-    "service/dev/processes.py": "the embedded server's default database is named postgres",
     "service/feed/dialects.py": "the change feed's triggers and sources, per database: the feed "
     "sits above db, so its SQL (naming the feed's tables) cannot live there",
     "service/schema/target.py": "names the databases a generated schema is written for",

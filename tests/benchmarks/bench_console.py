@@ -31,13 +31,14 @@ import asyncpg
 import httpx
 
 from service.db.engine import create_engine
-from service.dev.processes import embedded_postgres, embedded_redis
+from service.dev.processes import embedded_redis
 from service.logs import configure_logging
 from service.operate import events, overview
 from service.operate.migrate import upgrade
 from service.web.app import create_app
 from tests.support.console import console_settings, sign_in
 from tests.support.databases import fresh_pg_database, libpq_url
+from tests.support.embedded_postgres import embedded_postgres
 
 ROWS = int(os.environ.get("BENCH_CONSOLE_ROWS", "10000000"))
 USERS = int(os.environ.get("BENCH_CONSOLE_USERS", "1000000"))

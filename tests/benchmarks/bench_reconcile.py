@@ -156,8 +156,8 @@ def serving(argv: list[str]) -> Iterator[str]:
 
 @contextmanager
 def database() -> Iterator[str]:
-    from service.dev.processes import embedded_postgres
     from tests.support.databases import fresh_pg_database
+    from tests.support.embedded_postgres import embedded_postgres
 
     given = os.environ.get("TEST_POSTGRES_URL")
     if given:

@@ -28,8 +28,9 @@ import asyncpg
 import httpx
 
 from service.dev.ports import free_port, wait_for_port
-from service.dev.processes import Children, embedded_postgres, embedded_redis
+from service.dev.processes import Children, embedded_redis
 from tests.support.commands import CLI
+from tests.support.embedded_postgres import embedded_postgres
 from tests.support.signing import SECRET
 
 PYTHON = sys.executable

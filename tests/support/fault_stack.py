@@ -19,16 +19,11 @@ import asyncpg
 import httpx
 
 from service.dev.ports import free_port, wait_for_port
-from service.dev.processes import (
-    Children,
-    EmbeddedPostgres,
-    start_embedded_redis,
-    start_postgres,
-    stop,
-)
+from service.dev.processes import Children, start_embedded_redis, stop
 from service.operate.migrate import upgrade
 from tests.support import clerk_payloads as cp
 from tests.support.commands import CLI, env
+from tests.support.embedded_postgres import EmbeddedPostgres, start_postgres
 from tests.support.measured import REPORT
 from tests.support.signing import SECRET, new_svix_id, signed_headers
 
