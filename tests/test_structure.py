@@ -92,7 +92,7 @@ TESTLESS_ALLOWED: dict[str, str] = {
     "(the status command's output)",
     "service/reconcile/options.py": "tests/reconcile/test_run.py (the kinds, parents first)",
     "service/reconcile/report.py": "tests/reconcile/test_run.py and test_console.py",
-    "service/reconcile/session.py": "tests/queue/test_worker.py (the nightly job) and "
+    "service/reconcile/every_instance.py": "tests/queue/test_worker.py (the nightly job) and "
     "tests/reconcile/test_console.py",
 }
 
