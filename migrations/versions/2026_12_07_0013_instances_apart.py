@@ -5,8 +5,7 @@ each binding was made (`bound_by`: reconcile's key, or the first delivery) and a
 is unique. Rows recorded before were found by reconcile; where two names recorded one id, the
 most recently identified keeps it (the next reconcile of the other says what it is now).
 
-Invitations are found by their inviter (`inviter_id`, indexed): erasing a deleted inviter's
-data from every invitation they sent.
+Invitations are indexed by `inviter_id`: a deleted inviter's data leaves every invitation.
 
 Revision ID: 0013
 Revises: 0012

@@ -41,7 +41,7 @@ async def test_a_failing_pass_deletes_nothing(
         return None
 
     fake.on_list = users_fail_on_the_last_page
-    report = await run(engine, api, roomy)
+    report = await run(engine, api, roomy, full=True)  # the full listing, which ends what it lacks
     users = by_type(report)["users"]
     assert not report.ok and users.status == "failed"
     assert "after 4 attempts" in (users.error or "")
