@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,11 @@ def test_real_server_refuses_a_chunked_body_over_the_limit(server: tuple[int, st
     assert time.monotonic() - started < 10
 
 
-def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) -> None:
+@contextmanager
+def metrics_worker(
+    server: tuple[int, str], redis_url: str, prefix: str, **variables: str
+) -> Iterator[int]:
+    """A `clerk-replica worker` serving its /metrics on a free port (yielded), stopped after."""
     port, database_url = server
     metrics_port = free_port()
     worker = subprocess.Popen(
@@ -170,13 +175,23 @@ def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) 
         env=env(
             database_url=database_url,
             redis_url=redis_url,
-            queue_prefix=f"cli-{port}",
+            queue_prefix=f"{prefix}-{port}",
             worker_metrics_port=str(metrics_port),
+            **variables,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
+        yield metrics_port
+    finally:
+        worker.terminate()
+        worker.wait(20)
+
+
+def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) -> None:
+    port = server[0]
+    with metrics_worker(server, redis_url, "cli") as metrics_port:
         wait_for_port(metrics_port)
         body, headers = signed(cp.envelope("user.created", cp.user()))
         assert (
@@ -193,29 +208,14 @@ def test_worker_serves_its_own_metrics(server: tuple[int, str], redis_url: str) 
         while line not in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text:
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    finally:
-        worker.terminate()
-        worker.wait(20)
 
 
 def test_worker_metrics_listen_only_where_they_are_told(
     server: tuple[int, str], redis_url: str
 ) -> None:
-    port, database_url = server
-    metrics_port = free_port()
-    worker = subprocess.Popen(
-        [CLI, "worker"],
-        env=env(
-            database_url=database_url,
-            redis_url=redis_url,
-            queue_prefix=f"cli-host-{port}",
-            worker_metrics_port=str(metrics_port),
-            worker_metrics_host="127.0.0.2",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with metrics_worker(
+        server, redis_url, "cli-host", worker_metrics_host="127.0.0.2"
+    ) as metrics_port:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -227,9 +227,6 @@ def test_worker_metrics_listen_only_where_they_are_told(
         assert answer.status_code == 200
         with pytest.raises(httpx.ConnectError):  # not on the default address
             httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1)
-    finally:
-        worker.terminate()
-        worker.wait(20)
 
 
 def test_send_test_event_demo_fills_the_replica_and_twice_is_harmless(
@@ -366,21 +363,9 @@ def test_serve_refuses_a_port_that_is_not_one(sqlite_file: str, port: str) -> No
 def test_the_worker_metrics_ask_for_the_metrics_token(
     server: tuple[int, str], redis_url: str
 ) -> None:
-    port, database_url = server
-    metrics_port = free_port()
-    worker = subprocess.Popen(
-        [CLI, "worker"],
-        env=env(
-            database_url=database_url,
-            redis_url=redis_url,
-            queue_prefix=f"cli-token-{port}",
-            worker_metrics_port=str(metrics_port),
-            metrics_token="scrape-token-3f9a",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with metrics_worker(
+        server, redis_url, "cli-token", metrics_token="scrape-token-3f9a"
+    ) as metrics_port:
         wait_for_port(metrics_port)
         url = f"http://127.0.0.1:{metrics_port}/metrics"
         for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "scrape-token-3f9a"}):
@@ -388,6 +373,3 @@ def test_the_worker_metrics_ask_for_the_metrics_token(
             assert answer.status_code == 401 and "clerk_replica" not in answer.text
         answer = httpx.get(url, headers={"Authorization": "Bearer scrape-token-3f9a"})
         assert answer.status_code == 200 and "clerk_replica_events" in answer.text
-    finally:
-        worker.terminate()
-        worker.wait(20)
