@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
-import service.feed.table
-import service.inbox.table
-import service.reconcile.tables  # noqa: F401  (their tables join the shared metadata)
+import service.feed.changes
+import service.inbox.instances
+import service.inbox.store
+import service.reconcile.checkpoints
+import service.reconcile.lock  # noqa: F401  (their tables join the shared metadata)
 from docs_gen.markdown import code, page, table
 from service.db.types import metadata
 from service.kinds.declaration import Kind

@@ -8,13 +8,14 @@ from alembic import context
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-import service.feed.table
-
 # Imported for their tables, registered on the shared metadata (the kinds registry imports
 # every kind's module).
-import service.inbox.table
+import service.feed.changes
+import service.inbox.instances
+import service.inbox.store
 import service.kinds.registry
-import service.reconcile.tables  # noqa: F401
+import service.reconcile.checkpoints
+import service.reconcile.lock  # noqa: F401
 from service.config import get_settings
 from service.db.dialect import dialect_of
 from service.db.engine import async_url, create_engine

@@ -430,9 +430,9 @@ def reconcile(
     """
     from service.reconcile.clerk_api import ClerkAuthError
     from service.reconcile.console import print_summary, progress_display
-    from service.reconcile.every_instance import run_reconciles
     from service.reconcile.lock import AlreadyRunning, LeaseLost
-    from service.reconcile.options import ReconcileOptions, listed_kinds
+    from service.reconcile.modes import ReconcileOptions, listed_kinds
+    from service.reconcile.run import run_reconciles
 
     settings = _located()
     names = list(instance or ()) or settings.instance_names()

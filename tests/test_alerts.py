@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.queue import heartbeat
 from service.queue.client import connect
-from service.reconcile.checkpoints import finish_run, open_run
-from service.reconcile.tables import RunStatus
+from service.reconcile.checkpoints import RunStatus, finish_run, open_run
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import deliver
 from tests.support.signing import signed

@@ -23,7 +23,7 @@ from service.db.engine import create_engine
 from service.dev import demo
 from service.dev.demo import demo_events
 from service.dev.ports import free_port, wait_for_port
-from service.inbox.table import Status
+from service.inbox.store import Status
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.commands import CLI, env, run

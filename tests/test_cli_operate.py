@@ -20,7 +20,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.dev import runtime
 from service.dev.ports import free_port
-from service.inbox.table import Status
+from service.inbox.store import Status
 from tests.support import clerk_payloads as cp
 from tests.support.commands import CLI, env, reconcile_cli
 from tests.support.fake_clerk import FakeClerk

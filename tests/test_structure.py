@@ -86,13 +86,13 @@ TESTLESS_ALLOWED: dict[str, str] = {
     "service/ingest/envelope.py": "tests/ingest/test_endpoint.py (bodies that are not envelopes, "
     "huge timestamps)",
     "service/ingest/refusals.py": "a data class; tests/ingest/test_body.py and test_signature.py",
-    "service/kinds/tables.py": "column helpers; tests/operate/test_migrate.py",
+    "service/kinds/columns.py": "column helpers; tests/operate/test_migrate.py",
     "service/operate/actions.py": "tests/queue/test_worker.py (replay) and tests/test_cli.py",
     "service/operate/status_view.py": "tests/dev/test_stack.py and tests/system/test_secrets.py "
     "(the status command's output)",
-    "service/reconcile/options.py": "tests/reconcile/test_run.py (the kinds, parents first)",
+    "service/reconcile/modes.py": "tests/reconcile/test_run.py (the kinds, parents first)",
     "service/reconcile/report.py": "tests/reconcile/test_run.py and test_console.py",
-    "service/reconcile/every_instance.py": "tests/queue/test_worker.py (the nightly job) and "
+    "service/reconcile/run.py": "tests/queue/test_worker.py (the nightly job) and "
     "tests/reconcile/test_console.py",
 }
 

@@ -27,8 +27,7 @@ from service.config import DEFAULT_INSTANCE
 from service.db.errors import TransientError, describe, is_transient
 from service.feed import sources
 from service.inbox import instances, store
-from service.inbox.store import Claimed
-from service.inbox.table import Status
+from service.inbox.store import Claimed, Status
 from service.kinds.registry import is_replicated
 from service.logs import get_logger
 from service.metrics import APPLY_SECONDS, EVENTS, LAG_SECONDS

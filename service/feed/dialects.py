@@ -1,7 +1,7 @@
 """The change feed's SQL for each database: the triggers that record a change, and how a
 writing transaction hands them its sources and tells listeners the feed grew.
 
-Invariant: table names come from service/feed/table.py, never spelled here; what counts as a
+Invariant: table names come from service/feed/changes.py, never spelled here; what counts as a
 change is in service/feed/triggers.py. A new database gets a class here beside its module in
 service/db/.
 """
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service import jsoncodec
 from service.db.dialect import dialect_of
-from service.feed.table import change_sources, changes
+from service.feed.changes import change_sources, changes
 
 # The source of a change: (instance id, svix id, run id).
 FeedSource = tuple[str | None, str | None, str | None]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.feed.table import changes
+from service.feed.changes import changes
 
 
 async def after(conn: AsyncConnection, seq: int, limit: int) -> Sequence[dict[str, Any]]:

@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.feed.changes import change_sources
 from service.feed.dialects import FeedSource, feed_dialect_of
-from service.feed.table import change_sources
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.config import Settings
 from service.db.chunks import chunks
 from service.db.dialect import dialect_of
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 
 _SETTLED = (Status.APPLIED.value, Status.IGNORED.value)
 _GIVEN_UP = (Status.FAILED.value, Status.DISCARDED.value)

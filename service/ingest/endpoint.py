@@ -21,8 +21,7 @@ from starlette.types import Receive, Scope, Send
 from service import jsoncodec
 from service.clerk.rows import without_private
 from service.db.errors import describe
-from service.inbox.store import Delivery
-from service.inbox.table import Status
+from service.inbox.store import Delivery, Status
 from service.inbox.writer import InboxWriter
 from service.ingest.body import BodyReader
 from service.ingest.envelope import Envelope, parse_envelope

@@ -15,8 +15,8 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 billing_payment_attempts = Table(
     "clerk_billing_payment_attempts",

@@ -14,8 +14,8 @@ from service.clerk import rows as r
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
 from service.kinds.billing import version
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing
-from service.kinds.tables import instance_column, versioned_times
 
 billing_plans = Table(
     "clerk_billing_plans",

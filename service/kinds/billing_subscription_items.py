@@ -17,8 +17,8 @@ from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns, version
 from service.kinds.billing_plans import plan_snapshot
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 billing_subscription_items = Table(
     "clerk_billing_subscription_items",

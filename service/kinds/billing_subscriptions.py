@@ -15,8 +15,8 @@ from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
 from service.kinds.billing import Payer, payer_columns
 from service.kinds.billing_subscription_items import item_snapshot
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 billing_subscriptions = Table(
     "clerk_billing_subscriptions",

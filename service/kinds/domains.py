@@ -11,8 +11,8 @@ from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing, Lookup, Parent
-from service.kinds.tables import instance_column, versioned_times
 
 organization_domains = Table(
     "clerk_organization_domains",

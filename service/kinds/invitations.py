@@ -12,8 +12,8 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing, Lookup, Parent, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 organization_invitations = Table(
     "clerk_organization_invitations",

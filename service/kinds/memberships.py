@@ -17,8 +17,8 @@ from service.clerk.rows import Row, RowOptions, Snapshot
 from service.db.chunks import chunks
 from service.db.dialect import dialect_of
 from service.db.types import JSONValue, metadata, partial_unique_index
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import ByParent, FdwView, Kind, Listing, Lookup, Parent, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 organization_memberships = Table(
     "clerk_organization_memberships",

@@ -11,8 +11,8 @@ from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
+from service.kinds.columns import epoch_ms, instance_column, versioned_times
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup
-from service.kinds.tables import epoch_ms, instance_column, versioned_times
 
 organizations = Table(
     "clerk_organizations",

@@ -13,8 +13,8 @@ from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing, Lookup, Owned
-from service.kinds.tables import instance_column, versioned_times
 
 roles = Table(
     "clerk_roles",

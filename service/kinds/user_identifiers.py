@@ -16,7 +16,7 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import Row
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata
-from service.kinds.tables import identifier_table, instance_column
+from service.kinds.columns import identifier_table, instance_column
 
 email_addresses = identifier_table("clerk_email_addresses", "email_address")
 phone_numbers = identifier_table("clerk_phone_numbers", "phone_number")

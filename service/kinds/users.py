@@ -13,8 +13,8 @@ from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.clerk.timestamps import from_ms
 from service.db.types import JSONValue, UTCDateTime, metadata, partial_index
+from service.kinds.columns import epoch_ms, instance_column, versioned_times
 from service.kinds.declaration import FdwView, Kind, Listing, Lookup, Owned, Personal
-from service.kinds.tables import epoch_ms, instance_column, versioned_times
 from service.kinds.user_identifiers import (
     Identifiers,
     email_addresses,

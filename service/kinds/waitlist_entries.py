@@ -12,8 +12,8 @@ from service.clerk import rows as r
 from service.clerk.payloads import Millis
 from service.clerk.rows import RowOptions, Snapshot
 from service.db.types import JSONValue, metadata, partial_index
+from service.kinds.columns import instance_column, versioned_times
 from service.kinds.declaration import Kind, Listing, Lookup, Personal
-from service.kinds.tables import instance_column, versioned_times
 
 waitlist_entries = Table(
     "clerk_waitlist_entries",

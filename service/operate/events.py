@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 
 
 def instance_of(column: Any) -> ColumnElement[str]:

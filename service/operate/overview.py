@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
 from service.db.dialect import dialect_of
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.kinds.registry import replica_tables
 from service.operate.events import instance_of as _instance_of
 from service.operate.events import safe_error
-from service.reconcile.tables import RunStatus, progress, runs
+from service.reconcile.checkpoints import RunStatus, progress, runs
 
 BUCKET_SECONDS = 600  # the charts' resolution
 BUCKETS = 86400 // BUCKET_SECONDS  # a day

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 
 from service.db.postgresql import RESERVED_WORDS
-from service.feed.table import changes
+from service.feed.changes import changes
+from service.inbox.instances import instances
 from service.kinds.registry import replica_tables
 from service.operate.views import fdw_views, live_views
-from service.reconcile.tables import instances
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Role names PostgreSQL gives a meaning of its own (GRANT ... TO public grants every role).

@@ -15,14 +15,14 @@ from service.config import DEFAULT_INSTANCE, Settings, webhook_path
 from service.db.dialect import dialect_of
 from service.db.errors import describe
 from service.inbox import retention
-from service.inbox.table import Status, inbox
+from service.inbox.instances import instances
+from service.inbox.store import Status, inbox
 from service.kinds import erasure
 from service.kinds.registry import replica_tables
 from service.queue import heartbeat
 from service.queue.client import connect, queue_name
 from service.reconcile.checkpoints import last_finished_at, last_runs
 from service.reconcile.modes import last_full_completed
-from service.reconcile.tables import instances
 
 FAILED_SHOWN = 20
 

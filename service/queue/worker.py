@@ -37,9 +37,9 @@ from service.queue.client import (
     reconcile_job_name,
 )
 from service.queue.metrics_server import serve_metrics
-from service.reconcile.every_instance import run_reconcile
 from service.reconcile.lock import AlreadyRunning, LeaseLost
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
+from service.reconcile.run import run_reconcile
 
 log = get_logger(__name__)
 

@@ -1,20 +1,105 @@
-"""Runs, per-resource progress and seen ids: what makes a crashed reconcile resumable."""
+"""The reconcile runs (what happened), each pass's progress and segments (where to resume) and
+seen ids (deletion detection without holding them in memory), with their statements: what makes
+a crashed reconcile resumable."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import DEFAULT_INSTANCE
 from service.db.dialect import dialect_of
+from service.db.types import JSONValue, UTCDateTime, metadata
 from service.reconcile.paging import Position
 from service.reconcile.segments import Segment
-from service.reconcile.tables import RunStatus, progress, runs, seen, segments
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+runs = Table(
+    "clerk_replica_reconcile_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger", String(16), nullable=False),  # cli | cron
+    Column("status", String(16), nullable=False),
+    Column("resources", JSONValue, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("summary", JSONValue),
+    Column("error", Text),
+    Column("instance", String(64)),  # the configured instance listed (NULL: the default)
+    Column("mode", String(16)),  # full | incremental (NULL: before modes, a full run)
+)
+
+progress = Table(
+    "clerk_replica_reconcile_progress",
+    metadata,
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey(runs.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("resource", String(32), primary_key=True),
+    # Objects created after the pass started may be missing from it: never tombstone those.
+    Column("pass_started_at", UTCDateTime, nullable=False),
+    Column("cursor", Text),  # the last id seen (users' starting_after)
+    Column("offset", Integer, nullable=False, default=0),
+    Column("listed", Boolean, nullable=False, default=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("counts", JSONValue, nullable=False),
+)
+
+segments = Table(
+    "clerk_replica_reconcile_segments",
+    metadata,
+    Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("resource", String(32), primary_key=True),
+    Column("segment", Integer, primary_key=True),
+    # What the segment covers: an offset window [start, end), or created_at bounds (ms).
+    Column("start_offset", Integer, nullable=False, default=0),
+    Column("end_offset", Integer),
+    Column("created_after_ms", BigInteger),
+    Column("created_before_ms", BigInteger),
+    # Where its walk stands.
+    Column("offset", Integer, nullable=False, default=0),
+    Column("cursor", Text),
+    Column("done", Boolean, nullable=False, default=False),
+)
+
+seen = Table(
+    "clerk_replica_reconcile_seen",
+    metadata,
+    Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("resource", String(32), primary_key=True),
+    Column("object_id", Text, primary_key=True),
+)
 
 # A crashed run (still marked running; we hold the lock, so its process died) resumes within
 # a day. A run that failed (API errors, a refused deletion) resumes only soon after, when an

@@ -1,12 +1,13 @@
 """Deletion detection: after a complete listing, tombstone the instance's live rows Clerk no
-longer lists, each confirmed by a lookup, and never more than the safety share without --force.
-Only rows of the instance listed are candidates (and counted for the share): another
-instance's rows are never missing from this one's listing. An incremental pass ends what its
-partial listings lacked through end_missing, under the same confirmation and share."""
+longer lists, each confirmed by a lookup (read back as its kind's `Lookup` says), and never
+more than the safety share without --force. Only rows of the instance listed are candidates
+(and counted for the share): another instance's rows are never missing from this one's
+listing. An incremental pass ends what its partial listings lacked through end_missing, under
+the same confirmation and share."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,12 @@ from sqlalchemy import Table, and_, func, select
 from service.clerk.rows import Snapshot
 from service.db.chunks import CHUNK
 from service.kinds import writes
-from service.kinds.declaration import BY_IDS
+from service.kinds.declaration import BY_IDS, Kind
 from service.reconcile import checkpoints
-from service.reconcile.lookups import can_look_up, look_up
+from service.reconcile.checkpoints import seen
+from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.paging import objects_of
 from service.reconcile.pass_view import PassView
-from service.reconcile.tables import seen
 
 
 async def detect(run: PassView) -> None:
@@ -188,3 +189,27 @@ def _seen_exists(table: Table, run_id: int | None, resource: str) -> Any:
         )
         .exists()
     )
+
+
+def can_look_up(kind: Kind, row: Mapping[str, Any]) -> bool:
+    """Whether the row has every column its kind's lookup needs."""
+    return kind.lookup is not None and kind.lookup.request(row) is not None
+
+
+async def look_up(api: ClerkAPI, kind: Kind, row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Clerk's current object for a stored row, or None when Clerk no longer has it (also
+    when the list it is found in belongs to an owner that is gone). Only an object with the
+    row's own id counts: anything else the API answers is not proof that it lives."""
+    if kind.lookup is None:
+        return None
+    request = kind.lookup.request(row)
+    if request is None:
+        return None
+    path, params = request
+    found = await api.get_or_none(path, params or None)
+    if not kind.lookup.in_list:
+        return found if isinstance(found, dict) and found.get("id") == row["id"] else None
+    for item in found.get("data", []) if isinstance(found, dict) else []:
+        if isinstance(item, dict) and item.get("id") == row["id"]:
+            return item
+    return None

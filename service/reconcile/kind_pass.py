@@ -1,9 +1,10 @@
-"""One kind's pass over one instance. It lists everything, in
-segments walked side by side (each checkpointed page by page), writes what changed through the
-kind's writes (rows named with the instance), then, once every segment has finished, hands
-over to deletion detection, which considers only the instance's rows. In a dry run nothing is
-written: seen ids stay in memory. An incremental run hands kinds that have an incremental pass
-to service/reconcile/incremental.py, and lists them whole when that pass gives way."""
+"""One kind's pass over one instance. It lists everything, in segments walked side by side
+(each checkpointed page by page), writes what changed (classify: rows missing or older; the
+unchanged are skipped) through the kind's writes (rows named with the instance), then, once
+every segment has finished, hands over to deletion detection, which considers only the
+instance's rows. In a dry run nothing is written: seen ids stay in memory. An incremental run
+hands kinds that have an incremental pass to service/reconcile/incremental.py, and lists them
+whole when that pass gives way."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, or_
+from sqlalchemy import ColumnElement, Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
+from service.db.chunks import chunks
 from service.db.dialect import dialect_of
 from service.db.errors import describe, is_transient
 from service.feed import sources
@@ -28,16 +30,16 @@ from service.kinds import writes
 from service.kinds.declaration import Kind, Listing
 from service.logs import get_logger
 from service.reconcile import checkpoints, deletions, incremental, segments, walk
-from service.reconcile.classify import classify
 from service.reconcile.clerk_api import ClerkAPI
 from service.reconcile.instance import Identity
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.paging import total
 from service.reconcile.pass_view import Page
 from service.reconcile.report import RESTORED_COUNTS, PassReport, ProgressCallback
 from service.reconcile.segments import Segment
 from service.reconcile.statistics import Statistics
 from service.replica.bulk import Encoded, encode
+from service.replica.versioned import moves_forward
 
 log = get_logger(__name__)
 
@@ -332,3 +334,31 @@ class KindPass:
             setattr(self.report, key, getattr(self.report, key) + value)
         page.segment.position = page.after
         page.segment.done = page.ends_segment
+
+
+async def classify(
+    conn: AsyncConnection, table: Table, built: Sequence[Snapshot], instance_id: str | None = None
+) -> tuple[list[Snapshot], list[Snapshot], dict[str, int]]:
+    """(created, updated, counts of created, updated and unchanged). A row stored without
+    its instance counts as updated: the write names it (`instance_id`)."""
+    stored: dict[str, Any] = {}
+    ids = [b.id for b in built]
+    columns = (table.c.id, table.c.updated_at, table.c.deleted_at, table.c.instance_id)
+    among = dialect_of(conn).among
+    for chunk in chunks(ids):
+        result = await conn.execute(select(*columns).where(among(table.c.id, chunk)))
+        stored.update({r.id: r for r in result})
+    created: list[Snapshot] = []
+    updated: list[Snapshot] = []
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for b in built:
+        held = stored.get(b.id)
+        if held is None:
+            counts["created"] += 1
+            created.append(b)
+        elif moves_forward(held, b.row) or (held.instance_id is None and instance_id is not None):
+            counts["updated"] += 1
+            updated.append(b)
+        else:
+            counts["unchanged"] += 1
+    return created, updated, counts

@@ -11,11 +11,19 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from sqlalchemy import delete, update
+from sqlalchemy import Column, String, Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.dialect import dialect_of
-from service.reconcile.tables import locks
+from service.db.types import UTCDateTime, metadata
+
+locks = Table(
+    "clerk_replica_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
 
 
 class AlreadyRunning(RuntimeError):

@@ -1,13 +1,14 @@
-"""Which listing a reconcile run does: full (every object, as the first run) or incremental
-(only what changed since the instance's last complete run). Full whenever the incremental
-one cannot be trusted: asked for, no complete run to count from, the last run failed or was
-refused, or the last full run is older than RECONCILE_FULL_EVERY_DAYS. The why, and what an
-incremental run can miss: docs/explanation/reconcile-modes.md."""
+"""What a reconcile run is asked to do (`ReconcileOptions`) and which listing it does: full
+(every object, as the first run) or incremental (only what changed since the instance's last
+complete run). Full whenever the incremental one cannot be trusted: asked for, no complete run
+to count from, the last run failed or was refused, or the last full run is older than
+RECONCILE_FULL_EVERY_DAYS. The why, and what an incremental run can miss:
+docs/explanation/reconcile-modes.md."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -16,8 +17,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import Settings
-from service.reconcile.checkpoints import of_instance
-from service.reconcile.tables import RunStatus, runs
+from service.kinds.registry import KINDS
+from service.reconcile.checkpoints import RunStatus, of_instance, runs
 
 
 class Mode(StrEnum):
@@ -96,3 +97,19 @@ async def last_full_completed(
             finished: datetime = row.finished_at
             return finished
     return None
+
+
+def listed_kinds() -> tuple[str, ...]:
+    """The kinds reconcile can walk (those Clerk lists instance-wide), parents first."""
+    return tuple(k.name for k in KINDS if k.listing is not None)
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    resources: tuple[str, ...] = field(default_factory=listed_kinds)
+    dry_run: bool = False
+    force: bool = False  # tombstone beyond the safety share
+    confirm_deletions: bool = True
+    restart: bool = False  # ignore an unfinished run instead of resuming it
+    trigger: str = "cli"
+    full: bool = False  # list everything, whatever the mode would be

@@ -18,7 +18,7 @@ from service.clerk.rows import RowOptions, Snapshot
 from service.config import Settings
 from service.kinds.declaration import Kind, Listing
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.paging import Position
 from service.reconcile.report import PassReport
 from service.reconcile.segments import Segment

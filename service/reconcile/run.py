@@ -2,7 +2,8 @@
 incremental, service/reconcile/modes.py), then for each requested kind, parents first, a pass
 (service/reconcile/kind_pass.py), under the instance's lease lock, recorded in the runs table
 and resumable. Instances run independently: each has its own key,
-rate limit, lock and runs."""
+rate limit, lock and runs; `run_reconciles` runs each configured instance in turn with this
+process's own engine and API clients (the CLI and the nightly job)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.config import DEFAULT_INSTANCE, Settings
+from service.db.engine import create_engine
 from service.db.errors import describe
 from service.kinds.registry import BY_NAME
 from service.logs import get_logger
 from service.metrics import RECONCILE_OBJECTS, RECONCILE_REQUESTS
 from service.reconcile import checkpoints, instance, modes
+from service.reconcile.checkpoints import RunStatus
 from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError, ClerkError
 from service.reconcile.kind_pass import KindPass
 from service.reconcile.lock import LeaseLock
-from service.reconcile.options import ReconcileOptions, listed_kinds
+from service.reconcile.modes import ReconcileOptions, listed_kinds
 from service.reconcile.report import PassReport, ProgressCallback, RunReport, no_progress
-from service.reconcile.tables import RunStatus
 
 log = get_logger(__name__)
 
@@ -212,3 +214,40 @@ async def _passes(
                 if report.run_id is not None:
                     async with engine.begin() as conn:
                         await checkpoints.set_mode(conn, report.run_id, modes.Mode.FULL)
+
+
+async def run_reconcile(
+    settings: Settings,
+    options: ReconcileOptions,
+    on_progress: ProgressCallback = no_progress,
+) -> RunReport:
+    """Reconcile the instance `settings` speak for (`Settings.for_instance`)."""
+    engine = create_engine(settings)
+    api = ClerkAPI(settings)
+    try:
+        return await reconcile(engine, api, settings, options, on_progress)
+    finally:
+        await api.close()
+        await engine.dispose()
+
+
+async def run_reconciles(
+    settings: Settings,
+    options: ReconcileOptions,
+    on_progress: ProgressCallback = no_progress,
+    instances: Sequence[str] = (),
+) -> list[RunReport]:
+    """Reconcile the named instances (none named: every configured one), one after another:
+    a failure of one (a bad key, a lock held) is raised only after the others have run."""
+    names = list(instances) or settings.instance_names()
+    reports: list[RunReport] = []
+    failure: Exception | None = None
+    for name in names:
+        try:
+            reports.append(await run_reconcile(settings.for_instance(name), options, on_progress))
+        except Exception as exc:
+            log.error("reconcile.instance_failed", instance=name, error=str(exc))
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return reports

@@ -13,7 +13,7 @@ from service.apply.batch import apply_batch, apply_one
 from service.clerk.rows import RowOptions
 from service.db.errors import TransientError
 from service.inbox import store
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import inbox_row, one, rows, store_event

@@ -17,7 +17,7 @@ from service.clerk.rows import RowOptions
 from service.db.engine import create_engine
 from service.db.errors import TransientError
 from service.dev.ports import free_port
-from service.inbox.table import Status
+from service.inbox.store import Status
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import inbox_row, rows, store_event

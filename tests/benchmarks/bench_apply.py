@@ -44,7 +44,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings, get_settings
 from service.db.engine import create_engine
 from service.dev.processes import embedded_redis
-from service.inbox.table import inbox
+from service.inbox.store import inbox
 from service.logs import configure_logging
 from service.operate.migrate import upgrade
 from service.queue.client import Enqueuer, connect

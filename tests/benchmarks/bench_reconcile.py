@@ -3,7 +3,7 @@
 The fake Clerk Backend API runs in its own process (real uvicorn, no latency, no rate limit),
 its objects made and JSON-encoded before anything is timed, so serving a page costs a join and
 never takes CPU from the process measured. Baseline: the same client fetching the same pages
-without writing. Subject: the real reconcile (service.reconcile.every_instance.run_reconcile, what
+without writing. Subject: the real reconcile (service.reconcile.run.run_reconcile, what
 `clerk-replica reconcile` runs) in its own process, so its peak RSS (VmHWM) is its own; then a
 "nightly" run over the unchanged instance, which should write nothing but checkpoints; then
 the first run again into SQLite (the embedded default), as a ratio to PostgreSQL's. The fake
@@ -101,8 +101,8 @@ async def _fetch_only(settings: Settings) -> dict[str, Any]:
 
 
 async def _reconcile(settings: Settings) -> dict[str, Any]:
-    from service.reconcile.every_instance import run_reconcile
-    from service.reconcile.options import ReconcileOptions
+    from service.reconcile.modes import ReconcileOptions
+    from service.reconcile.run import run_reconcile
 
     report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
     if not report.ok:

@@ -78,8 +78,8 @@ def serve_fake(users: int, orgs: int, memberships: int) -> None:
 
 
 async def _reconcile(settings: Settings) -> dict[str, Any]:
-    from service.reconcile.every_instance import run_reconcile
-    from service.reconcile.options import ReconcileOptions
+    from service.reconcile.modes import ReconcileOptions
+    from service.reconcile.run import run_reconcile
 
     report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
     if not report.ok:

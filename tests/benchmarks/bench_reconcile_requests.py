@@ -6,7 +6,7 @@ organizations renamed), one after as much again with nothing deleted; each as a 
 Sizes as in the latency benchmark (pages of 500, one request in flight). Measured (up to
 BENCH_REQUESTS_MEASURED_MAX users): the real reconcile against the fake Backend API into SQLite,
 replica checked equal to the fake. Computed (every size): the same request rules, the users'
-bisection by service.reconcile.counting itself; where both exist they must agree exactly.
+bisection by service.reconcile.incremental itself; where both exist they must agree exactly.
 How the figures arise: docs/explanation/reconcile-modes.md. Recorded with measure.record().
 """
 
@@ -118,7 +118,7 @@ def newest_pages(recent: int, total: int, overlap: int) -> int:
 
 
 async def computed(users: int, orgs: int, memberships: int) -> dict[str, int]:
-    from service.reconcile.counting import differing_ranges
+    from service.reconcile.incremental import differing_ranges
 
     drift = drift_for(users, orgs, memberships)
     full = 1 + sum(1 + pages(n) for n in (orgs, users, memberships))
@@ -274,7 +274,7 @@ async def measured(users: int, orgs: int, memberships: int) -> dict[str, int]:
     from service.db.engine import create_engine
     from service.operate.migrate import upgrade
     from service.reconcile.clerk_api import ClerkAPI
-    from service.reconcile.options import ReconcileOptions
+    from service.reconcile.modes import ReconcileOptions
     from service.reconcile.run import reconcile
     from tests.support.fake_clerk import KEY, serve
     from tests.support.settings import make_settings

@@ -14,7 +14,8 @@ from service.db.dialect import dialect_of
 from service.db.engine import create_engine
 from service.db.postgresql import PostgreSQL
 from service.db.sqlite import SQLite
-from service.reconcile.tables import locks, runs, seen
+from service.reconcile.checkpoints import runs, seen
+from service.reconcile.lock import locks
 from tests.support import tables as t
 from tests.support.replica_helpers import rows
 from tests.support.settings import make_settings

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clerk.rows import RowOptions
 from service.dev.examples import event_types, example_event
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.kinds.registry import ROUTES
 from tests.support import clerk_spec
 from tests.support.replica_helpers import deliver

@@ -10,13 +10,13 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.feed import sources
+from service.feed.changes import change_sources, changes
 from service.feed.dialects import (
     PostgreSQLFeed,
     SQLiteFeed,
     feed_dialect_of,
     listen_changes,
 )
-from service.feed.table import change_sources, changes
 from tests.support import tables as t
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.feed import read
-from service.feed.table import changes
+from service.feed.changes import changes
 from tests.support import tables as t
 
 

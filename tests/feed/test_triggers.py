@@ -18,7 +18,7 @@ from service.config import get_settings
 from service.db.dialect import dialect_of
 from service.db.engine import create_engine
 from service.feed import read, triggers
-from service.feed.table import changes
+from service.feed.changes import changes
 from service.operate.migrate import upgrade
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t

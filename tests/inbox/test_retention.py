@@ -13,7 +13,7 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.inbox import retention
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.queue.client import Enqueuer
 from service.queue.worker import job_context, sweep
 from tests.support import clerk_payloads as cp

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.inbox import store
-from service.inbox.store import Delivery
-from service.inbox.table import Status
+from service.inbox.store import Delivery, Status
 from tests.support.replica_helpers import inbox_count, inbox_row
 
 T = datetime(2026, 1, 1, tzinfo=UTC)

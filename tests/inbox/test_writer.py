@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port
-from service.inbox.store import Delivery
-from service.inbox.table import Status, inbox
+from service.inbox.store import Delivery, Status, inbox
 from service.inbox.writer import InboxWriter, StalledError
 from tests.support.databases import inbox_locked
 

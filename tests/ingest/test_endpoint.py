@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
 from service.dev.ports import free_port
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.queue.client import connect, queue_name
 from service.web.app import create_app
 from tests.support import clerk_payloads as cp

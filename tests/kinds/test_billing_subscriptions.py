@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clerk.rows import RowOptions
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.kinds.billing_subscriptions import build
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t

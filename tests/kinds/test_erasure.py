@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.kinds import erasure, registry
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clerk.payloads import PayloadError
 from service.clerk.rows import Row, RowOptions
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.kinds import writes
 from service.kinds.memberships import KIND, build, settle_live_pairs
 from service.kinds.registry import kind

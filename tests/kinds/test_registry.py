@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import service.kinds
 from service.db.types import metadata
-from service.inbox.table import inbox
+from service.inbox.store import inbox
 from service.kinds import registry, writes
 from service.kinds.declaration import Kind
 from service.kinds.registry import KINDS, ROUTES, Action
-from service.reconcile.tables import locks, runs
+from service.reconcile.checkpoints import runs
+from service.reconcile.lock import locks
 from tests.support import tables as t
 from tests.support.replica_helpers import rows
 

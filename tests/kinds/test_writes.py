@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
-from service.inbox.table import Status
+from service.inbox.store import Status
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import deliver, inbox_row, one, rows, store_event

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.inbox.table import inbox
+from service.inbox.store import inbox
 from service.operate import events
 from tests.support import clerk_payloads as cp
 from tests.support.console import LEAKY_ERROR, failed_event

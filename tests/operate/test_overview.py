@@ -12,10 +12,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.db.dialect import dialect_of
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.kinds.users import users
 from service.operate import overview
-from service.reconcile.tables import RunStatus, runs
+from service.reconcile.checkpoints import RunStatus, runs
 from tests.support import clerk_payloads as cp
 from tests.support.console import busy
 from tests.support.replica_helpers import deliver

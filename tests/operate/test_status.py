@@ -12,7 +12,7 @@ from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.inbox import store
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.kinds.registry import replica_tables
 from service.operate.status import (
     erasure_summary,
@@ -21,9 +21,8 @@ from service.operate.status import (
     last_reconcile,
     replica_counts,
 )
-from service.reconcile.checkpoints import finish_run, open_run
+from service.reconcile.checkpoints import RunStatus, finish_run, open_run
 from service.reconcile.instance import Identity, record
-from service.reconcile.tables import RunStatus
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import store_event

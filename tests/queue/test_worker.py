@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port
 from service.feed import read as feed_read
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.operate.actions import NotDone, replay_events
 from service.queue.client import Enqueuer, connect
 from service.queue.worker import (
@@ -32,7 +32,7 @@ from service.queue.worker import (
     reconcile_job,
     sweep,
 )
-from service.reconcile.tables import runs
+from service.reconcile.checkpoints import runs
 from service.web.app import create_app
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t

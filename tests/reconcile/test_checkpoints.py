@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.reconcile import checkpoints
-from service.reconcile.tables import RunStatus, runs, seen
+from service.reconcile.checkpoints import RunStatus, runs, seen
 
 RESOURCES = ("organizations", "users")
 

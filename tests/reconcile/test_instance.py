@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.inbox.instances import InstanceConflict
-from service.inbox.table import Status
+from service.inbox.instances import InstanceConflict, instances
+from service.inbox.store import Status
+from service.reconcile.checkpoints import runs
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.tables import instances, runs
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate

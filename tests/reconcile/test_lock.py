@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
-from service.reconcile.tables import locks
+from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost, locks
 
 NAME = "test-lock"
 

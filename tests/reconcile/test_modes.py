@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.reconcile import checkpoints, modes
-from service.reconcile.tables import RunStatus, runs
+from service.reconcile.checkpoints import RunStatus, runs
 
 RESOURCES = ("organizations", "users")
 

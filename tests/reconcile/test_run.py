@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.reconcile.checkpoints import progress, runs, seen, segments
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost
+from service.reconcile.lock import AlreadyRunning, LeaseLock, LeaseLost, locks
 from service.reconcile.run import LOCK_NAME
-from service.reconcile.tables import locks, progress, runs, seen, segments
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
@@ -242,9 +242,8 @@ async def test_a_run_that_fails_at_get_instance_is_recorded_and_hides_no_resume(
     engine: AsyncEngine, rsettings: Settings
 ) -> None:
     from service.operate.status import last_reconcile, last_success
-    from service.reconcile.checkpoints import finish_run, open_run
+    from service.reconcile.checkpoints import RunStatus, finish_run, open_run
     from service.reconcile.clerk_api import ClerkAuthError
-    from service.reconcile.tables import RunStatus
 
     # A run that failed mid-way first: the failed start after it must not stop its resume.
     async with engine.begin() as conn:

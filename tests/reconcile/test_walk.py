@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.reconcile.checkpoints import segments
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.tables import segments
 from service.reconcile.walk import MAX_WALKERS, walkers
 from tests.support import tables as t
 from tests.support.clerk_instances import populate

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import DEFAULT_INSTANCE, Settings
 from service.dev.ports import free_port
 from service.inbox import store
-from service.inbox.table import Status, inbox
-from service.reconcile.tables import RunStatus, progress, runs
+from service.inbox.store import Status, inbox
+from service.reconcile.checkpoints import RunStatus, progress, runs
 from service.web.app import create_app
 from tests.support import clerk_payloads as cp
 from tests.support.replica_helpers import deliver, store_event

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.reconcile.checkpoints import progress
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.report import RunReport
 from service.reconcile.run import reconcile
-from service.reconcile.tables import progress
 from tests.support.replica_helpers import rows
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.inbox import store
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.ingest.endpoint import delivery_for
 from service.ingest.envelope import parse_envelope
 from tests.support.signing import new_svix_id

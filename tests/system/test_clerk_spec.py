@@ -23,7 +23,7 @@ from service.apply.plan import Event, plan
 from service.clerk.rows import RowOptions
 from service.kinds.registry import ROUTES
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.report import RunReport
 from service.reconcile.run import reconcile
 from tests.support import clerk_payloads as cp

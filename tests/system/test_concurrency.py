@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.apply.batch import apply_one
 from service.clerk.rows import RowOptions
 from service.db.errors import TransientError
-from service.inbox.table import Status
+from service.inbox.store import Status
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.replica_helpers import inbox_row, rows, store_event

@@ -28,9 +28,9 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.db.errors import TransientError
-from service.inbox.table import inbox
+from service.inbox.store import inbox
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.run import reconcile
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t

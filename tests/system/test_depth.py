@@ -17,7 +17,7 @@ from service.apply.batch import apply_batch, apply_one
 from service.clerk import bounds
 from service.clerk.rows import RowOptions
 from service.inbox import store
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.ingest.endpoint import delivery_for
 from service.ingest.envelope import Envelope
 from tests.support import clerk_payloads as cp

@@ -25,7 +25,7 @@ from service.clerk.rows import RowOptions
 from service.config import Settings
 from service.db.engine import create_engine
 from service.dev.ports import free_port, wait_for_port
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.web.app import create_app
 from tests.support import clerk_payloads as cp
 from tests.support.commands import CLI, env

@@ -18,7 +18,7 @@ from service.db.types import metadata
 from service.queue.client import Enqueuer, connect
 from service.queue.worker import apply_pending, job_context
 from service.reconcile.clerk_api import ClerkAPI
-from service.reconcile.options import ReconcileOptions
+from service.reconcile.modes import ReconcileOptions
 from service.reconcile.run import reconcile
 from tests.support import clerk_payloads as cp
 from tests.support.clerk_instances import populate

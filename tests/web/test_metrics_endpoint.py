@@ -104,8 +104,7 @@ async def test_a_locked_database_cannot_hold_a_scrape(
 async def test_metrics_show_when_the_last_full_reconcile_completed(
     client_for: ClientFor, settings: Settings, engine: Any
 ) -> None:
-    from service.reconcile.checkpoints import finish_run, open_run
-    from service.reconcile.tables import RunStatus
+    from service.reconcile.checkpoints import RunStatus, finish_run, open_run
 
     name = "clerk_replica_reconcile_last_full_run_completed_timestamp_seconds"
     assert name + "{" not in (await (await client_for(settings)).get("/metrics")).text
@@ -129,8 +128,7 @@ async def test_gauges_for_stalls_reconciles_and_worker_liveness(
 
     from service.queue import heartbeat
     from service.queue.client import connect
-    from service.reconcile.checkpoints import finish_run, open_run
-    from service.reconcile.tables import RunStatus
+    from service.reconcile.checkpoints import RunStatus, finish_run, open_run
 
     client = await client_for(settings.model_copy(update={"metrics_cache_seconds": 0}))
     text = (await client.get("/metrics")).text

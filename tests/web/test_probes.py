@@ -76,8 +76,7 @@ async def test_healthz_fails_while_the_inbox_writer_is_dead(
 
 
 def _delivery(svix_id: str) -> Any:
-    from service.inbox.store import Delivery
-    from service.inbox.table import Status
+    from service.inbox.store import Delivery, Status
 
     return Delivery(svix_id, "user.created", "{}", 1, "user_1", Status.PENDING)
 

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.inbox.table import Status
+from service.inbox.store import Status
 from service.kinds.users import users
 from service.queue.client import RECONCILE_NOW_JOB_ID, connect, queue_name, reconcile_job_name
 from service.queue.worker import cron_jobs

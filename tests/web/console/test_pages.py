@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
-from service.inbox.table import Status, inbox
+from service.inbox.store import Status, inbox
 from service.queue.client import connect, queue_name
 from service.web.app import create_app, create_metrics_app
 from tests.support.console import LEAKY_ERROR, TOKEN, console_settings, failed_event, sign_in
