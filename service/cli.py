@@ -429,10 +429,10 @@ def reconcile(
     clerk-replica reconcile --instance staging;  clerk-replica reconcile --full
     """
     from service.reconcile.clerk_api import ClerkAuthError
-    from service.reconcile.console import print_summary, progress_display
     from service.reconcile.lock import AlreadyRunning, LeaseLost
     from service.reconcile.modes import ReconcileOptions, listed_kinds
     from service.reconcile.run import run_reconciles
+    from service.reconcile.terminal import print_summary, progress_display
 
     settings = _located()
     names = list(instance or ()) or settings.instance_names()
