@@ -66,7 +66,7 @@ def _columns(tbl: Table) -> str:
 
 
 def _kind_facts(kind: Kind) -> list[str]:
-    facts = [f"- kind `{kind.name}` (`reconcile --only {kind.name}`)"]
+    facts = [f"- kind `{kind.name}` (`reconcile --kind {kind.name}`)"]
     if kind.upserts:
         facts.append("- written by " + ", ".join(code(t) for t in kind.upserts))
     if kind.deletes:

@@ -379,13 +379,17 @@ def send_test_event(
 
 @cli.command()
 def reconcile(
-    only: Annotated[
+    kind: Annotated[
         list[str] | None,
         typer.Option(
-            "--only",
-            help="Limit to these kinds (repeatable), e.g. --only users; an unknown one "
+            "--kind",
+            metavar="KIND",
+            help="Limit to these kinds (repeatable), e.g. --kind users; an unknown one "
             "prints the list.",
         ),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", hidden=True, help="The old spelling of --kind.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
     force: Annotated[
@@ -421,11 +425,11 @@ def reconcile(
     """Make the replica equal to Clerk through the Backend API: backfill, update, tombstone.
 
     Each instance is reconciled in turn, with its own key; only its own rows can be
-    tombstoned. Exits 0 only when every requested type of every instance completed. A run
+    tombstoned. Exits 0 only when every requested kind of every instance completed. A run
     is incremental (lists what changed since the last complete run) unless the last full
     one is older than RECONCILE_FULL_EVERY_DAYS, the last run failed, or --full is given.
 
-    Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --only users;
+    Examples: clerk-replica reconcile --dry-run;  clerk-replica reconcile --kind users;
     clerk-replica reconcile --instance staging;  clerk-replica reconcile --full
     """
     from service.reconcile.clerk_api import ClerkAuthError
@@ -438,12 +442,15 @@ def reconcile(
     names = list(instance or ()) or settings.instance_names()
     for name in names:
         settings.for_instance(name).clerk_key()  # unknown names and missing keys stop here
+    if only:
+        typer.echo("note: --only is now --kind (the old spelling still works)", err=True)
+    asked = [*(kind or ()), *(only or ())]
     kinds = listed_kinds()
-    unknown = sorted(set(only or ()) - set(kinds))
+    unknown = sorted(set(asked) - set(kinds))
     if unknown:
-        raise ConfigError(f"unknown type(s) {', '.join(unknown)}: choose from {', '.join(kinds)}")
+        raise ConfigError(f"unknown kind(s) {', '.join(unknown)}: choose from {', '.join(kinds)}")
     options = ReconcileOptions(
-        resources=tuple(only) if only else kinds,
+        kinds=tuple(asked) if asked else kinds,
         dry_run=dry_run,
         force=force,
         confirm_deletions=settings.reconcile_confirm_deletions if confirm is None else confirm,

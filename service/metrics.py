@@ -1,5 +1,5 @@
 """Prometheus counters. Labels are configured instance names, event types, outcomes and
-resource names: never ids, emails or people's names. Counters live in the process that counts
+kind names: never ids, emails or people's names. Counters live in the process that counts
 (web: deliveries; worker: applies); the database gauges are read at scrape time
 (service/web/metrics_endpoint.py)."""
 
@@ -38,8 +38,8 @@ RECONCILE_REQUESTS = Counter(
 )
 RECONCILE_OBJECTS = Counter(
     "clerk_replica_reconcile_objects",
-    "Objects changed by reconcile runs in this process, by instance, resource and change.",
-    ["instance", "resource", "change"],
+    "Objects changed by reconcile runs in this process, by instance, kind and change.",
+    ["instance", "kind", "change"],
 )
 
 

@@ -103,7 +103,7 @@ async def test_every_metric_the_rules_and_dashboard_use_is_exported(
     assert (await client.post("/webhooks/clerk", content=body, headers=headers)).status_code == 200
     await deliver(engine, cp.envelope("user.updated", cp.user(updated_at=cp.T0 + 1)))
     async with engine.begin() as conn:
-        run_id, _ = await open_run(conn, trigger="cli", resources=["users"], restart=False)
+        run_id, _ = await open_run(conn, trigger="cli", kinds=["users"], restart=False)
         await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary={}, error=None)
     redis = connect(settings)
     try:

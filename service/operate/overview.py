@@ -247,7 +247,7 @@ async def reconcile_runs(conn: AsyncConnection, limit: int) -> list[Run]:
             counts = dict(row.counts or {})
             counts.setdefault("listed", row.offset)
             counts["status"] = "done" if row.done else ("listed" if row.listed else "listing")
-            by_id[row.run_id].kinds[row.resource] = counts
+            by_id[row.run_id].kinds[row.kind] = counts
     return found
 
 

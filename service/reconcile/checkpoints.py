@@ -48,7 +48,7 @@ runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("trigger", String(16), nullable=False),  # cli | cron
     Column("status", String(16), nullable=False),
-    Column("resources", JSONValue, nullable=False),
+    Column("kinds", JSONValue, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("summary", JSONValue),
@@ -66,7 +66,7 @@ progress = Table(
         ForeignKey(runs.c.id, ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("resource", String(32), primary_key=True),
+    Column("kind", String(32), primary_key=True),
     # Objects created after the pass started may be missing from it: never tombstone those.
     Column("pass_started_at", UTCDateTime, nullable=False),
     Column("cursor", Text),  # the last id seen (users' starting_after)
@@ -80,7 +80,7 @@ segments = Table(
     "clerk_replica_reconcile_segments",
     metadata,
     Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
-    Column("resource", String(32), primary_key=True),
+    Column("kind", String(32), primary_key=True),
     Column("segment", Integer, primary_key=True),
     # What the segment covers: an offset window [start, end), or created_at bounds (ms).
     Column("start_offset", Integer, nullable=False, default=0),
@@ -97,7 +97,7 @@ seen = Table(
     "clerk_replica_reconcile_seen",
     metadata,
     Column("run_id", Integer, ForeignKey(runs.c.id, ondelete="CASCADE"), primary_key=True),
-    Column("resource", String(32), primary_key=True),
+    Column("kind", String(32), primary_key=True),
     Column("object_id", Text, primary_key=True),
 )
 
@@ -134,11 +134,11 @@ async def open_run(
     conn: AsyncConnection,
     *,
     trigger: str,
-    resources: Sequence[str],
+    kinds: Sequence[str],
     restart: bool,
     instance: str = DEFAULT_INSTANCE,
 ) -> tuple[int, bool]:
-    """Resume the instance's latest unfinished run over the same resources, or start one.
+    """Resume the instance's latest unfinished run over the same kinds, or start one.
 
     Returns (run id, resumed). Callers hold the instance's reconcile lock, so a run of it
     still marked running belongs to a process that died; other instances' runs are theirs.
@@ -148,7 +148,7 @@ async def open_run(
     if not restart:
         row = (
             await conn.execute(
-                select(runs.c.id, runs.c.resources, runs.c.status, runs.c.started_at)
+                select(runs.c.id, runs.c.kinds, runs.c.status, runs.c.started_at)
                 .where(mine, _listed_something)
                 .order_by(runs.c.id.desc())
                 .limit(1)
@@ -158,7 +158,7 @@ async def open_run(
         if (
             row is not None
             and row.status in window
-            and sorted(row.resources) == sorted(resources)
+            and sorted(row.kinds) == sorted(kinds)
             and row.started_at > now - window[RunStatus(row.status)]
         ):
             await conn.execute(
@@ -180,7 +180,7 @@ async def open_run(
             .values(
                 trigger=trigger,
                 status=RunStatus.RUNNING,
-                resources=list(resources),
+                kinds=list(kinds),
                 started_at=now,
                 instance=instance,
             )
@@ -190,10 +190,10 @@ async def open_run(
     return int(run_id), False
 
 
-async def load_progress(conn: AsyncConnection, run_id: int, resource: str) -> Progress:
+async def load_progress(conn: AsyncConnection, run_id: int, kind: str) -> Progress:
     row = (
         await conn.execute(
-            select(progress).where(progress.c.run_id == run_id, progress.c.resource == resource)
+            select(progress).where(progress.c.run_id == run_id, progress.c.kind == kind)
         )
     ).first()
     if row is not None:
@@ -204,7 +204,7 @@ async def load_progress(conn: AsyncConnection, run_id: int, resource: str) -> Pr
     await conn.execute(
         insert(progress).values(
             run_id=run_id,
-            resource=resource,
+            kind=kind,
             pass_started_at=started,
             offset=0,
             listed=False,
@@ -218,7 +218,7 @@ async def load_progress(conn: AsyncConnection, run_id: int, resource: str) -> Pr
 async def save_progress(
     conn: AsyncConnection,
     run_id: int,
-    resource: str,
+    kind: str,
     *,
     offset: int,
     cursor: str | None,
@@ -228,18 +228,16 @@ async def save_progress(
 ) -> None:
     await conn.execute(
         update(progress)
-        .where(progress.c.run_id == run_id, progress.c.resource == resource)
+        .where(progress.c.run_id == run_id, progress.c.kind == kind)
         .values(offset=offset, cursor=cursor, counts=counts, listed=listed, done=done)
     )
 
 
 async def save_plan(
-    conn: AsyncConnection, run_id: int, resource: str, planned: Sequence[Segment]
+    conn: AsyncConnection, run_id: int, kind: str, planned: Sequence[Segment]
 ) -> None:
     """Store a pass's segments before any is walked: a resumed pass keeps the same plan."""
-    await conn.execute(
-        delete(segments).where(segments.c.run_id == run_id, segments.c.resource == resource)
-    )
+    await conn.execute(delete(segments).where(segments.c.run_id == run_id, segments.c.kind == kind))
     if not planned:
         return
     await conn.execute(
@@ -247,7 +245,7 @@ async def save_plan(
         [
             {
                 "run_id": run_id,
-                "resource": resource,
+                "kind": kind,
                 "segment": seg.number,
                 "start_offset": seg.start,
                 "end_offset": seg.end,
@@ -262,11 +260,11 @@ async def save_plan(
     )
 
 
-async def load_plan(conn: AsyncConnection, run_id: int, resource: str) -> list[Segment]:
+async def load_plan(conn: AsyncConnection, run_id: int, kind: str) -> list[Segment]:
     """A pass's segments as their checkpoints left them (none: the pass has no plan yet)."""
     result = await conn.execute(
         select(segments)
-        .where(segments.c.run_id == run_id, segments.c.resource == resource)
+        .where(segments.c.run_id == run_id, segments.c.kind == kind)
         .order_by(segments.c.segment)
     )
     return [
@@ -283,28 +281,26 @@ async def load_plan(conn: AsyncConnection, run_id: int, resource: str) -> list[S
     ]
 
 
-async def save_segment(conn: AsyncConnection, run_id: int, resource: str, seg: Segment) -> None:
+async def save_segment(conn: AsyncConnection, run_id: int, kind: str, seg: Segment) -> None:
     await conn.execute(
         update(segments)
         .where(
             segments.c.run_id == run_id,
-            segments.c.resource == resource,
+            segments.c.kind == kind,
             segments.c.segment == seg.number,
         )
         .values(offset=seg.position.offset, cursor=seg.position.cursor, done=seg.done)
     )
 
 
-async def add_seen(conn: AsyncConnection, run_id: int, resource: str, ids: Sequence[str]) -> None:
+async def add_seen(conn: AsyncConnection, run_id: int, kind: str, ids: Sequence[str]) -> None:
     if not ids:
         return
-    await dialect_of(conn).add_keys(
-        conn, seen, {"run_id": run_id, "resource": resource}, "object_id", ids
-    )
+    await dialect_of(conn).add_keys(conn, seen, {"run_id": run_id, "kind": kind}, "object_id", ids)
 
 
-async def clear_seen(conn: AsyncConnection, run_id: int, resource: str) -> None:
-    await conn.execute(delete(seen).where(seen.c.run_id == run_id, seen.c.resource == resource))
+async def clear_seen(conn: AsyncConnection, run_id: int, kind: str) -> None:
+    await conn.execute(delete(seen).where(seen.c.run_id == run_id, seen.c.kind == kind))
 
 
 async def run_mode(conn: AsyncConnection, run_id: int) -> str | None:
@@ -369,13 +365,13 @@ async def last_finished_at(conn: AsyncConnection, instance: str) -> datetime | N
 
 
 async def record_failed_start(
-    conn: AsyncConnection, *, trigger: str, resources: Sequence[str], instance: str, error: str
+    conn: AsyncConnection, *, trigger: str, kinds: Sequence[str], instance: str, error: str
 ) -> int:
     """Record a run that failed before it could start listing (identifying the instance):
     finished at once, failed, with its error; returns its id."""
     now = datetime.now(UTC)
     values: dict[str, Any] = {"trigger": trigger, "status": RunStatus.FAILED}
-    values["resources"] = list(resources)
+    values["kinds"] = list(kinds)
     values |= {"started_at": now, "finished_at": now, "summary": {}, "error": error}
     inserted = await conn.execute(
         insert(runs).values(**values, instance=instance).returning(runs.c.id)

@@ -177,13 +177,13 @@ async def _candidates(run: PassView) -> AsyncIterator[list[dict[str, Any]]]:
             yield rows
 
 
-def _seen_exists(table: Table, run_id: int | None, resource: str) -> Any:
+def _seen_exists(table: Table, run_id: int | None, kind: str) -> Any:
     return (
         select(seen.c.object_id)
         .where(
             and_(
                 seen.c.run_id == run_id,
-                seen.c.resource == resource,
+                seen.c.kind == kind,
                 seen.c.object_id == table.c.id,
             )
         )

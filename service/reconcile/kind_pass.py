@@ -125,7 +125,7 @@ class KindPass:
                 on_progress(self.report, None)
                 return
             except incremental.ListAll as exc:
-                log.info("reconcile.listing_all", resource=self.kind.name, reason=str(exc))
+                log.info("reconcile.listing_all", kind=self.kind.name, reason=str(exc))
                 self.report.mode, self.escalated = "full", exc.escalate
         started = time.monotonic()
         count = await total(self.api, self.listing)
@@ -173,7 +173,7 @@ class KindPass:
             log.warning(
                 "reconcile.invalid_object",
                 instance=self.settings.instance_name,
-                resource=self.kind.name,
+                kind=self.kind.name,
                 id=item.get("id"),
                 error=str(exc),
             )
@@ -277,7 +277,7 @@ class KindPass:
             log.warning(
                 "reconcile.page_refused",
                 instance=self.settings.instance_name,
-                resource=self.kind.name,
+                kind=self.kind.name,
                 error=describe(exc),
             )
             counts = await self._apply_one_by_one(page, after)
@@ -316,7 +316,7 @@ class KindPass:
                 log.warning(
                     "reconcile.invalid_object",
                     instance=self.settings.instance_name,
-                    resource=self.kind.name,
+                    kind=self.kind.name,
                     id=snap.id,
                     error=describe(exc),
                 )

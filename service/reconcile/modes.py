@@ -42,13 +42,13 @@ def _full() -> Any:
 async def choose(
     conn: AsyncConnection,
     settings: Settings,
-    resources: Sequence[str],
+    kinds: Sequence[str],
     *,
     full: bool,
     now: datetime,
     exclude_run: int | None = None,
 ) -> Choice:
-    """The mode of a run of `resources` of the instance `settings` speak for, starting `now`;
+    """The mode of a run of `kinds` of the instance `settings` speak for, starting `now`;
     `exclude_run`: the run being resumed (its own state says nothing of the runs before)."""
     if full:
         return Choice(Mode.FULL, "asked for (--full)")
@@ -57,7 +57,7 @@ async def choose(
         mine = mine & (runs.c.id != exclude_run)
     finished = (
         await conn.execute(
-            select(runs.c.status, runs.c.resources, runs.c.started_at, runs.c.finished_at)
+            select(runs.c.status, runs.c.kinds, runs.c.started_at, runs.c.finished_at)
             .where(mine, runs.c.status != RunStatus.RUNNING)
             .order_by(runs.c.id.desc())
             .limit(50)
@@ -65,14 +65,14 @@ async def choose(
     ).all()
     if finished and finished[0].status != RunStatus.COMPLETED:
         return Choice(Mode.FULL, "the last run failed or was refused")
-    wanted = set(resources)
+    wanted = set(kinds)
     complete = next(
-        (r for r in finished if r.status == RunStatus.COMPLETED and wanted <= set(r.resources)),
+        (r for r in finished if r.status == RunStatus.COMPLETED and wanted <= set(r.kinds)),
         None,
     )
     if complete is None:
-        return Choice(Mode.FULL, "no complete run of these types to count from")
-    last_full = await last_full_completed(conn, settings.instance_name, resources)
+        return Choice(Mode.FULL, "no complete run of these kinds to count from")
+    last_full = await last_full_completed(conn, settings.instance_name, kinds)
     horizon = now - timedelta(days=settings.reconcile_full_every_days)
     if last_full is None or last_full < horizon:
         days = settings.reconcile_full_every_days
@@ -82,18 +82,18 @@ async def choose(
 
 
 async def last_full_completed(
-    conn: AsyncConnection, instance: str, resources: Sequence[str] | None = None
+    conn: AsyncConnection, instance: str, kinds: Sequence[str] | None = None
 ) -> datetime | None:
-    """When the instance's last full run (of at least `resources`, when given) completed."""
+    """When the instance's last full run (of at least `kinds`, when given) completed."""
     rows = await conn.execute(
-        select(runs.c.resources, runs.c.finished_at)
+        select(runs.c.kinds, runs.c.finished_at)
         .where(of_instance(instance), runs.c.status == RunStatus.COMPLETED, _full())
         .order_by(runs.c.id.desc())
         .limit(50)
     )
-    wanted = set(resources or ())
+    wanted = set(kinds or ())
     for row in rows:
-        if wanted <= set(row.resources) and row.finished_at is not None:
+        if wanted <= set(row.kinds) and row.finished_at is not None:
             finished: datetime = row.finished_at
             return finished
     return None
@@ -106,7 +106,7 @@ def listed_kinds() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ReconcileOptions:
-    resources: tuple[str, ...] = field(default_factory=listed_kinds)
+    kinds: tuple[str, ...] = field(default_factory=listed_kinds)
     dry_run: bool = False
     force: bool = False  # tombstone beyond the safety share
     confirm_deletions: bool = True

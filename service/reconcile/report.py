@@ -24,7 +24,7 @@ RESTORED_COUNTS = (
 
 @dataclass
 class PassReport:
-    resource: str
+    kind: str
     status: str = "pending"  # completed | failed | refused
     mode: str = "full"  # full | incremental: how this kind was listed
     listed: int = 0
@@ -65,7 +65,7 @@ class RunReport:
         return bool(self.passes) and all(p.status == "completed" for p in self.passes)
 
     def summary(self) -> dict[str, Any]:
-        return {p.resource: p.counts() for p in self.passes}
+        return {p.kind: p.counts() for p in self.passes}
 
 
 ProgressCallback = Callable[[PassReport, int | None], None]

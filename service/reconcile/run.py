@@ -47,7 +47,7 @@ async def reconcile(
 ) -> RunReport:
     """Run (or resume) a reconcile of the instance `settings` speak for. Raises
     AlreadyRunning, or ClerkAuthError for a bad key."""
-    names = [n for n in listed_kinds() if n in options.resources]
+    names = [n for n in listed_kinds() if n in options.kinds]
     name = settings.instance_name
     bound = log.bind(instance=name)
     try:
@@ -73,7 +73,7 @@ async def reconcile(
             run_id, resumed = await checkpoints.open_run(
                 conn,
                 trigger=options.trigger,
-                resources=names,
+                kinds=names,
                 restart=options.restart,
                 instance=name,
             )
@@ -92,7 +92,7 @@ async def reconcile(
             raise
         finally:
             failed = [p for p in report.passes if p.status != "completed"]
-            error = error or "; ".join(f"{p.resource}: {p.error}" for p in failed) or None
+            error = error or "; ".join(f"{p.kind}: {p.error}" for p in failed) or None
             async with engine.begin() as conn:
                 await checkpoints.finish_run(
                     conn,
@@ -146,7 +146,7 @@ async def _record_failed_start(
     try:
         async with engine.begin() as conn:
             run_id = await checkpoints.record_failed_start(
-                conn, trigger=options.trigger, resources=names, instance=name, error=error
+                conn, trigger=options.trigger, kinds=names, instance=name, error=error
             )
     except Exception as failure:  # the database is down too: the original error is the news
         log.error("reconcile.not_recorded", instance=name, error=describe(failure))
@@ -168,7 +168,7 @@ async def _passes(
     since = choice.since if choice.mode is modes.Mode.INCREMENTAL else None
     counts: dict[str, dict[str, int]] = {}  # children per parent, as listed in this run
     for name in names:
-        pass_report = PassReport(resource=name)
+        pass_report = PassReport(kind=name)
         report.passes.append(pass_report)
         runner = KindPass(
             engine,
@@ -194,7 +194,7 @@ async def _passes(
             log.error(
                 "reconcile.pass_failed",
                 instance=settings.instance_name,
-                resource=name,
+                kind=name,
                 error=str(exc),
             )
         finally:

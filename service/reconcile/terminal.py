@@ -1,4 +1,4 @@
-"""How a reconcile looks on a terminal: a progress bar per resource (plain log lines when not
+"""How a reconcile looks on a terminal: a progress bar per kind (plain log lines when not
 a terminal) and a summary table at the end."""
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ def progress_display() -> Iterator[ProgressCallback]:
     if not sys.stderr.isatty():
 
         def log_line(report: PassReport, total: int | None) -> None:
-            log.info(
-                "reconcile.progress", resource=report.resource, listed=report.listed, total=total
-            )
+            log.info("reconcile.progress", kind=report.kind, listed=report.listed, total=total)
 
         yield log_line
         return
@@ -46,9 +44,9 @@ def progress_display() -> Iterator[ProgressCallback]:
     tasks: dict[str, TaskID] = {}
 
     def update(report: PassReport, total: int | None) -> None:
-        if report.resource not in tasks:
-            tasks[report.resource] = bars.add_task(report.resource, total=total)
-        bars.update(tasks[report.resource], completed=report.listed, total=total)
+        if report.kind not in tasks:
+            tasks[report.kind] = bars.add_task(report.kind, total=total)
+        bars.update(tasks[report.kind], completed=report.listed, total=total)
 
     with bars:
         yield update
@@ -67,7 +65,7 @@ def summary_table(report: RunReport) -> Table:
     title += f": {report.mode} ({report.mode_reason}), {report.requests} requests"
     table = Table(title=title)
     for column in (
-        "type",
+        "kind",
         "result",
         "created",
         "updated",
@@ -78,11 +76,11 @@ def summary_table(report: RunReport) -> Table:
         "seconds",
         "listed as",
     ):
-        left = column in ("type", "result", "listed as")
+        left = column in ("kind", "result", "listed as")
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for p in report.passes:
         table.add_row(
-            p.resource,
+            p.kind,
             p.status,
             str(p.created),
             str(p.updated),
@@ -103,8 +101,8 @@ def print_summary(report: RunReport) -> None:
     console.print(summary_table(report))
     for p in report.passes:
         if p.error:
-            console.print(f"{p.resource}: {p.error}", style="red", highlight=False)
+            console.print(f"{p.kind}: {p.error}", style="red", highlight=False)
         if p.invalid:
             console.print(
-                f"{p.resource}: {p.invalid} object(s) did not fit and were skipped", highlight=False
+                f"{p.kind}: {p.invalid} object(s) did not fit and were skipped", highlight=False
             )

@@ -40,7 +40,7 @@ from service.logs import configure_logging
 USERS = int(os.environ.get("BENCH_RECONCILE_USERS", "100000"))
 ORGS = int(os.environ.get("BENCH_RECONCILE_ORGS", "10000"))
 MEMBERSHIPS = int(os.environ.get("BENCH_RECONCILE_MEMBERSHIPS", "100000"))
-RESOURCES = ("organizations", "users", "memberships", "invitations", "domains")
+KINDS = ("organizations", "users", "memberships", "invitations", "domains")
 FLOOR_PER_1000 = 2.0  # 500 objects per page
 KEY = "sk_test_fake_replica_key"  # tests.support.fake_clerk.KEY, without importing the fake
 
@@ -87,7 +87,7 @@ async def _fetch_only(settings: Settings) -> dict[str, Any]:
     api = ClerkAPI(settings)
     passes: dict[str, dict[str, Any]] = {}
     try:
-        for name in RESOURCES:
+        for name in KINDS:
             listing, started, listed = kind(name).listing, time.perf_counter(), 0
             assert listing is not None
             # The same requests a pass makes: its total first, then every page.
@@ -104,11 +104,11 @@ async def _reconcile(settings: Settings) -> dict[str, Any]:
     from service.reconcile.modes import ReconcileOptions
     from service.reconcile.run import run_reconcile
 
-    report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
+    report = await run_reconcile(settings, ReconcileOptions(kinds=KINDS))
     if not report.ok:
         raise SystemExit(f"reconcile failed: {report.summary()}")
     return {
-        "passes": {p.resource: p.counts() for p in report.passes},
+        "passes": {p.kind: p.counts() for p in report.passes},
         "requests": sum(p.requests for p in report.passes),
     }
 

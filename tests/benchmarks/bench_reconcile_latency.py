@@ -45,7 +45,7 @@ ORGS = int(os.environ.get("BENCH_LATENCY_ORGS", "100000"))
 MEMBERSHIPS = int(os.environ.get("BENCH_LATENCY_MEMBERSHIPS", "1000000"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "150"))
 JITTER_MS = float(os.environ.get("BENCH_JITTER_MS", "50"))
-RESOURCES = ("organizations", "users", "memberships")
+KINDS = ("organizations", "users", "memberships")
 CLERK_LIMIT_PER_10S = 1000  # a production instance's Backend API limit
 PAGE = 500
 
@@ -81,10 +81,10 @@ async def _reconcile(settings: Settings) -> dict[str, Any]:
     from service.reconcile.modes import ReconcileOptions
     from service.reconcile.run import run_reconcile
 
-    report = await run_reconcile(settings, ReconcileOptions(resources=RESOURCES))
+    report = await run_reconcile(settings, ReconcileOptions(kinds=KINDS))
     if not report.ok:
         raise SystemExit(f"reconcile failed: {report.summary()}")
-    return {"passes": {p.resource: p.counts() for p in report.passes}}
+    return {"passes": {p.kind: p.counts() for p in report.passes}}
 
 
 def measure(database_url: str, clerk_url: str, per_10s: int, concurrency: int) -> None:
@@ -144,8 +144,8 @@ def _rate(run: dict[str, Any], name: str | None = None) -> float:
     passes = run["passes"]
     if name is not None:
         return float(passes[name]["listed"] / passes[name]["seconds"])
-    listed = sum(passes[n]["listed"] for n in RESOURCES)
-    return float(listed / sum(passes[n]["seconds"] for n in RESOURCES))
+    listed = sum(passes[n]["listed"] for n in KINDS)
+    return float(listed / sum(passes[n]["seconds"] for n in KINDS))
 
 
 def main() -> None:
@@ -158,7 +158,7 @@ def main() -> None:
         return per_10s / 10 * PAGE
 
     rows: list[tuple[str, str, str]] = []
-    for name in (*RESOURCES, None):
+    for name in (*KINDS, None):
         label = name or "all three"
         rows.append(
             (
@@ -169,7 +169,7 @@ def main() -> None:
         )
     for per_10s, run in measured.items():
         share = per_10s / CLERK_LIMIT_PER_10S
-        for name in (*RESOURCES, None):
+        for name in (*KINDS, None):
             label = name or "all three"
             rate = _rate(run, name)
             rows.append(

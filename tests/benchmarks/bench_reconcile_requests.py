@@ -25,7 +25,7 @@ from typing import Any
 
 PAGE = 500
 OVERLAP = 5  # service.reconcile.incremental.OVERLAP
-RESOURCES = ("organizations", "users", "memberships")
+KINDS = ("organizations", "users", "memberships")
 SIZES = [(50_000, 5_000, 50_000), (1_000_000, 100_000, 1_000_000)]
 MEASURED_MAX = int(os.environ.get("BENCH_REQUESTS_MEASURED_MAX", "50000"))
 SEED = 32
@@ -307,14 +307,14 @@ async def measured(users: int, orgs: int, memberships: int) -> dict[str, int]:
                     apply_drift(fake, changes_for(users, orgs, memberships), "b")
                 api = ClerkAPI(settings)
                 try:
-                    options = ReconcileOptions(resources=RESOURCES, full=full)
+                    options = ReconcileOptions(kinds=KINDS, full=full)
                     report = await reconcile(engine, api, settings, options)
                 finally:
                     await api.close()
                 assert report.ok, report.summary()
                 assert report.mode == ("full" if full else "incremental"), report.mode_reason
                 figures[name] = api.stats.requests
-                per_kind = {p.resource: p.requests for p in report.passes}
+                per_kind = {p.kind: p.requests for p in report.passes}
                 print(f"  measured {name}: {api.stats.requests} {per_kind}", file=sys.stderr)
             from tests.support import tables as t
 

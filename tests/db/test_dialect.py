@@ -100,17 +100,17 @@ async def test_add_keys_is_idempotent(engine: AsyncEngine) -> None:
         run_id = (
             await conn.execute(
                 insert(runs)
-                .values(trigger="cli", status="running", resources=[], started_at=EXPIRES)
+                .values(trigger="cli", status="running", kinds=[], started_at=EXPIRES)
                 .returning(runs.c.id)
             )
         ).scalar_one()
         add = dialect_of(conn).add_keys
-        fixed = {"run_id": run_id, "resource": "users"}
+        fixed = {"run_id": run_id, "kind": "users"}
         await add(conn, seen, fixed, "object_id", ["u_1", "u_2", "u_2"])
         await add(conn, seen, fixed, "object_id", ["u_2", "u_3"])
     stored = await rows(engine, seen)
     assert sorted(r["object_id"] for r in stored) == ["u_1", "u_2", "u_3"]
-    assert {(r["run_id"], r["resource"]) for r in stored} == {(run_id, "users")}
+    assert {(r["run_id"], r["kind"]) for r in stored} == {(run_id, "users")}
 
 
 def lock_record(*names: str) -> bytes:

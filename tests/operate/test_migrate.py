@@ -143,3 +143,58 @@ def test_schema_problem_names_the_fix_until_the_database_is_at_head(tmp_path: Pa
     downgrade(url, "-1")
     behind = problem()
     assert behind is not None and behind.endswith("run `clerk-replica migrate`")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_0014_renames_resource_to_kind_in_columns_and_stored_counts(
+    tmp_path: Path, pg_admin_url: str, database: str
+) -> None:
+    def loaded(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    old = {"users": {"resource": "users", "status": "completed", "created": 2}}
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path}/kinds.db"
+            if database == "sqlite"
+            else stack.enter_context(fresh_pg_database(pg_admin_url, "clerk_replica_kinds_0014"))
+        )
+        upgrade(url, "0013")
+        sql(
+            url,
+            "INSERT INTO clerk_replica_reconcile_runs (id, trigger, status, resources, "
+            f"started_at, summary) VALUES (1, 'cli', 'completed', '[\"users\"]', "
+            f"CURRENT_TIMESTAMP, '{json.dumps(old)}')",
+            "INSERT INTO clerk_replica_reconcile_progress (run_id, resource, pass_started_at, "
+            "\"offset\", listed, done, counts) VALUES (1, 'users', CURRENT_TIMESTAMP, 0, "
+            'true, true, \'{"resource": "users", "listed": 5}\')',
+            "INSERT INTO clerk_replica_reconcile_segments (run_id, resource, segment, "
+            "start_offset, \"offset\", done) VALUES (1, 'users', 0, 0, 0, true)",
+            "INSERT INTO clerk_replica_reconcile_seen (run_id, resource, object_id) "
+            "VALUES (1, 'users', 'user_1')",
+        )
+        upgrade(url, "0014")
+        runs, progress, segments, seen = sql(
+            url,
+            "SELECT kinds, summary FROM clerk_replica_reconcile_runs",
+            "SELECT kind, counts FROM clerk_replica_reconcile_progress",
+            "SELECT kind, segment FROM clerk_replica_reconcile_segments",
+            "SELECT kind, object_id FROM clerk_replica_reconcile_seen",
+        )
+        assert [(loaded(k), loaded(s)) for k, s in runs] == [
+            (["users"], {"users": {"kind": "users", "status": "completed", "created": 2}})
+        ]
+        assert [(k, loaded(c)) for k, c in progress] == [("users", {"kind": "users", "listed": 5})]
+        assert (segments, seen) == ([("users", 0)], [("users", "user_1")])
+        downgrade(url, "0013")
+        runs, progress, seen = sql(
+            url,
+            "SELECT resources, summary FROM clerk_replica_reconcile_runs",
+            "SELECT resource, counts FROM clerk_replica_reconcile_progress",
+            "SELECT resource, object_id FROM clerk_replica_reconcile_seen",
+        )
+        assert [(loaded(k), loaded(s)) for k, s in runs] == [(["users"], old)]
+        assert [(k, loaded(c)) for k, c in progress] == [
+            ("users", {"resource": "users", "listed": 5})
+        ]
+        assert seen == [("users", "user_1")]

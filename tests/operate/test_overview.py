@@ -82,7 +82,7 @@ async def test_health_per_instance(engine: AsyncEngine) -> None:
                 {
                     "trigger": "cron",
                     "status": RunStatus.COMPLETED.value,
-                    "resources": [],
+                    "kinds": [],
                     "started_at": now - timedelta(hours=30),
                     "finished_at": now - timedelta(hours=29),
                     "instance": None,
@@ -90,7 +90,7 @@ async def test_health_per_instance(engine: AsyncEngine) -> None:
                 {
                     "trigger": "cron",
                     "status": RunStatus.FAILED.value,
-                    "resources": [],
+                    "kinds": [],
                     "started_at": now - timedelta(hours=2),
                     "finished_at": now - timedelta(hours=1),
                     "instance": "default",

@@ -94,9 +94,9 @@ async def test_last_reconcile_sums_the_passes(engine: AsyncEngine) -> None:
         "organizations": {"created": 1, "requests": 2},
     }
     async with engine.begin() as conn:
-        first, _ = await open_run(conn, trigger="cron", resources=["users"], restart=True)
+        first, _ = await open_run(conn, trigger="cron", kinds=["users"], restart=True)
         await finish_run(conn, first, status=RunStatus.FAILED, summary={}, error="boom")
-        run_id, _ = await open_run(conn, trigger="cli", resources=["users"], restart=True)
+        run_id, _ = await open_run(conn, trigger="cli", kinds=["users"], restart=True)
         await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary=summary, error=None)
     last = await last_reconcile(engine)
     assert last is not None
@@ -112,7 +112,7 @@ async def test_last_reconcile_sums_the_passes(engine: AsyncEngine) -> None:
     # A run from before modes was full; an incremental one leaves the last full one as it was.
     assert (last["mode"], last["last_full_completed_at"]) == ("full", last["finished_at"])
     async with engine.begin() as conn:
-        nightly, _ = await open_run(conn, trigger="cron", resources=["users"], restart=True)
+        nightly, _ = await open_run(conn, trigger="cron", kinds=["users"], restart=True)
         await finish_run(
             conn, nightly, status=RunStatus.COMPLETED, summary={}, error=None, mode="incremental"
         )
@@ -146,7 +146,7 @@ async def test_each_instance_shows_its_endpoint_identity_inbox_and_last_run(
     async with engine.begin() as conn:
         await record(conn, Identity("prod", "ins_prod", "production"))
         run_id, _ = await open_run(
-            conn, trigger="cli", resources=["users"], restart=True, instance="prod"
+            conn, trigger="cli", kinds=["users"], restart=True, instance="prod"
         )
         await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary={}, error=None)
         await store.record(conn, _delivery("msg_p", "prod"), datetime.now(UTC))

@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.reconcile import checkpoints
 from service.reconcile.checkpoints import RunStatus, runs, seen
 
-RESOURCES = ("organizations", "users")
+KINDS = ("organizations", "users")
 
 
 async def open_run(
-    engine: AsyncEngine, resources: tuple[str, ...] = RESOURCES, *, restart: bool = False
+    engine: AsyncEngine, kinds: tuple[str, ...] = KINDS, *, restart: bool = False
 ) -> tuple[int, bool]:
     async with engine.begin() as conn:
-        return await checkpoints.open_run(conn, trigger="cli", resources=resources, restart=restart)
+        return await checkpoints.open_run(conn, trigger="cli", kinds=kinds, restart=restart)
 
 
 async def age(engine: AsyncEngine, run_id: int, status: RunStatus, by: timedelta) -> None:
@@ -40,19 +40,19 @@ async def run_row(engine: AsyncEngine, run_id: int) -> dict[str, object]:
 async def seen_ids(engine: AsyncEngine) -> list[tuple[int, str, str]]:
     async with engine.connect() as conn:
         result = await conn.execute(select(seen).order_by(*seen.c))
-        return [(r.run_id, r.resource, r.object_id) for r in result]
+        return [(r.run_id, r.kind, r.object_id) for r in result]
 
 
-async def add_seen(engine: AsyncEngine, run_id: int, resource: str, ids: list[str]) -> None:
+async def add_seen(engine: AsyncEngine, run_id: int, kind: str, ids: list[str]) -> None:
     async with engine.begin() as conn:
-        await checkpoints.add_seen(conn, run_id, resource, ids)
+        await checkpoints.add_seen(conn, run_id, kind, ids)
 
 
 async def test_a_first_run_starts_a_new_run(engine: AsyncEngine) -> None:
     run_id, resumed = await open_run(engine)
     assert resumed is False
     row = await run_row(engine, run_id)
-    assert (row["trigger"], row["status"], row["resources"]) == ("cli", "running", list(RESOURCES))
+    assert (row["trigger"], row["status"], row["kinds"]) == ("cli", "running", list(KINDS))
     assert row["finished_at"] is None
 
 
@@ -65,7 +65,7 @@ async def test_a_recent_crashed_or_failed_run_resumes(
 ) -> None:
     run_id, _ = await open_run(engine)
     await age(engine, run_id, status, by)
-    # The same resources in another order are the same run.
+    # The same kinds in another order are the same run.
     assert await open_run(engine, ("users", "organizations")) == (run_id, True)
     row = await run_row(engine, run_id)
     assert (row["status"], row["error"]) == ("running", None)
@@ -88,7 +88,7 @@ async def test_an_old_or_completed_run_does_not_resume(
     assert resumed is False and new_id != run_id
 
 
-async def test_restart_or_other_resources_start_over_and_abandon_the_old_run(
+async def test_restart_or_other_kinds_start_over_and_abandon_the_old_run(
     engine: AsyncEngine,
 ) -> None:
     crashed, _ = await open_run(engine)
@@ -140,7 +140,7 @@ async def test_progress_is_created_on_first_load_then_saved_and_loaded(
     )
 
 
-async def test_add_seen_is_idempotent_and_clear_seen_clears_one_resource(
+async def test_add_seen_is_idempotent_and_clear_seen_clears_one_kind(
     engine: AsyncEngine,
 ) -> None:
     run_id, _ = await open_run(engine)

@@ -12,7 +12,7 @@ from service.reconcile.clerk_api import ClerkAPI, ClerkAuthError
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk, Fault
-from tests.support.reconciling import by_type, run
+from tests.support.reconciling import by_kind, run
 from tests.support.replica_helpers import rows
 
 
@@ -43,11 +43,11 @@ async def test_retries_5xx_429_timeouts_and_bad_json(
         ]
     )
     try:
-        report = await run(engine, api, patient, resources=("organizations",))
+        report = await run(engine, api, patient, kinds=("organizations",))
     finally:
         await api.close()
     assert report.ok
-    organizations = by_type(report)["organizations"]
+    organizations = by_kind(report)["organizations"]
     assert organizations.throttled == 1 and api.stats.retries == 4
     assert len(await rows(engine, t.organizations)) == 12
 
@@ -64,10 +64,10 @@ async def test_client_side_throttle_stays_under_the_limit(
     )
     api = ClerkAPI(throttled, backoff_max_seconds=0.05)
     try:
-        report = await run(engine, api, throttled, resources=("organizations",))
+        report = await run(engine, api, throttled, kinds=("organizations",))
     finally:
         await api.close()
-    assert report.ok and by_type(report)["organizations"].created == 31
+    assert report.ok and by_kind(report)["organizations"].created == 31
     times = [entry.at for entry in fake.log]
     assert len(times) == 34  # /instance, the total, 31 one-item pages and the empty last one
     assert all(entry.status == 200 for entry in fake.log)  # never rate limited
@@ -84,10 +84,10 @@ async def test_a_429_waits_as_long_as_retry_after_says(
     api = ClerkAPI(rsettings, backoff_max_seconds=0.05)
     fake.faults.append(Fault("rate_limited", retry_after=2))
     try:
-        report = await run(engine, api, rsettings, resources=("organizations",))
+        report = await run(engine, api, rsettings, kinds=("organizations",))
     finally:
         await api.close()
-    assert report.ok and by_type(report)["organizations"].throttled == 1
+    assert report.ok and by_kind(report)["organizations"].throttled == 1
     limited = next(n for n, entry in enumerate(fake.log) if entry.status == 429)
     retried = fake.log[limited + 1]
     assert retried.path == fake.log[limited].path

@@ -20,7 +20,7 @@ from service.reconcile.deletions import can_look_up, look_up
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.fake_clerk import FakeClerk, error
-from tests.support.reconciling import by_type, live, run
+from tests.support.reconciling import by_kind, live, run
 from tests.support.replica_helpers import deliver, one
 
 
@@ -47,12 +47,12 @@ async def test_a_failing_pass_deletes_nothing(
 
     fake.on_list = users_fail_on_the_last_page
     report = await run(engine, api, roomy, full=True)  # the full listing, which ends what it lacks
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert not report.ok and users.status == "failed"
     assert "after 4 attempts" in (users.error or "")
     assert users.tombstoned == 0
     assert len(await live(engine, t.users)) == 120  # user_00001 and the unlisted page's too
-    assert by_type(report)["memberships"].status == "completed"  # the others still ran
+    assert by_kind(report)["memberships"].status == "completed"  # the others still ran
     async with engine.connect() as conn:
         assert (
             await conn.execute(select(runs.c.status).order_by(runs.c.id.desc()))
@@ -81,11 +81,11 @@ async def test_the_safety_limit_is_the_configured_share_or_the_floor(
     limited = rsettings.model_copy(
         update={"reconcile_max_delete_share": share, "reconcile_delete_floor": floor}
     )
-    await run(engine, api, limited, resources=("users",))
+    await run(engine, api, limited, kinds=("users",))
     assert len(fake.users) == 120
     fake.users = fake.users[missing:]
-    report = await run(engine, api, limited, resources=("users",))
-    users = by_type(report)["users"]
+    report = await run(engine, api, limited, kinds=("users",))
+    users = by_kind(report)["users"]
     if refused:
         assert users.status == "refused" and users.tombstoned == 0
         assert f"{missing} of 120" in (users.error or "")
@@ -101,11 +101,11 @@ async def test_safety_limit_refuses_mass_deletion_unless_forced(
     await run(engine, api, rsettings)
     fake.users = fake.users[:60]  # half the users vanish: an API bug, a wrong key...
     report = await run(engine, api, rsettings)
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert not report.ok and users.status == "refused" and "60 of 120" in (users.error or "")
     assert len(await live(engine, t.users)) == 120
     forced = await run(engine, api, rsettings, force=True, restart=True)
-    assert forced.ok and by_type(forced)["users"].tombstoned == 60
+    assert forced.ok and by_kind(forced)["users"].tombstoned == 60
     assert len(await live(engine, t.users)) == 60
 
 
@@ -113,7 +113,7 @@ async def test_candidates_are_confirmed_before_tombstoning(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     both = ("organizations", "memberships")
-    await run(engine, api, rsettings, resources=both)
+    await run(engine, api, rsettings, kinds=both)
 
     # The first membership is deleted while the walk is on page 2: offsets shift by one and
     # the membership that was 51st is never listed. Its lookup must save it.
@@ -122,8 +122,8 @@ async def test_candidates_are_confirmed_before_tombstoning(
             fake.delete("memberships", "orgmem_0000_000")
 
     fake.on_list = delete_during_walk
-    report = await run(engine, api, rsettings, resources=both, full=True)
-    assert report.ok and by_type(report)["memberships"].tombstoned == 0
+    report = await run(engine, api, rsettings, kinds=both, full=True)
+    assert report.ok and by_kind(report)["memberships"].tombstoned == 0
     assert len(await live(engine, t.organization_memberships)) == 60
     lookups = fake.requests_to("organizations/org_0010/memberships")
     assert [r.params.get("user_id") for r in lookups] == ["user_00050"]
@@ -131,10 +131,8 @@ async def test_candidates_are_confirmed_before_tombstoning(
     # Without the lookup the skipped membership would have been tombstoned.
     fake.on_list = None
     fake.memberships.append(cp.membership("orgmem_fresh", org_id="org_0011", user_id="user_00001"))
-    unconfirmed = await run(
-        engine, api, rsettings, resources=both, confirm_deletions=False, full=True
-    )
-    assert by_type(unconfirmed)["memberships"].tombstoned == 1  # the really deleted one
+    unconfirmed = await run(engine, api, rsettings, kinds=both, confirm_deletions=False, full=True)
+    assert by_kind(unconfirmed)["memberships"].tombstoned == 1  # the really deleted one
     assert (await one(engine, t.organization_memberships, "orgmem_0000_000"))[
         "deleted_at"
     ] is not None
@@ -143,21 +141,21 @@ async def test_candidates_are_confirmed_before_tombstoning(
 async def test_a_refused_pass_lists_again_next_time(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    await run(engine, api, rsettings, resources=("users",))
+    await run(engine, api, rsettings, kinds=("users",))
     kept = fake.users[:60]
     fake.users = kept
-    refused = await run(engine, api, rsettings, resources=("users",))
-    assert by_type(refused)["users"].status == "refused"
+    refused = await run(engine, api, rsettings, kinds=("users",))
+    assert by_kind(refused)["users"].status == "refused"
     async with engine.connect() as conn:
         assert (await conn.execute(select(seen))).all() == []  # no stale listing kept
     fake.users = kept + [
         cp.user(f"user_{i:05d}", created_at=cp.T0 + i, updated_at=cp.T0 + i) for i in range(60, 120)
     ]
     before = len(fake.requests_to("users"))
-    again = await run(engine, api, rsettings, resources=("users",))  # resumes the failed run
+    again = await run(engine, api, rsettings, kinds=("users",))  # resumes the failed run
     assert again.resumed and again.ok
     assert len(fake.requests_to("users")) - before == 3  # it listed again
-    assert by_type(again)["users"].tombstoned == 0
+    assert by_kind(again)["users"].tombstoned == 0
     assert len(await live(engine, t.users)) == 120
 
 
@@ -165,10 +163,10 @@ async def test_a_deleted_domain_is_confirmed_through_its_organization(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     both = ("organizations", "domains")
-    await run(engine, api, rsettings, resources=both)
+    await run(engine, api, rsettings, kinds=both)
     fake.delete("domains", "orgdmn_0003")
-    report = await run(engine, api, rsettings, resources=both)
-    assert report.ok and by_type(report)["domains"].tombstoned == 1
+    report = await run(engine, api, rsettings, kinds=both)
+    assert report.ok and by_kind(report)["domains"].tombstoned == 1
     assert [r.params.get("limit") for r in fake.requests_to("organizations/org_0003/domains")] == [
         "500"
     ]
@@ -185,7 +183,7 @@ async def test_a_user_gone_from_clerk_is_erased_with_its_memberships(
     fake.delete("users", user_id)
     fake.delete("memberships", member["id"])
     report = await run(engine, api, rsettings)
-    assert report.ok and by_type(report)["users"].tombstoned == 1
+    assert report.ok and by_kind(report)["users"].tombstoned == 1
     user = await one(engine, t.users, user_id)
     assert user["deleted_at"] is not None
     assert (user["primary_email_address"], user["first_name"], user["raw"]) == (None,) * 3
@@ -203,7 +201,7 @@ async def test_a_row_that_cannot_be_looked_up_is_kept_not_guessed_gone(
     del bare["public_user_data"]
     await deliver(engine, cp.envelope("organizationMembership.created", bare))
     report = await run(engine, api, rsettings)
-    memberships = by_type(report)["memberships"]
+    memberships = by_kind(report)["memberships"]
     assert report.ok and memberships.unconfirmed == 1 and memberships.tombstoned == 0
     assert (await one(engine, t.organization_memberships, "orgmem_unnamed"))["deleted_at"] is None
 

@@ -13,7 +13,7 @@ from service.reconcile.clerk_api import ClerkAPI
 from tests.support import clerk_paging
 from tests.support import tables as t
 from tests.support.fake_clerk import FakeClerk
-from tests.support.reconciling import by_type, run
+from tests.support.reconciling import by_kind, run
 from tests.support.replica_helpers import rows
 
 
@@ -39,8 +39,8 @@ async def test_an_object_the_database_cannot_store_is_invalid_not_fatal(
 ) -> None:
     deep = fake.users[7]["id"]
     serve_deep_metadata(fake, deep, 1000)
-    report = await run(engine, api, rsettings, resources=("users",))
-    users = by_type(report)["users"]
+    report = await run(engine, api, rsettings, kinds=("users",))
+    users = by_kind(report)["users"]
     assert report.ok, report.summary()
     assert (users.status, users.invalid, users.created) == ("completed", 1, len(fake.users) - 1)
     stored = {u["id"] for u in await rows(engine, t.users)}
@@ -60,11 +60,11 @@ async def test_a_list_that_ignores_its_offset_ends(
 
     fake.on_list = same_page
     settings = rsettings.model_copy(update={"reconcile_page_size": 5})
-    report = await run(engine, api, settings, resources=("organizations",), force=True)
+    report = await run(engine, api, settings, kinds=("organizations",), force=True)
     assert report.ok, report.summary()
     lists = [r for r in fake.requests_to("organizations") if "offset" in r.params]
     assert len(lists) == 2  # the second page was the first again: the walk stopped there
-    assert by_type(report)["organizations"].listed == 5
+    assert by_kind(report)["organizations"].listed == 5
 
 
 async def test_a_list_that_pages_past_its_total_ends(
@@ -82,8 +82,8 @@ async def test_a_list_that_pages_past_its_total_ends(
 
     fake.on_list = endless
     settings = rsettings.model_copy(update={"reconcile_page_size": 5})
-    report = await run(engine, api, settings, resources=("organizations",), force=True)
-    assert by_type(report)["organizations"].listed <= 15  # stopped once past 12
+    report = await run(engine, api, settings, kinds=("organizations",), force=True)
+    assert by_kind(report)["organizations"].listed <= 15  # stopped once past 12
 
 
 async def test_a_redirect_is_not_data(
@@ -100,8 +100,8 @@ async def test_a_redirect_is_not_data(
         )
 
     fake.on_list = moved
-    report = await run(engine, api, rsettings, resources=("organizations",))
-    organizations = by_type(report)["organizations"]
+    report = await run(engine, api, rsettings, kinds=("organizations",))
+    organizations = by_kind(report)["organizations"]
     assert organizations.status == "failed" and "302" in (organizations.error or "")
     assert await rows(engine, t.organizations) == []
 
@@ -112,10 +112,10 @@ async def test_an_answer_over_the_size_cap_is_refused(
     small = rsettings.model_copy(update={"reconcile_max_response_bytes": 4096})
     api = ClerkAPI(small, backoff_max_seconds=0.05)
     try:
-        report = await run(engine, api, small, resources=("users",))
+        report = await run(engine, api, small, kinds=("users",))
     finally:
         await api.close()
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert users.status == "failed" and "larger than 4096 bytes" in (users.error or "")
 
 
@@ -126,8 +126,8 @@ async def test_an_object_too_deep_to_redact_is_invalid_not_fatal(
     deep = fake.users[7]["id"]
     serve_deep_metadata(fake, deep, 600)
     settings = rsettings.model_copy(update={"store_private_metadata": False})
-    report = await run(engine, api, settings, resources=("users",))
-    users = by_type(report)["users"]
+    report = await run(engine, api, settings, kinds=("users",))
+    users = by_kind(report)["users"]
     assert report.ok, report.summary()
     assert (users.status, users.invalid, users.created) == ("completed", 1, len(fake.users) - 1)
 
@@ -138,8 +138,8 @@ async def test_a_nul_from_the_api_is_stored_without_it(
     user = fake.users[3]
     user["first_name"] = "Ja\u0000ne"
     user["public_metadata"] = {"k\u0000": ["\u0000v"]}
-    report = await run(engine, api, rsettings, resources=("users",))
+    report = await run(engine, api, rsettings, kinds=("users",))
     assert report.ok, report.summary()
-    assert by_type(report)["users"].invalid == 0
+    assert by_kind(report)["users"].invalid == 0
     (row,) = [u for u in await rows(engine, t.users) if u["id"] == user["id"]]
     assert (row["first_name"], row["public_metadata"]) == ("Jane", {"k": ["v"]})

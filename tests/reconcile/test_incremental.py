@@ -21,7 +21,7 @@ from service.reconcile.incremental import Count, Median, TooManyDiffer, differin
 from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.fake_clerk import FakeClerk
-from tests.support.reconciling import by_type, live, run
+from tests.support.reconciling import by_kind, live, run
 from tests.support.replica_helpers import one
 
 
@@ -42,12 +42,12 @@ async def test_missed_user_changes_are_repaired_by_one_incremental_run(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     settings = rsettings.model_copy(update={"reconcile_page_size": 10})  # counting pays here
-    first = await run(engine, api, settings, resources=("users",))
+    first = await run(engine, api, settings, kinds=("users",))
     assert first.ok and first.mode == "full"
-    full_requests = by_type(first)["users"].requests
+    full_requests = by_kind(first)["users"].requests
 
-    unchanged = await run(engine, api, settings, resources=("users",))
-    users = by_type(unchanged)["users"]
+    unchanged = await run(engine, api, settings, kinds=("users",))
+    users = by_kind(unchanged)["users"]
     assert unchanged.ok and unchanged.mode == "incremental" and users.mode == "incremental"
     assert (users.created, users.updated, users.tombstoned) == (0, 0, 0)
     assert users.requests == 2 < full_requests  # one page of the recently updated, one count
@@ -58,8 +58,8 @@ async def test_missed_user_changes_are_repaired_by_one_incremental_run(
     for gone in ("user_00007", "user_00093"):  # deleted without a webhook
         fake.delete("users", gone)
 
-    report = await run(engine, api, settings, resources=("users",))
-    users = by_type(report)["users"]
+    report = await run(engine, api, settings, kinds=("users",))
+    users = by_kind(report)["users"]
     assert report.ok and report.mode == "incremental", report.summary()
     assert (users.created, users.updated, users.tombstoned) == (1, 1, 2)
     assert sorted(await live(engine, t.users)) == sorted(u["id"] for u in fake.users)
@@ -73,7 +73,7 @@ async def test_missed_membership_changes_and_renames_are_repaired(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     both = ("organizations", "memberships")
-    await run(engine, api, rsettings, resources=both)
+    await run(engine, api, rsettings, kinds=both)
     at = now_ms()
     fake.memberships.append(
         cp.membership("orgmem_added", org_id="org_0003", user_id="user_00099", created_at=at)
@@ -83,9 +83,9 @@ async def test_missed_membership_changes_and_renames_are_repaired(
     renamed.update(name="Renamed Inc", updated_at=at)
     before = len(fake.log)
 
-    report = await run(engine, api, rsettings, resources=both)
+    report = await run(engine, api, rsettings, kinds=both)
     assert report.ok and report.mode == "incremental", report.summary()
-    organizations, memberships = by_type(report)["organizations"], by_type(report)["memberships"]
+    organizations, memberships = by_kind(report)["organizations"], by_kind(report)["memberships"]
     assert organizations.updated == 1
     assert (await one(engine, t.organizations, "org_0008"))["name"] == "Renamed Inc"
     assert (memberships.created, memberships.tombstoned) == (1, 1)
@@ -114,7 +114,7 @@ async def test_a_membership_missing_from_a_list_of_several_pages_is_looked_up(
     absence proves nothing, and the lookup finds it alive; it is not ended."""
     settings = rsettings.model_copy(update={"reconcile_page_size": 2})
     both = ("organizations", "memberships")
-    await run(engine, api, settings, resources=both)
+    await run(engine, api, settings, kinds=both)
     fake.delete("memberships", "orgmem_0005_004")  # the count differs: org_0005 is listed
 
     def delete_during_walk(name: str, params: dict[str, str]) -> None:
@@ -123,7 +123,7 @@ async def test_a_membership_missing_from_a_list_of_several_pages_is_looked_up(
 
     fake.on_list = delete_during_walk
     before = len(fake.log)
-    report = await run(engine, api, settings, resources=both)
+    report = await run(engine, api, settings, kinds=both)
     assert report.ok and report.mode == "incremental", report.summary()
     assert (await one(engine, t.organization_memberships, "orgmem_0005_002"))["deleted_at"] is None
     assert (await one(engine, t.organization_memberships, "orgmem_0005_004"))["deleted_at"]
@@ -165,13 +165,13 @@ async def test_what_only_the_full_run_sees_it_repairs(
 async def test_many_differing_by_count_turns_the_run_full(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    await run(engine, api, rsettings, resources=("users", "memberships"))
+    await run(engine, api, rsettings, kinds=("users", "memberships"))
     for n in range(8):  # more than RECONCILE_FULL_WHEN_DIFFERING_SHARE of 120
         fake.delete("users", f"user_{10 * n:05d}")
-    report = await run(engine, api, rsettings, resources=("users", "memberships"))
+    report = await run(engine, api, rsettings, kinds=("users", "memberships"))
     assert report.ok and report.mode == "full", report.summary()
-    assert by_type(report)["users"].mode == by_type(report)["memberships"].mode == "full"
-    assert by_type(report)["users"].tombstoned == 8
+    assert by_kind(report)["users"].mode == by_kind(report)["memberships"].mode == "full"
+    assert by_kind(report)["users"].tombstoned == 8
     assert fake.requests_to("organization_memberships")  # the rest of the run listed whole
 
 
@@ -179,7 +179,7 @@ async def test_a_run_killed_midway_ends_nothing_clerk_still_has(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     settings = rsettings.model_copy(update={"reconcile_page_size": 10})
-    await run(engine, api, settings, resources=("users",))
+    await run(engine, api, settings, kinds=("users",))
     fake.delete("users", "user_00042")
     listing_a_range = threading.Event()
 
@@ -189,7 +189,7 @@ async def test_a_run_killed_midway_ends_nothing_clerk_still_has(
             time.sleep(0.3)  # the answer is still on its way when the process dies
 
     fake.on_list = hold_range_listing
-    killed = asyncio.create_task(run(engine, api, settings, resources=("users",)))
+    killed = asyncio.create_task(run(engine, api, settings, kinds=("users",)))
     assert await asyncio.to_thread(listing_a_range.wait, 10)
     killed.cancel()
     await asyncio.gather(killed, return_exceptions=True)
@@ -197,9 +197,9 @@ async def test_a_run_killed_midway_ends_nothing_clerk_still_has(
     assert sorted(await live(engine, t.users)) == kept
 
     fake.on_list = None
-    resumed = await run(engine, api, settings, resources=("users",))
+    resumed = await run(engine, api, settings, kinds=("users",))
     assert resumed.ok and resumed.resumed and resumed.mode == "incremental"
-    assert by_type(resumed)["users"].tombstoned == 1
+    assert by_kind(resumed)["users"].tombstoned == 1
     assert sorted(await live(engine, t.users)) == sorted(u["id"] for u in fake.users)
 
 

@@ -22,11 +22,11 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk, serve
-from tests.support.reconciling import by_type, live, run
+from tests.support.reconciling import by_kind, live, run
 from tests.support.replica_helpers import deliver, rows
 
 # Every kind whose ids the tagged fakes keep apart (billing objects carry shared plan ids).
-RESOURCES = ("organizations", "users", "memberships", "invitations", "domains", "roles")
+KINDS = ("organizations", "users", "memberships", "invitations", "domains", "roles")
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def kept(rsettings: Settings, clerk_url: str, staging_url: str) -> Settings:
 async def reconcile_instance(engine: AsyncEngine, settings: Settings, **options: Any) -> Any:
     api = ClerkAPI(settings, backoff_max_seconds=0.05)
     try:
-        return await run(engine, api, settings, resources=RESOURCES, **options)
+        return await run(engine, api, settings, kinds=KINDS, **options)
     finally:
         await api.close()
 
@@ -110,7 +110,7 @@ async def test_two_instances_side_by_side_never_touch_each_others_rows(
     # (had it, their 20 would pass the safety share and refuse the pass).
     fake.delete("users", "user_p00003")
     report = await reconcile_instance(engine, prod)
-    assert report.ok and by_type(report)["users"].tombstoned == 1
+    assert report.ok and by_kind(report)["users"].tombstoned == 1
     gone = {u["id"] for u in await rows(engine, t.users) if u["deleted_at"] is not None}
     assert gone == {"user_p00003"}
     assert len([i for i in await live(engine, t.users) if i.startswith("user_s")]) == 20
@@ -118,7 +118,7 @@ async def test_two_instances_side_by_side_never_touch_each_others_rows(
     # And staging's own deletions stay staging's.
     staging.delete("organizations", "org_s0001")
     report = await reconcile_instance(engine, stage)
-    assert report.ok and by_type(report)["organizations"].tombstoned == 1
+    assert report.ok and by_kind(report)["organizations"].tombstoned == 1
     ended = await rows(engine, t.organization_memberships, organization_id="org_s0001")
     assert ended and all(m["deleted_at"] is not None for m in ended)
     prod_orgs = [o for o in await rows(engine, t.organizations) if o["id"].startswith("org_p")]
@@ -140,7 +140,7 @@ async def test_rows_naming_no_instance_are_the_only_instances_to_fill_in_and_to_
             update(t.users).where(t.users.c.id == "user_unnamed").values(instance_id=None)
         )
     report = await reconcile_instance(engine, single)
-    assert report.ok and by_type(report)["users"].tombstoned == 1  # the only instance's
+    assert report.ok and by_kind(report)["users"].tombstoned == 1  # the only instance's
     stored = {u["id"]: u for u in await rows(engine, t.users)}
     assert stored["user_unnamed"]["deleted_at"] is not None
     assert {u["instance_id"] for i, u in stored.items() if i != "user_unnamed"} == {"ins_prod"}
@@ -153,7 +153,7 @@ async def test_with_several_instances_a_row_naming_none_is_nobodys_to_end(
     async with engine.begin() as conn:
         await conn.execute(update(t.users).values(instance_id=None))
     report = await reconcile_instance(engine, kept.for_instance("prod"))
-    assert report.ok and by_type(report)["users"].tombstoned == 0
+    assert report.ok and by_kind(report)["users"].tombstoned == 0
     assert "user_unnamed" in await live(engine, t.users)
 
 

@@ -22,7 +22,7 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk, error
-from tests.support.reconciling import by_type, checkpoint_reaches, live, run
+from tests.support.reconciling import by_kind, checkpoint_reaches, live, run
 from tests.support.replica_helpers import rows
 
 
@@ -30,8 +30,8 @@ async def test_users_fall_back_to_offsets_when_the_cursor_is_ignored(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     fake.supports_cursor = False
-    report = await run(engine, api, rsettings, resources=("users",))
-    assert report.ok and by_type(report)["users"].created == 120
+    report = await run(engine, api, rsettings, kinds=("users",))
+    assert report.ok and by_kind(report)["users"].created == 120
     # Page 2 sent the cursor, got page 1 again, and the walk went on by offset.
     pages = [
         (r.params.get("starting_after"), r.params.get("offset")) for r in fake.requests_to("users")
@@ -54,7 +54,7 @@ async def test_resume_keeps_paging_by_offset_when_the_cursor_is_ignored(
             time.sleep(1.0)
 
     fake.on_list = stall
-    task = asyncio.create_task(run(engine, api, rsettings, resources=("users",)))
+    task = asyncio.create_task(run(engine, api, rsettings, kinds=("users",)))
     await asyncio.wait_for(reached.wait(), 10)
     await checkpoint_reaches(engine, 150)
     task.cancel()
@@ -63,14 +63,14 @@ async def test_resume_keeps_paging_by_offset_when_the_cursor_is_ignored(
     await asyncio.sleep(1.2)
     fake.on_list = None
     before = len(fake.requests_to("users"))
-    report = await run(engine, api, rsettings, resources=("users",), confirm_deletions=False)
+    report = await run(engine, api, rsettings, kinds=("users",), confirm_deletions=False)
     assert report.ok and report.resumed
     resumed = [
         (r.params.get("starting_after"), r.params.get("offset"))
         for r in fake.requests_to("users")[before:]
     ]
     assert resumed[0] == (None, "150")  # no cursor sent again: it was known to be ignored
-    assert by_type(report)["users"].listed == 300
+    assert by_kind(report)["users"].listed == 300
     assert len(await live(engine, t.users)) == 300
 
 
@@ -83,8 +83,8 @@ async def test_a_vanished_cursor_user_falls_back_to_offsets(
         return None
 
     fake.on_list = cursor_gone
-    report = await run(engine, api, rsettings, resources=("users",))
-    assert report.ok and by_type(report)["users"].created == 120
+    report = await run(engine, api, rsettings, kinds=("users",))
+    assert report.ok and by_kind(report)["users"].created == 120
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # ANALYZE is PostgreSQL's
@@ -95,8 +95,8 @@ async def test_a_backfill_leaves_full_statistics_behind(
     # 11 histogram bounds); the pass must end with a full one, which app queries rely on.
     populate(fake, users=2500, orgs=1, members_per_org=1)
     settings = rsettings.model_copy(update={"reconcile_page_size": 500})
-    report = await run(engine, api, settings, resources=("users",))
-    assert report.ok and by_type(report)["users"].created == 2500
+    report = await run(engine, api, settings, kinds=("users",))
+    assert report.ok and by_kind(report)["users"].created == 2500
     async with engine.connect() as conn:
         bounds: dict[str, int] = dict(
             (

@@ -13,19 +13,17 @@ from service.config import Settings
 from service.reconcile import checkpoints, modes
 from service.reconcile.checkpoints import RunStatus, runs
 
-RESOURCES = ("organizations", "users")
+KINDS = ("organizations", "users")
 
 
 async def finished(
     engine: AsyncEngine,
     mode: str | None,
     status: RunStatus = RunStatus.COMPLETED,
-    resources: tuple[str, ...] = RESOURCES,
+    kinds: tuple[str, ...] = KINDS,
 ) -> int:
     async with engine.begin() as conn:
-        run_id, _ = await checkpoints.open_run(
-            conn, trigger="cli", resources=resources, restart=True
-        )
+        run_id, _ = await checkpoints.open_run(conn, trigger="cli", kinds=kinds, restart=True)
         await checkpoints.finish_run(conn, run_id, status=status, summary={}, error=None)
         if mode is not None:
             await checkpoints.set_mode(conn, run_id, mode)
@@ -36,16 +34,14 @@ async def choose(
     engine: AsyncEngine, settings: Settings, *, full: bool = False, now: datetime | None = None
 ) -> modes.Choice:
     async with engine.connect() as conn:
-        return await modes.choose(
-            conn, settings, RESOURCES, full=full, now=now or datetime.now(UTC)
-        )
+        return await modes.choose(conn, settings, KINDS, full=full, now=now or datetime.now(UTC))
 
 
 async def test_the_mode_follows_the_runs_before(engine: AsyncEngine, settings: Settings) -> None:
     first = await choose(engine, settings)
-    assert (first.mode, first.reason) == ("full", "no complete run of these types to count from")
+    assert (first.mode, first.reason) == ("full", "no complete run of these kinds to count from")
 
-    await finished(engine, None, resources=("users",))  # fewer types: nothing to count from
+    await finished(engine, None, kinds=("users",))  # fewer kinds: nothing to count from
     assert (await choose(engine, settings)).mode == "full"
 
     run_id = await finished(engine, None)  # a run from before modes was a full listing

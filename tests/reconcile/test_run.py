@@ -19,7 +19,7 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk
-from tests.support.reconciling import by_type, checkpoint_reaches, live, run
+from tests.support.reconciling import by_kind, checkpoint_reaches, live, run
 from tests.support.replica_helpers import deliver, one, rows
 
 
@@ -28,9 +28,9 @@ async def test_backfills_an_empty_replica(
 ) -> None:
     report = await run(engine, api, rsettings)
     assert report.ok, report.summary()
-    passes = by_type(report)
+    passes = by_kind(report)
     # Parents first; sessions have no instance-wide list (webhooks only).
-    assert [p.resource for p in report.passes] == [
+    assert [p.kind for p in report.passes] == [
         "organizations",
         "users",
         "permissions",
@@ -92,12 +92,12 @@ async def test_second_run_picks_up_changes_and_deletions(
     # The full listing (user_00003's update is older than the last run: only it sees that).
     report = await run(engine, api, rsettings, full=True)
     assert report.ok, report.summary()
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert (users.created, users.updated, users.tombstoned, users.unchanged) == (1, 1, 1, 118)
     assert (await one(engine, t.users, "user_00003"))["first_name"] == "Renamed"
     assert (await one(engine, t.users, "user_00007"))["deleted_at"] is not None
     assert await rows(engine, t.email_addresses, user_id="user_00007") == []
-    assert by_type(report)["organizations"].tombstoned == 1
+    assert by_kind(report)["organizations"].tombstoned == 1
     # The deleted organization's memberships, invitation and domain ended with it.
     assert [
         m["deleted_at"] is not None
@@ -122,7 +122,7 @@ async def test_resumes_where_a_crashed_run_stopped(
             time.sleep(1.0)  # the run is killed while this page is in flight
 
     fake.on_list = stall_on_fourth_users_page
-    task = asyncio.create_task(run(engine, api, rsettings, resources=("users",)))
+    task = asyncio.create_task(run(engine, api, rsettings, kinds=("users",)))
     await asyncio.wait_for(reached.wait(), 10)
     await checkpoint_reaches(engine, 150)  # page 4 is fetched while page 3 is written
     task.cancel()
@@ -138,7 +138,7 @@ async def test_resumes_where_a_crashed_run_stopped(
     assert len(await rows(engine, t.users)) == 150
 
     before = len(fake.requests_to("users"))
-    report = await run(engine, api, rsettings, resources=("users",))
+    report = await run(engine, api, rsettings, kinds=("users",))
     assert report.ok and report.resumed
     resumed_pages = fake.requests_to("users")[before:]
     assert resumed_pages[0].params.get("starting_after") == "user_00149"
@@ -149,7 +149,7 @@ async def test_resumes_where_a_crashed_run_stopped(
         "user_00249",
         "user_00299",
     ]
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert (users.listed, users.created) == (300, 300)
     assert len(await rows(engine, t.users)) == 300
 
@@ -164,7 +164,7 @@ async def test_webhook_newer_than_the_snapshot_wins(
     report = await run(engine, api, rsettings)
     assert report.ok
     assert (await one(engine, t.users, "user_00005"))["first_name"] == "FromWebhook"
-    assert by_type(report)["users"].unchanged == 1
+    assert by_kind(report)["users"].unchanged == 1
 
 
 async def test_deleted_by_webhook_is_not_resurrected_by_a_snapshot(
@@ -185,7 +185,7 @@ async def test_dry_run_writes_nothing(
     await deliver(engine, cp.envelope("user.created", cp.user("user_gone", created_at=cp.T0)))
     report = await run(engine, api, rsettings, dry_run=True)
     assert report.ok and report.run_id is None
-    users = by_type(report)["users"]
+    users = by_kind(report)["users"]
     assert (users.created, users.tombstoned) == (120, 1)
     assert await live(engine, t.users) == ["user_gone"]
     assert await rows(engine, t.organizations) == []
@@ -209,11 +209,11 @@ async def test_dry_runs_and_resumes_do_not_inflate_the_metrics(
 ) -> None:
     from service.metrics import RECONCILE_OBJECTS
 
-    counter = RECONCILE_OBJECTS.labels("default", "users", "created")
+    counter = RECONCILE_OBJECTS.labels(instance="default", kind="users", change="created")
     start = counter._value.get()
-    await run(engine, api, rsettings, resources=("users",), dry_run=True)
+    await run(engine, api, rsettings, kinds=("users",), dry_run=True)
     assert counter._value.get() == start
-    await run(engine, api, rsettings, resources=("users",))
+    await run(engine, api, rsettings, kinds=("users",))
     assert counter._value.get() == start + 120
 
 
@@ -234,7 +234,7 @@ async def test_a_lost_lease_stops_the_run(
     fake.on_list = steal_then_stall
     thief = asyncio.create_task(steal())
     with pytest.raises(LeaseLost):
-        await run(engine, api, short, resources=("users",))
+        await run(engine, api, short, kinds=("users",))
     await thief
 
 
@@ -247,27 +247,27 @@ async def test_a_run_that_fails_at_get_instance_is_recorded_and_hides_no_resume(
 
     # A run that failed mid-way first: the failed start after it must not stop its resume.
     async with engine.begin() as conn:
-        earlier, _ = await open_run(conn, trigger="cron", resources=["users"], restart=False)
+        earlier, _ = await open_run(conn, trigger="cron", kinds=["users"], restart=False)
         await finish_run(conn, earlier, status=RunStatus.FAILED, summary={}, error="timeout")
     wrong = rsettings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_not_the_key")})
     api = ClerkAPI(wrong, backoff_max_seconds=0.05)
     try:
         with pytest.raises(ClerkAuthError):
-            await run(engine, api, wrong, resources=("users",))
+            await run(engine, api, wrong, kinds=("users",))
     finally:
         await api.close()
     recorded = (await rows(engine, runs))[-1]
     assert recorded["id"] != earlier
     assert recorded["status"] == "failed" and recorded["finished_at"] is not None
     assert recorded["error"].startswith("GET /instance: ")
-    assert recorded["resources"] == ["users"] and recorded["trigger"] == "cli"
+    assert recorded["kinds"] == ["users"] and recorded["trigger"] == "cli"
     shown = await last_reconcile(engine)
     assert shown is not None and shown["id"] == recorded["id"] and shown["status"] == "failed"
     assert await last_success(engine, instance="default") is None
 
     api = ClerkAPI(rsettings, backoff_max_seconds=0.05)
     try:
-        report = await run(engine, api, rsettings, resources=("users",))
+        report = await run(engine, api, rsettings, kinds=("users",))
     finally:
         await api.close()
     assert report.ok and report.resumed and report.run_id == earlier

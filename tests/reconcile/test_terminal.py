@@ -31,7 +31,7 @@ def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_u
     assert "dry run" in dry.stdout
     assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│\s+0\s+│", dry.stdout), dry.stdout
 
-    real = reconcile_cli("--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
+    real = reconcile_cli("--kind", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
     assert real.returncode == 0, real.stderr
     assert "organizations" not in real.stdout
     assert re.search(r"users\s+│\s+completed\s+│\s+30\s+│", real.stdout), real.stdout
@@ -40,15 +40,17 @@ def test_reconcile_prints_a_summary_and_exits_zero(migrated_sqlite: str, clerk_u
     # Not a terminal: progress is plain log lines, and they carry no personal data.
     assert "reconcile.progress" in real.stderr and "@example.org" not in real.stderr
     assert KEY not in real.stdout + real.stderr
-    assert "full (no complete run of these types to count from)" in real.stdout
+    assert "full (no complete run of these kinds to count from)" in real.stdout
 
-    # The next run counts from that one; --full lists everything again.
+    # The next run counts from that one (asked with --only, the old spelling of --kind);
+    # --full lists everything again.
     nightly = reconcile_cli("--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url)
     assert nightly.returncode == 0, nightly.stderr
+    assert "organizations" not in nightly.stdout and "--only is now --kind" in nightly.stderr
     assert re.search(r"incremental \(.*\), 2 requests", nightly.stdout), nightly.stdout
     assert re.search(r"users\s+│\s+completed\s+│\s+0\s+│.*│\s+incremental", nightly.stdout)
     again = reconcile_cli(
-        "--only", "users", "--full", database_url=migrated_sqlite, clerk_url=clerk_url
+        "--kind", "users", "--full", database_url=migrated_sqlite, clerk_url=clerk_url
     )
     assert again.returncode == 0 and "full (asked for (--full))" in again.stdout, again.stdout
 
@@ -59,8 +61,8 @@ def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: st
     assert "error: Clerk rejected CLERK_SECRET_KEY" in bad_key.stderr
     assert "Traceback" not in bad_key.stderr and "sk_test_nope" not in bad_key.stderr
 
-    unknown = reconcile_cli("--only", "sessions", database_url=migrated_sqlite, clerk_url=clerk_url)
-    assert unknown.returncode == 2 and "unknown type(s) sessions" in unknown.stderr
+    unknown = reconcile_cli("--kind", "sessions", database_url=migrated_sqlite, clerk_url=clerk_url)
+    assert unknown.returncode == 2 and "unknown kind(s) sessions" in unknown.stderr
 
     no_key = subprocess.run(
         [CLI, "reconcile"], env=env(database_url=migrated_sqlite), capture_output=True, text=True
@@ -68,7 +70,7 @@ def test_reconcile_errors_are_one_clear_line(migrated_sqlite: str, clerk_url: st
     assert no_key.returncode == 2 and "CLERK_SECRET_KEY is not set" in no_key.stderr
 
 
-def test_failed_type_means_nonzero_exit(
+def test_failed_kind_means_nonzero_exit(
     migrated_sqlite: str, clerk_url: str, fake: FakeClerk
 ) -> None:
     from tests.support.fake_clerk import error

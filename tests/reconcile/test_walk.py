@@ -18,7 +18,7 @@ from service.reconcile.walk import MAX_WALKERS, walkers
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk, error
-from tests.support.reconciling import by_type, live, run
+from tests.support.reconciling import by_kind, live, run
 from tests.support.settings import make_settings
 
 
@@ -56,7 +56,7 @@ async def test_side_by_side_lists_everyone_however_bounds_are_read(
     fake.latency_seconds = 0.02  # so that requests overlap
     api = ClerkAPI(side_by_side, backoff_max_seconds=0.05)
     try:
-        report = await run(engine, api, side_by_side, resources=("users", "organizations"))
+        report = await run(engine, api, side_by_side, kinds=("users", "organizations"))
         peak = api.stats.peak_in_flight
     finally:
         await api.close()
@@ -76,7 +76,7 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
 ) -> None:
     api = ClerkAPI(side_by_side, backoff_max_seconds=0.01)
     try:
-        assert (await run(engine, api, side_by_side, resources=("users",))).ok
+        assert (await run(engine, api, side_by_side, kinds=("users",))).ok
         fake.delete("users", "user_00002")  # in the first range, which will finish
         last_range: dict[str, str] = {}
 
@@ -88,9 +88,9 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
             return None
 
         fake.on_list = newest_range_fails
-        failed = await run(engine, api, side_by_side, resources=("users",), full=True)
-        assert not failed.ok and by_type(failed)["users"].status == "failed"
-        assert by_type(failed)["users"].tombstoned == 0  # not every segment finished
+        failed = await run(engine, api, side_by_side, kinds=("users",), full=True)
+        assert not failed.ok and by_kind(failed)["users"].status == "failed"
+        assert by_kind(failed)["users"].tombstoned == 0  # not every segment finished
         async with engine.connect() as conn:
             saved = (await conn.execute(select(segments))).all()
         unfinished = {str(s.created_after_ms) for s in saved if not s.done}
@@ -100,7 +100,7 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
 
         fake.on_list = None
         before = len(fake.requests_to("users"))
-        resumed = await run(engine, api, side_by_side, resources=("users",))
+        resumed = await run(engine, api, side_by_side, kinds=("users",))
     finally:
         await api.close()
     assert resumed.ok and resumed.resumed, resumed.summary()
@@ -109,7 +109,7 @@ async def test_a_resumed_run_redoes_only_unfinished_segments_and_deletes_after_a
     # Only the unfinished ranges are walked again (those in flight from where they stood).
     assert walked
     assert {p.get("created_at_after") for p in walked} <= unfinished
-    assert by_type(resumed)["users"].tombstoned == 1
+    assert by_kind(resumed)["users"].tombstoned == 1
     assert "user_00002" not in await live(engine, t.users)
 
 
@@ -136,7 +136,7 @@ async def test_a_slow_writer_holds_walkers_back_instead_of_piling_up_pages(
     try:
         async with pg_engine.connect() as blocker:
             await blocker.exec_driver_sql("LOCK TABLE clerk_users IN SHARE MODE")
-            reconciling = asyncio.create_task(run(pg_engine, api, settings, resources=("users",)))
+            reconciling = asyncio.create_task(run(pg_engine, api, settings, kinds=("users",)))
             fetched, still = -1, 0
             while still < 10:  # until nothing more is fetched for half a second
                 await asyncio.sleep(0.05)

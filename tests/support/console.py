@@ -104,7 +104,7 @@ async def busy(engine: AsyncEngine, events: int = 3000) -> None:
                 {
                     "trigger": "cron",
                     "status": RunStatus.COMPLETED.value,
-                    "resources": ["users"],
+                    "kinds": ["users"],
                     "started_at": now - timedelta(hours=5),
                     "finished_at": now - timedelta(hours=4, minutes=50),
                     "summary": {"users": {"status": "completed", "listed": 40, "created": 40}},
@@ -119,7 +119,7 @@ async def busy(engine: AsyncEngine, events: int = 3000) -> None:
                 {
                     "trigger": "console",
                     "status": RunStatus.RUNNING.value,
-                    "resources": ["users", "organizations"],
+                    "kinds": ["users", "organizations"],
                     "started_at": now - timedelta(minutes=3),
                     "instance": DEFAULT_INSTANCE,
                 },
@@ -130,7 +130,7 @@ async def busy(engine: AsyncEngine, events: int = 3000) -> None:
             [
                 {
                     "run_id": running,
-                    "resource": "users",
+                    "kind": "users",
                     "pass_started_at": now,
                     "offset": 1500,
                     "listed": True,
@@ -139,7 +139,7 @@ async def busy(engine: AsyncEngine, events: int = 3000) -> None:
                 },
                 {
                     "run_id": running,
-                    "resource": "organizations",
+                    "kind": "organizations",
                     "pass_started_at": now,
                     "offset": 200,
                     "listed": False,

@@ -22,8 +22,8 @@ async def run(engine: AsyncEngine, api: ClerkAPI, settings: Settings, **options:
     return await reconcile(engine, api, settings, ReconcileOptions(**options))
 
 
-def by_type(report: RunReport) -> dict[str, Any]:
-    return {p.resource: p for p in report.passes}
+def by_kind(report: RunReport) -> dict[str, Any]:
+    return {p.kind: p for p in report.passes}
 
 
 async def checkpoint_reaches(engine: AsyncEngine, offset: int) -> None:

@@ -263,8 +263,8 @@ async def test_reconcile_takes_every_object_the_backend_spec_allows(
         report = await reconcile_from(FakeClerk(**objects), engine, db_url, redis_url)
         assert report.ok, report.summary()
         for p in report.passes:
-            assert p.invalid == 0, (p.resource, objects[p.resource])
-            assert p.listed == len(objects[p.resource]), p.resource
+            assert p.invalid == 0, (p.kind, objects[p.kind])
+            assert p.listed == len(objects[p.kind]), p.kind
 
 
 async def test_the_fake_takes_its_round_trip_and_answers_many_at_once() -> None:
@@ -310,7 +310,7 @@ async def test_a_field_clerk_leaves_out_is_null_until_a_newer_snapshot_fills_it_
     async def run() -> None:
         report = await reconcile_from(fake, engine, db_url, redis_url)
         assert report.ok, report.summary()
-        assert [p.resource for p in report.passes if p.invalid] == []
+        assert [p.kind for p in report.passes if p.invalid] == []
 
     await run()  # nothing fails: what is left out is stored NULL
     memberships = await rows(engine, t.organization_memberships)

@@ -19,12 +19,12 @@ from tests.support import clerk_payloads as cp
 from tests.support import tables as t
 from tests.support.clerk_instances import populate
 from tests.support.fake_clerk import FakeClerk, serve
-from tests.support.reconciling import by_type, run
+from tests.support.reconciling import by_kind, run
 from tests.support.replica_helpers import rows
 from tests.support.settings import make_settings
 from tests.support.signing import OTHER_SECRET, PREVIOUS_SECRET, signed
 
-RESOURCES = ("organizations", "users", "memberships")
+KINDS = ("organizations", "users", "memberships")
 SECRETS = {"prod": PREVIOUS_SECRET, "staging": OTHER_SECRET}
 
 
@@ -92,7 +92,7 @@ async def test_two_instances_share_one_replica_without_touching_each_others_rows
         instance = kept.for_instance(name)
         api = ClerkAPI(instance, backoff_max_seconds=0.05)
         try:
-            reports[name] = await run(engine, api, instance, resources=RESOURCES, force=True)
+            reports[name] = await run(engine, api, instance, kinds=KINDS, force=True)
         finally:
             await api.close()
     assert all(r.ok for r in reports.values())
@@ -104,8 +104,8 @@ async def test_two_instances_share_one_replica_without_touching_each_others_rows
     # users Clerk's listing never had (forced: they exceed the safety share here).
     ended = {i for i, u in stored.items() if u["deleted_at"] is not None}
     assert ended == {"user_hook_p", "user_hook_s", "user_late_s"}
-    assert by_type(reports["prod"])["users"].tombstoned == 1
-    assert by_type(reports["staging"])["users"].tombstoned == 2
+    assert by_kind(reports["prod"])["users"].tombstoned == 1
+    assert by_kind(reports["staging"])["users"].tombstoned == 2
     for table in (t.email_addresses, t.organizations, t.organization_memberships):
         for row in await rows(engine, table):
             assert row["instance_id"] == ("ins_prod" if "_p" in row["id"] else "ins_staging")
@@ -120,7 +120,7 @@ async def test_staging_s_secret_cannot_touch_a_prod_user(
         instance = kept.for_instance(name)
         api = ClerkAPI(instance, backoff_max_seconds=0.05)
         try:
-            assert (await run(engine, api, instance, resources=RESOURCES)).ok
+            assert (await run(engine, api, instance, kinds=KINDS)).ok
         finally:
             await api.close()
     victim = next(u for u in await rows(engine, t.users) if u["instance_id"] == "ins_prod")

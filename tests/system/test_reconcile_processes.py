@@ -41,7 +41,7 @@ def peak_rss_mib(database_url: str, clerk_url: str) -> tuple[float, str]:
         "peak = lambda: re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
         "atexit.register(lambda: print('PEAK_RSS_KIB', peak(), file=sys.stderr))\n"
         "from service.cli import main\n"
-        "sys.argv = ['clerk-replica', 'reconcile', '--only', 'users']\n"
+        "sys.argv = ['clerk-replica', 'reconcile', '--kind', 'users']\n"
         "main()\n"
     )
     result = subprocess.run(
@@ -75,7 +75,7 @@ def test_memory_stays_flat_from_10k_to_100k_users(pg_url: str, tmp_path: Path) -
             peaks[n], out = peak_rss_mib(pg_url, url)
         assert re.search(rf"users\s+│\s+completed\s+│\s+{n}\s+│", out), out
     REPORT.append(
-        f"reconcile --only users, peak RSS: 10k users {peaks[10_000]:.0f} MiB, "
+        f"reconcile --kind users, peak RSS: 10k users {peaks[10_000]:.0f} MiB, "
         f"100k users {peaks[100_000]:.0f} MiB (ratio {peaks[100_000] / peaks[10_000]:.2f})"
     )
     assert peaks[100_000] < 150
@@ -101,7 +101,7 @@ def test_a_killed_reconcile_resumes_after_its_lease_expires(
         "reconcile_concurrency": "1",
     }
     proc = subprocess.Popen(
-        [CLI, "reconcile", "--only", "users"],
+        [CLI, "reconcile", "--kind", "users"],
         env=env(
             database_url=migrated_sqlite,
             clerk_secret_key=KEY,
@@ -128,14 +128,14 @@ def test_a_killed_reconcile_resumes_after_its_lease_expires(
     proc.wait(10)
 
     busy = reconcile_cli(
-        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
+        "--kind", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
     )
     assert busy.returncode == 1 and "another process holds" in busy.stderr
 
     time.sleep(10.5)  # the dead process's lease expires
     before = len(fake.requests_to("users"))
     resumed = reconcile_cli(
-        "--only", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
+        "--kind", "users", database_url=migrated_sqlite, clerk_url=clerk_url, **extra
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "(resumed)" in resumed.stdout

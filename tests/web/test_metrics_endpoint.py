@@ -109,9 +109,9 @@ async def test_metrics_show_when_the_last_full_reconcile_completed(
     name = "clerk_replica_reconcile_last_full_run_completed_timestamp_seconds"
     assert name + "{" not in (await (await client_for(settings)).get("/metrics")).text
     async with engine.begin() as conn:
-        full, _ = await open_run(conn, trigger="cli", resources=["users"], restart=True)
+        full, _ = await open_run(conn, trigger="cli", kinds=["users"], restart=True)
         await finish_run(conn, full, status=RunStatus.COMPLETED, summary={}, error=None)
-        nightly, _ = await open_run(conn, trigger="cron", resources=["users"], restart=True)
+        nightly, _ = await open_run(conn, trigger="cron", kinds=["users"], restart=True)
         await finish_run(
             conn, nightly, status=RunStatus.COMPLETED, summary={}, error=None, mode="incremental"
         )
@@ -140,9 +140,9 @@ async def test_gauges_for_stalls_reconciles_and_worker_liveness(
     before = time.time()
     await store_event(engine, cp.envelope("user.created", cp.user()))
     async with engine.begin() as conn:
-        run_id, _ = await open_run(conn, trigger="cli", resources=["users"], restart=False)
+        run_id, _ = await open_run(conn, trigger="cli", kinds=["users"], restart=False)
         await finish_run(conn, run_id, status=RunStatus.COMPLETED, summary={}, error=None)
-        failed_id, _ = await open_run(conn, trigger="cron", resources=["orgs"], restart=True)
+        failed_id, _ = await open_run(conn, trigger="cron", kinds=["orgs"], restart=True)
         await finish_run(conn, failed_id, status=RunStatus.FAILED, summary={}, error="boom")
     redis = connect(settings)
     try:
