@@ -20,7 +20,7 @@ from service.config import ConfigError, Settings, get_settings
     ],
 )
 def test_the_api_url_is_https_or_loopback(url: str) -> None:
-    assert Settings(clerk_api_url=url).clerk_api_url == url
+    assert Settings(clerk_api_url=url).clerk.api_url == url
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_requests_per_10s_follow_the_key_and_the_share() -> None:
 
 def test_a_blank_signing_secret_is_unset_and_serve_refuses_to_start() -> None:
     settings = Settings(clerk_webhook_signing_secret="   ")
-    assert settings.clerk_webhook_signing_secret is None
+    assert settings.clerk.webhook_signing_secret is None
     with pytest.raises(ConfigError, match="CLERK_WEBHOOK_SIGNING_SECRET"):
         settings.signing_secrets()
 
@@ -75,11 +75,11 @@ def test_metrics_stay_on_the_main_port_unless_metrics_port_is_set(
     for name in ("METRICS_PORT", "METRICS_HOST"):
         monkeypatch.delenv(name, raising=False)
     default = Settings()
-    assert (default.metrics_port, default.metrics_host) == (None, "127.0.0.1")
+    assert (default.metrics.port, default.metrics.host) == (None, "127.0.0.1")
     monkeypatch.setenv("METRICS_PORT", "9090")
     monkeypatch.setenv("METRICS_HOST", "0.0.0.0")
     configured = Settings()
-    assert (configured.metrics_port, configured.metrics_host) == (9090, "0.0.0.0")
+    assert (configured.metrics.port, configured.metrics.host) == (9090, "0.0.0.0")
     for refused in ("0", "65536", "nine"):
         with pytest.raises(ValidationError, match="metrics_port"):
             Settings(metrics_port=refused)
@@ -129,8 +129,8 @@ def test_each_named_instance_reads_its_own_variables(monkeypatch: pytest.MonkeyP
     ]
     assert prod.clerk_key() == "sk_live_prod" and prod.clerk_requests_per_10s() == 500
     # What an instance does not set itself is the single-instance value.
-    assert prod.clerk_api_url == "https://clerk-proxy.example/v1"
-    assert staging.clerk_api_url == "http://127.0.0.1:9/v1"
+    assert prod.clerk.api_url == "https://clerk-proxy.example/v1"
+    assert staging.clerk.api_url == "http://127.0.0.1:9/v1"
     assert staging.clerk_requests_per_10s() == 7
     # Never another instance's secrets, nor the single-instance ones.
     with pytest.raises(ConfigError, match="CLERK_STAGING_SECRET_KEY is not set"):
@@ -160,11 +160,9 @@ def test_a_named_instance_variable_is_checked_and_named_not_echoed() -> None:
 
 
 def test_every_setting_has_a_description() -> None:
-    from service.config import setting_variables
+    from service.config import setting, setting_variables
 
-    missing = [
-        v for v, name in setting_variables().items() if not Settings.model_fields[name].description
-    ]
+    missing = [v for v in setting_variables() if not setting(v).info.description]
     assert missing == []
 
 

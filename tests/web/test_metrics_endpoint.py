@@ -132,7 +132,7 @@ async def test_gauges_for_stalls_reconciles_and_worker_liveness(
     from service.reconcile.checkpoints import finish_run, open_run
     from service.reconcile.tables import RunStatus
 
-    client = await client_for(settings.model_copy(update={"metrics_cache_seconds": 0}))
+    client = await client_for(settings.updated(metrics_cache_seconds=0))
     text = (await client.get("/metrics")).text
     # Nothing yet: no delivery, no run, no worker.
     assert "clerk_replica_last_delivery_timestamp_seconds{" not in text
