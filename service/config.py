@@ -823,15 +823,10 @@ class Settings(BaseSettings):
                 given[field] = value
         try:
             instance = InstanceSettings.model_validate(given)
-        except ValidationError as exc:
-            fields = InstanceSettings.model_fields
-            by_key = {
-                **{_variable(n, i).lower(): n for n, i in fields.items()},
-                **{n: n for n in fields},
-            }
+        except ValidationError as exc:  # given by field name: each error is at its field
             suffix_of = {field: suffix for suffix, field in INSTANCE_VARIABLES.items()}
             problems = "; ".join(
-                f"{instance_variable(name, suffix_of[by_key[str(err['loc'][0])]])}: {err['msg']}"
+                f"{instance_variable(name, suffix_of[str(err['loc'][0])])}: {err['msg']}"
                 for err in exc.errors()
             )
             raise ConfigError(f"invalid configuration: {problems}") from None
