@@ -744,16 +744,25 @@ class Settings(BaseSettings):
         """Flat names (reconcile_page_size=..., as the variables are spelt) into their groups."""
         if not isinstance(data, dict):
             return data
-        grouped: dict[str, Any] = {}
-        for key, value in data.items():
-            setting = _BY_NAME.get(key.lower()) if isinstance(key, str) else None
-            if setting is None or setting.group is None:
-                grouped[key] = value
-                continue
+        flat = {
+            key: setting
+            for key in data
+            if isinstance(key, str)
+            and (setting := _BY_NAME.get(key.lower())) is not None
+            and setting.group is not None
+        }
+        grouped = {key: value for key, value in data.items() if key not in flat}
+        for key, setting in flat.items():  # after the groups given whole: these amend them
+            assert setting.group is not None
             group = grouped.setdefault(setting.group, {})
-            if isinstance(group, BaseModel):  # a group given whole, then one of its fields
-                group = grouped[setting.group] = group.model_dump()
-            group[setting.variable.lower()] = value
+            if isinstance(group, BaseModel):  # a group given whole, and one of its fields
+                given = group
+                group = grouped[setting.group] = {
+                    _variable(name, info).lower(): getattr(given, name)
+                    for name, info in type(given).model_fields.items()
+                    if name in given.model_fields_set
+                }
+            group[setting.variable.lower()] = data[key]
         return grouped
 
     def updated(self, **flat: Any) -> Settings:
