@@ -308,16 +308,16 @@ async def test_a_stalled_database_answers_503_in_bounded_time(
 def two_instances(settings: Settings, **overrides: Any) -> Settings:
     """`settings` keeping two named instances, prod and staging, each with its own secret
     (the single-instance secrets left unset)."""
-    return settings.updated(
-        clerk_instances="prod,staging",
-        clerk_webhook_signing_secret=None,
-        clerk_webhook_signing_secret_previous=None,
-        instance_environ={
+    values: dict[str, Any] = {
+        "clerk_instances": "prod,staging",
+        "clerk_webhook_signing_secret": None,
+        "clerk_webhook_signing_secret_previous": None,
+        "instance_environ": {
             "CLERK_PROD_WEBHOOK_SIGNING_SECRET": SecretStr(PREVIOUS_SECRET),
             "CLERK_STAGING_WEBHOOK_SIGNING_SECRET": SecretStr(OTHER_SECRET),
         },
-        **overrides,
-    )
+    }
+    return settings.updated(**{**values, **overrides})
 
 
 async def test_each_named_instance_has_its_endpoint_and_only_its_secret(
