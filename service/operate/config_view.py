@@ -146,7 +146,7 @@ def config_text(settings: Settings) -> str:
             lines += [*([""] if lines else []), f"# {area}"]
         lines.append(_line(row, width) + ("  (advanced)" if row.advanced else ""))
     for name, instance_rows in instances.items():
-        lines += ["", f"instance {name} (CLERK_INSTANCES)"]
+        lines += ["", f"# instance {name} (CLERK_INSTANCES)"]
         lines += [_line(r, width) for r in instance_rows]
     return "\n".join(lines)
 
