@@ -1,18 +1,23 @@
-"""The settings reference: every field of service.config.Settings, its variable and default."""
+"""The settings reference: every setting of service.config.Settings by area, its variable and
+default; the tuning knobs (advanced) in a table of their own."""
 
 from __future__ import annotations
 
 from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from docs_gen.markdown import code, page, plain, table
-from service.config import DEFAULT_INSTANCE, INSTANCE_VARIABLES, Settings, instance_variable
-
-# Read from the environment by another name (the CLERK_<NAME>_... variables): not a variable.
-NOT_VARIABLES = {"instance_environ"}
+from service.config import (
+    DEFAULT_INSTANCE,
+    INSTANCE_VARIABLES,
+    Setting,
+    Settings,
+    instance_variable,
+    setting_fields,
+)
 
 
 class MissingDescription(ValueError):
@@ -51,27 +56,30 @@ def _allowed(info: FieldInfo) -> str:
     return "; ".join(notes)
 
 
-def fields(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, FieldInfo]]:
+def fields(model: type[Settings] = Settings) -> list[tuple[str, FieldInfo]]:
     """(environment variable, field) of every setting, nested groups walked into."""
-    found: list[tuple[str, FieldInfo]] = []
-    for name, info in model.model_fields.items():
-        if name in NOT_VARIABLES:
-            continue
-        nested = info.annotation
-        if isinstance(nested, type) and issubclass(nested, BaseModel):
-            found += fields(nested, prefix)
-            continue
-        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-        found.append(((alias or prefix + name).upper(), info))
-    return found
+    return [(setting.variable, setting.info) for setting in setting_fields(model)]
 
 
-def render(model: type[BaseModel] = Settings) -> str:
-    rows: list[tuple[Any, ...]] = []
-    for variable, info in fields(model):
-        if not info.description:
-            raise MissingDescription(f"{variable} has no description in service/config.py")
-        rows.append((code(variable), _default(info), _allowed(info), plain(info.description)))
+def _row(setting: Setting) -> tuple[Any, ...]:
+    info = setting.info
+    if not info.description:
+        raise MissingDescription(f"{setting.variable} has no description in service/config.py")
+    return (code(setting.variable), _default(info), _allowed(info), plain(info.description))
+
+
+def render(model: type[Settings] = Settings) -> str:
+    header = ("variable", "default", "allowed", "meaning")
+    areas: dict[str, list[Setting]] = {}
+    for setting in setting_fields(model):
+        areas.setdefault(setting.area, []).append(setting)
+    sections = [
+        f"## {area}\n\n" + table(header, [_row(s) for s in found if not s.advanced])
+        if any(not s.advanced for s in found)
+        else f"## {area}\n\nEvery setting of this area is a tuning knob: see below."
+        for area, found in areas.items()
+    ]
+    advanced = [(plain(s.area), *_row(s)) for s in setting_fields(model) if s.advanced]
     per_instance = [
         (code(f"CLERK_<NAME>_{suffix}"), code(instance_variable(DEFAULT_INSTANCE, suffix)))
         for suffix in INSTANCE_VARIABLES
@@ -83,8 +91,18 @@ Every setting is an environment variable (names are case-insensitive). Each has 
 works on one machine, except the webhook signing secret (required by `serve`) and the Clerk
 secret key (required by `reconcile`). An invalid value stops every command at start with a
 message naming the variable, never its value.
+
+The settings come by area; the tuning knobs (pool sizes, batch sizes, timeouts, rate shares,
+...) follow in [Advanced settings](#advanced-settings): their defaults suit nearly every
+install.
 """,
-        table(("variable", "default", "allowed", "meaning"), rows),
+        *sections,
+        """
+## Advanced settings
+
+Tuning knobs, by area. Change one when a measurement says so.
+""",
+        table(("area", *header), advanced),
         """
 ## Variables of each named instance
 

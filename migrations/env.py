@@ -29,7 +29,7 @@ target_metadata = metadata
 
 def _database_url() -> str:
     url = config.attributes.get("database_url")
-    return str(url) if url else get_settings().database_url
+    return str(url) if url else get_settings().database.url
 
 
 def _configure(connection: Connection) -> None:
@@ -47,20 +47,20 @@ def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Never queue behind a long lock and block the app's readers while waiting.
         connection.exec_driver_sql("SET lock_timeout = '10s'")
-    fdw_schema = settings.clerk_fdw_schema
+    fdw_schema = settings.database.fdw_schema
     with context.begin_transaction():
         if dialect_of(connection).schemas:
             # The engine's search_path is REPLICA_SCHEMA: the tables and alembic's own go there.
-            views.ensure_schema(connection, settings.replica_schema)
+            views.ensure_schema(connection, settings.database.replica_schema)
         # The views follow from the tables: gone while they change, back once at head, in the
         # same transaction (service/operate/views.py).
-        grants = views.drop(connection, settings.replica_schema, fdw_schema)
+        grants = views.drop(connection, settings.database.replica_schema, fdw_schema)
         triggers.drop(connection)  # the change feed's, likewise (service/feed/triggers.py)
         context.run_migrations()
         heads = ScriptDirectory.from_config(config).get_heads()
         if set(context.get_context().get_current_heads()) == set(heads):
-            views.create(connection, settings.replica_schema, fdw_schema, grants)
-            if settings.change_feed:
+            views.create(connection, settings.database.replica_schema, fdw_schema, grants)
+            if settings.database.change_feed:
                 triggers.create(connection)
 
 

@@ -65,7 +65,7 @@ def _located(*, service: bool = False) -> Settings:
     from service.dev.locate import located
 
     settings, used = located(_settings())
-    async_url(settings.database_url)  # an unusable URL is the one line to say
+    async_url(settings.database.url)  # an unusable URL is the one line to say
     if not service:
         for line in used:
             typer.echo(f"using {line}", err=True)
@@ -98,14 +98,16 @@ def _schema_problem(settings: Settings) -> str | None:
     return asyncio.run(check())
 
 
-def _option(flag: str, field: str, value: Any) -> Any:
+def _option(flag: str, variable: str, value: Any) -> Any:
     """A command-line option checked as the environment variable it stands for is (the same
     Settings field, the same limits): `serve --port 99999` is refused like PORT=99999."""
     from pydantic import TypeAdapter, ValidationError
 
-    info = Settings.model_fields[field]
+    from service.config import setting
+
+    info = setting(variable).info
     try:
-        checked: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+        checked: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[arg-type]
         return checked.validate_python(value)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
@@ -120,7 +122,7 @@ def migrate() -> None:
     from service.operate.migrate import upgrade
 
     settings = _located()
-    upgrade(settings.database_url)
+    upgrade(settings.database.url)
     typer.echo("database is at the latest schema")
 
 
@@ -139,14 +141,14 @@ def serve(
     from service.web.serve import run
 
     settings = _located(service=True)
-    port = settings.port if port is None else _option("--port", "port", port)
+    port = settings.web.port if port is None else _option("--port", "PORT", port)
     settings.instance_ids()  # refuse one Clerk instance id given to two names
     for instance in settings.instances():
         instance.signing_secrets()  # refuse to start without a secret, naming the variable
     if (problem := _schema_problem(settings)) is not None:
         # Serve anyway: /readyz says not ready with the reason until `migrate` has run.
         typer.echo(f"warning: {problem} (deliveries get 503 until then)", err=True)
-    run(settings, host=host or settings.host, port=port)
+    run(settings, host=host or settings.web.host, port=port)
 
 
 @cli.command()
@@ -304,8 +306,8 @@ def dev(
     from service.dev.stack import Stack
 
     settings = _settings()
-    port = _option("--port", "port", port)
-    state_dir = Path(settings.dev_state_dir)
+    port = _option("--port", "PORT", port)
+    state_dir = Path(settings.dev.state_dir)
     stack = Stack(settings, host=host, port=port, state_dir=state_dir, demo=demo, reset=reset)
     raise SystemExit(stack.run())
 
@@ -453,7 +455,7 @@ def reconcile(
         kinds=tuple(asked) if asked else kinds,
         dry_run=dry_run,
         force=force,
-        confirm_deletions=settings.reconcile_confirm_deletions if confirm is None else confirm,
+        confirm_deletions=settings.reconcile.confirm_deletions if confirm is None else confirm,
         restart=restart,
         full=full,
     )
@@ -488,7 +490,10 @@ def readonly_sql_command(
 
     try:
         settings = _settings()
-        fdw_schema, schema = settings.clerk_fdw_schema, schema or settings.replica_schema
+        fdw_schema, schema = (
+            settings.database.fdw_schema,
+            schema or settings.database.replica_schema,
+        )
         sql = readonly_sql(role, schema=schema, fdw_schema=fdw_schema)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -13,9 +13,9 @@ from service.config import Settings
 
 
 def configure_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.log_level.upper())
-    as_json = settings.log_format == "json" or (
-        settings.log_format == "auto" and not sys.stderr.isatty()
+    level = getattr(logging, settings.log.level.upper())
+    as_json = settings.log.format == "json" or (
+        settings.log.format == "auto" and not sys.stderr.isatty()
     )
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()

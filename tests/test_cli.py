@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.config import Settings
+from service.config import Settings, setting
 from service.db.engine import create_engine
 from service.dev import demo
 from service.dev.demo import demo_events
@@ -293,7 +293,7 @@ def test_config_shows_the_settings_and_connects_to_nothing() -> None:
     assert shown["DATABASE_URL"] == {
         "value": f"postgresql://app:********@{unreachable}/app",
         "source": "environment",
-        "description": Settings.model_fields["database_url"].description,
+        "description": setting("DATABASE_URL").info.description,
     }
     assert shown["CLERK_SECRET_KEY"]["value"] == "sk_live_********"
     assert shown["PORT"]["source"] == "default"

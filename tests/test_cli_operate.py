@@ -46,9 +46,9 @@ async def failed_event(engine: AsyncEngine) -> str:
 
 def urls(settings: Settings) -> dict[str, str]:
     return {
-        "database_url": settings.database_url,
-        "redis_url": settings.redis_url,
-        "queue_prefix": settings.queue_prefix,
+        "database_url": settings.database.url,
+        "redis_url": settings.redis.url,
+        "queue_prefix": settings.redis.queue_prefix,
     }
 
 
@@ -91,8 +91,8 @@ async def test_commands_find_a_running_dev_by_its_state_file(
     svix_id = await failed_event(engine)
     state = tmp_path / "state"
     # A running dev (this process stands in for it: the file names a live pid).
-    runtime.write(state, redis_url=settings.redis_url, database_url=settings.database_url)
-    result = await cli("replay", dev_state_dir=str(state), queue_prefix=settings.queue_prefix)
+    runtime.write(state, redis_url=settings.redis.url, database_url=settings.database.url)
+    result = await cli("replay", dev_state_dir=str(state), queue_prefix=settings.redis.queue_prefix)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "re-queued 1 failed event(s)"
     assert f"(the running `clerk-replica dev` (pid {os.getpid()}))" in result.stderr

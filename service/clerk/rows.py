@@ -39,9 +39,9 @@ class RowOptions:
     @classmethod
     def of(cls, settings: Settings) -> RowOptions:
         return cls(
-            settings.store_private_metadata,
-            settings.erase_deleted_users,
-            change_feed=settings.change_feed,
+            settings.database.store_private_metadata,
+            settings.database.erase_deleted_users,
+            change_feed=settings.database.change_feed,
             instance_ids=tuple(sorted(settings.instance_ids().items())),
         )
 

@@ -55,7 +55,7 @@ def create_engine(
     `pre_ping` checks a pooled connection before use (a round trip): worth it where a dead
     connection would fail a request, not where the failure is retried anyway (the worker).
     """
-    target = async_url(url or settings.database_url)
+    target = async_url(url or settings.database.url)
     kwargs: dict[str, Any] = {
         "hide_parameters": True,
         "pool_pre_ping": pre_ping,
@@ -66,16 +66,16 @@ def create_engine(
         database = target.database or ""
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": settings.db_connect_timeout_seconds}
+        kwargs["connect_args"] = {"timeout": settings.database.connect_timeout_seconds}
         engine = create_async_engine(target, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs["pool_size"] = settings.db_pool_size
-    kwargs["pool_timeout"] = settings.db_connect_timeout_seconds
+    kwargs["pool_size"] = settings.database.pool_size
+    kwargs["pool_timeout"] = settings.database.connect_timeout_seconds
     kwargs["connect_args"] = {
-        "timeout": settings.db_connect_timeout_seconds,
+        "timeout": settings.database.connect_timeout_seconds,
         # Every name we use, unqualified, resolves in REPLICA_SCHEMA (migrations create it).
-        "server_settings": {"search_path": settings.replica_schema},
+        "server_settings": {"search_path": settings.database.replica_schema},
     }
     return create_async_engine(target, **kwargs)
 

@@ -6,26 +6,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.config import Settings, masked_url
+from service.config import Settings, masked_url, setting
 from service.dev import runtime
 
-_PARTS = (("database_url", "DATABASE_URL", "database"), ("redis_url", "REDIS_URL", "redis"))
+_PARTS = (("DATABASE_URL", "database"), ("REDIS_URL", "redis"))
 
 
 def located(settings: Settings) -> tuple[Settings, list[str]]:
     """`settings` with the running dev's URLs where no variable set them, and one line per
     part saying what is used and where it came from."""
-    running = runtime.read(Path(settings.dev_state_dir))
+    running = runtime.read(Path(settings.dev.state_dir))
     updates: dict[str, str] = {}
     used: list[str] = []
-    for field, variable, label in _PARTS:
-        if field in settings.model_fields_set:
+    for variable, label in _PARTS:
+        field = variable.lower()  # also the key of the running dev's state file
+        if settings.is_set(variable):
             source = variable
         elif isinstance(running.get(field), str):
             updates[field] = running[field]
             source = f"the running `clerk-replica dev` (pid {running['pid']})"
         else:
             source = f"default; set {variable}"
-        value = updates.get(field, getattr(settings, field))
+        value = updates.get(field, setting(variable).value(settings))
         used.append(f"{label}: {masked_url(value)} ({source})")
-    return (settings.model_copy(update=updates) if updates else settings), used
+    return (settings.updated(**updates) if updates else settings), used

@@ -21,7 +21,7 @@ _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 def reset(settings: Settings, state_dir: Path) -> list[Path]:
     """Delete the replica database file and the embedded Redis's data; returns what was
     removed (the signing secret in `state_dir` is kept)."""
-    database = sqlite_file(settings.database_url)
+    database = sqlite_file(settings.database.url)
     if database is None:
         raise ConfigError(
             "--reset starts over only with a SQLite DATABASE_URL (the default): it never "
@@ -35,7 +35,7 @@ def reset(settings: Settings, state_dir: Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     redis_data = state_dir / REDIS_DIR
-    if redis_data.exists() and "redis_url" not in settings.model_fields_set:
+    if redis_data.exists() and not settings.is_set("REDIS_URL"):
         shutil.rmtree(redis_data)
         removed.append(redis_data)
     return removed

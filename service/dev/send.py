@@ -72,10 +72,10 @@ def send_demo(target: Target) -> list[tuple[dict[str, Any], httpx.Response]]:
 def target_of(settings: Settings, url: str | None) -> Target:
     """`url`, else the running `dev`, else this machine's PORT (a named instance: its endpoint
     there); signed with the instance's signing secret, else with the secret `dev` generated."""
-    state_dir = Path(settings.dev_state_dir)
+    state_dir = Path(settings.dev.state_dir)
     secret = (
         settings.signing_secrets()[0]
-        if settings.clerk_webhook_signing_secret is not None
+        if settings.clerk.webhook_signing_secret is not None
         else dev_secret.load(state_dir)
     )
     if secret is None:
@@ -84,9 +84,9 @@ def target_of(settings: Settings, url: str | None) -> Target:
     running = runtime.read(state_dir)
     path = webhook_path(settings.instance_name)
     if url is None and settings.instance_name != DEFAULT_INSTANCE:
-        url = f"http://127.0.0.1:{settings.port}{path}"
+        url = f"http://127.0.0.1:{settings.web.port}{path}"
     return Target(
-        url or running.get("webhook_url") or f"http://127.0.0.1:{settings.port}{path}", secret
+        url or running.get("webhook_url") or f"http://127.0.0.1:{settings.web.port}{path}", secret
     )
 
 

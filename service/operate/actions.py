@@ -35,10 +35,10 @@ async def replay_events(
     enqueuer = Enqueuer(connect(settings), settings)
     try:
         try:  # before any change: with Redis away, nothing would wake a worker
-            await asyncio.wait_for(enqueuer.ping(), timeout=settings.redis_timeout_seconds)
+            await asyncio.wait_for(enqueuer.ping(), timeout=settings.redis.timeout_seconds)
         except Exception as exc:
             raise NotDone(
-                f"Redis at {masked_url(settings.redis_url)} did not answer ({describe(exc)}): "
+                f"Redis at {masked_url(settings.redis.url)} did not answer ({describe(exc)}): "
                 "nothing was re-queued"
             ) from None
         async with engine.begin() as conn:

@@ -1,5 +1,6 @@
 """`clerk-replica config`: every setting in effect, keyed by its environment variable, with
-where its value came from, and the settings of each CLERK_INSTANCES instance.
+where its value came from, by area (advanced ones marked), and the settings of each
+CLERK_INSTANCES instance.
 
 Invariant: no secret leaves here: secret settings show only a known prefix (whsec_, sk_live_,
 sk_test_), and passwords and tokens inside URLs are masked. It connects to nothing.
@@ -19,7 +20,7 @@ from service.config import (
     INSTANCE_VARIABLES,
     Settings,
     instance_variable,
-    setting_variables,
+    setting_fields,
 )
 
 MASK = "********"
@@ -34,6 +35,8 @@ class Shown:
     value: Any
     source: str  # "environment", "default", or "inherited from VAR"
     description: str = ""
+    area: str = ""  # the title of the setting's group (not in --json)
+    advanced: bool = False  # a tuning knob (not in --json)
 
 
 def mask_secret(value: str) -> str:
@@ -75,16 +78,17 @@ def shown_value(value: Any) -> Any:
 
 
 def settings_in_effect(settings: Settings) -> list[Shown]:
-    """Every setting, in declaration order."""
-    fields = Settings.model_fields
+    """Every setting, in declaration order (area by area)."""
     return [
         Shown(
-            variable,
-            shown_value(getattr(settings, name)),
-            "environment" if name in settings.model_fields_set else "default",
-            fields[name].description or "",
+            setting.variable,
+            shown_value(setting.value(settings)),
+            "environment" if setting.is_set(settings) else "default",
+            setting.info.description or "",
+            setting.area,
+            setting.advanced,
         )
-        for variable, name in setting_variables().items()
+        for setting in setting_fields()
     ]
 
 
@@ -106,7 +110,7 @@ def instance_settings(settings: Settings) -> dict[str, list[Shown]]:
                     Shown(variable, mask_secret(raw) if secret else mask_url(raw), "environment")
                 )
             elif suffix in _INHERITED:
-                inherited = settings.for_instance(name)
+                inherited = settings.for_instance(name).clerk
                 field = INSTANCE_VARIABLES[suffix]
                 value = shown_value(getattr(inherited, field))
                 rows.append(Shown(variable, value, f"inherited from {_INHERITED[suffix]}"))
@@ -118,7 +122,8 @@ def instance_settings(settings: Settings) -> dict[str, list[Shown]]:
 
 def config_json(settings: Settings) -> str:
     def table(rows: list[Shown]) -> dict[str, Any]:
-        return {r.variable: {k: v for k, v in asdict(r).items() if k != "variable"} for r in rows}
+        hidden = {"variable", "area", "advanced"}
+        return {r.variable: {k: v for k, v in asdict(r).items() if k not in hidden} for r in rows}
 
     return json.dumps(
         {
@@ -133,9 +138,15 @@ def config_text(settings: Settings) -> str:
     rows = settings_in_effect(settings)
     instances = instance_settings(settings)
     width = max(len(r.variable) for r in [*rows, *(r for i in instances.values() for r in i)])
-    lines = [_line(r, width) for r in rows]
+    lines: list[str] = []
+    area: str | None = None
+    for row in rows:
+        if not lines or row.area != area:
+            area = row.area
+            lines += [*([""] if lines else []), f"# {area}"]
+        lines.append(_line(row, width) + ("  (advanced)" if row.advanced else ""))
     for name, instance_rows in instances.items():
-        lines += ["", f"instance {name} (CLERK_INSTANCES)"]
+        lines += ["", f"# instance {name} (CLERK_INSTANCES)"]
         lines += [_line(r, width) for r in instance_rows]
     return "\n".join(lines)
 

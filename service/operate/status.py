@@ -168,7 +168,7 @@ async def queue_depth(settings: Settings) -> dict[str, Any]:
     redis = connect(settings)
     try:
         depth = await asyncio.wait_for(
-            redis.zcard(queue_name(settings)), timeout=settings.redis_timeout_seconds
+            redis.zcard(queue_name(settings)), timeout=settings.redis.timeout_seconds
         )
         return {"depth": int(depth), "error": None}
     except Exception as exc:
@@ -187,7 +187,10 @@ async def erasure_summary(settings: Settings, engine: AsyncEngine) -> dict[str, 
     """Whether deletions erase, and how many deleted users the sweep has yet to erase."""
     async with engine.connect() as conn:
         left = await erasure.remaining(conn)
-    return {"erase_deleted_users": settings.erase_deleted_users, "deleted_users_to_erase": left}
+    return {
+        "erase_deleted_users": settings.database.erase_deleted_users,
+        "deleted_users_to_erase": left,
+    }
 
 
 async def instances_summary(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:

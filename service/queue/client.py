@@ -29,30 +29,30 @@ RECONCILE_NOW_JOB_ID = "reconcile-now"
 def job_id(settings: Settings, window: int) -> str:
     # arq's job keys are global to the Redis database, hence the prefix. Apply jobs keep no
     # result, so an id is free again as soon as its job has finished.
-    return f"{settings.queue_prefix}:apply:{window}"
+    return f"{settings.redis.queue_prefix}:apply:{window}"
 
 
 def reconcile_job_name(settings: Settings) -> str:
     """The name the worker registers its reconcile job under (its cron job's name)."""
-    return f"{settings.queue_prefix}:reconcile"
+    return f"{settings.redis.queue_prefix}:reconcile"
 
 
 def health_check_key(settings: Settings) -> str:
     """Where arq's worker writes its health check, renewed while it runs."""
-    return f"{settings.queue_prefix}:health-check"
+    return f"{settings.redis.queue_prefix}:health-check"
 
 
 def queue_name(settings: Settings) -> str:
-    return f"{settings.queue_prefix}:queue"
+    return f"{settings.redis.queue_prefix}:queue"
 
 
 def connect(settings: Settings) -> ArqRedis:
     """A lazy pool: nothing connects until the first command, so a Redis outage at start-up
     does not stop ingest from answering (the sweep queues what it stored meanwhile)."""
     pool = ConnectionPool.from_url(
-        settings.redis_url,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        socket_timeout=settings.redis_timeout_seconds,
+        settings.redis.url,
+        socket_connect_timeout=settings.redis.timeout_seconds,
+        socket_timeout=settings.redis.timeout_seconds,
     )
     return ArqRedis(
         pool,
@@ -67,8 +67,8 @@ class Enqueuer:
         self._redis = redis
         self._settings = settings
         self._queue = queue_name(settings)
-        self._timeout = settings.redis_timeout_seconds
-        self._window_ms = settings.worker_wake_window_ms
+        self._timeout = settings.redis.timeout_seconds
+        self._window_ms = settings.worker.wake_window_ms
         self._woken: int | None = None  # the last window this process queued a job for
 
     async def wake(self, at: datetime | None = None) -> bool:
@@ -114,7 +114,7 @@ class Enqueuer:
             self._redis.enqueue_job(
                 reconcile_job_name(self._settings),
                 trigger,
-                _job_id=f"{self._settings.queue_prefix}:{RECONCILE_NOW_JOB_ID}",
+                _job_id=f"{self._settings.redis.queue_prefix}:{RECONCILE_NOW_JOB_ID}",
                 _queue_name=self._queue,
             ),
             timeout=self._timeout,

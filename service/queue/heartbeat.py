@@ -24,7 +24,7 @@ _KEEP_SECONDS = 86_400
 
 
 def heartbeat_key(settings: Settings) -> str:
-    return f"{settings.queue_prefix}:workers"
+    return f"{settings.redis.queue_prefix}:workers"
 
 
 def worker_name() -> str:
@@ -52,11 +52,11 @@ async def beat_forever(redis: Redis, settings: Settings, name: str) -> None:
     while True:
         try:
             await asyncio.wait_for(
-                beat(redis, settings, name), timeout=settings.redis_timeout_seconds
+                beat(redis, settings, name), timeout=settings.redis.timeout_seconds
             )
         except Exception as exc:
             log.warning("worker.heartbeat_failed", error=describe(exc))
-        await asyncio.sleep(settings.worker_heartbeat_seconds)
+        await asyncio.sleep(settings.worker.heartbeat_seconds)
 
 
 async def liveness(redis: Redis, settings: Settings, now: float | None = None) -> dict[str, Any]:
@@ -65,9 +65,9 @@ async def liveness(redis: Redis, settings: Settings, now: float | None = None) -
     at = time.time() if now is None else now
     beats: list[tuple[bytes, float]] = await asyncio.wait_for(
         redis.zrange(heartbeat_key(settings), 0, -1, withscores=True),
-        timeout=settings.redis_timeout_seconds,
+        timeout=settings.redis.timeout_seconds,
     )
-    alive_after = at - 3 * settings.worker_heartbeat_seconds
+    alive_after = at - 3 * settings.worker.heartbeat_seconds
     latest = max((score for _, score in beats), default=None)
     return {
         "alive": sum(1 for _, score in beats if score >= alive_after),
@@ -80,8 +80,8 @@ def start(redis: Redis, settings: Settings) -> asyncio.Task[None]:
     """This worker process's heartbeat, beating in the background; logs what it works on."""
     log.info(
         "worker.started",
-        database=masked_url(settings.database_url),
-        redis=masked_url(settings.redis_url),
+        database=masked_url(settings.database.url),
+        redis=masked_url(settings.redis.url),
     )
     return asyncio.create_task(beat_forever(redis, settings, worker_name()))
 

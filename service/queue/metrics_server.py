@@ -25,13 +25,13 @@ class _Quiet(WSGIRequestHandler):
 def serve_metrics(settings: Settings) -> ThreadingWSGIServer:
     """Listen on WORKER_METRICS_HOST:WORKER_METRICS_PORT (bound before returning) and answer
     in a daemon thread; the caller may `shutdown()` the server."""
-    assert settings.worker_metrics_port is not None
+    assert settings.worker.metrics_port is not None
     registry = REGISTRY
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     metrics = make_wsgi_app(registry)
-    secret = settings.metrics_token
+    secret = settings.metrics.token
     token = secret.get_secret_value().encode() if secret is not None else None
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -43,8 +43,8 @@ def serve_metrics(settings: Settings) -> ThreadingWSGIServer:
         return answer
 
     server = make_server(
-        settings.worker_metrics_host,
-        settings.worker_metrics_port,
+        settings.worker.metrics_host,
+        settings.worker.metrics_port,
         guarded,
         ThreadingWSGIServer,
         handler_class=_Quiet,

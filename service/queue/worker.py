@@ -71,10 +71,10 @@ def job_context(settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer) -> 
         engine=engine,
         options=RowOptions.of(settings),
         wake=enqueuer.wake,
-        batch_size=settings.worker_batch_size,
-        streams=settings.worker_batch_streams,
-        time_budget_seconds=settings.worker_job_timeout_seconds / 2,
-        max_attempts=settings.worker_max_event_attempts,
+        batch_size=settings.worker.batch_size,
+        streams=settings.worker.batch_streams,
+        time_budget_seconds=settings.worker.job_timeout_seconds / 2,
+        max_attempts=settings.worker.max_event_attempts,
     )
     state = WorkerState(settings, engine, enqueuer, drainer)
     return {"settings": settings, "worker": state, "job_try": 1}
@@ -101,10 +101,10 @@ async def sweep(ctx: WorkerContext) -> int:
     state = _state(ctx)
     settings = state.settings
     now = datetime.now(UTC)
-    cutoff = store.grace_cutoff(now, settings.sweep_grace_seconds)
+    cutoff = store.grace_cutoff(now, settings.inbox.sweep_grace_seconds)
     async with state.engine.connect() as conn:
         ids = await store.pending_ids(
-            conn, received_before=cutoff, now=now, limit=settings.sweep_batch_size
+            conn, received_before=cutoff, now=now, limit=settings.inbox.sweep_batch_size
         )
     if ids:
         await state.enqueuer.wake()
@@ -123,22 +123,24 @@ async def _forget(state: WorkerState, now: datetime) -> None:
             state.engine,
             retention.Retention.of(settings),
             now,
-            batch=settings.sweep_batch_size,
+            batch=settings.inbox.sweep_batch_size,
             batches=_RETENTION_BATCHES,
         )
         pruned = await read.prune(
             state.engine,
-            now - timedelta(days=settings.changes_retention_days),
-            batch=settings.sweep_batch_size,
+            now - timedelta(days=settings.database.changes_retention_days),
+            batch=settings.inbox.sweep_batch_size,
             batches=_RETENTION_BATCHES,
         )
         erased = 0
-        if settings.erase_deleted_users:
+        if settings.database.erase_deleted_users:
             async with state.engine.begin() as conn:
-                found = await erasure.unerased(conn, settings.sweep_batch_size)
+                found = await erasure.unerased(conn, settings.inbox.sweep_batch_size)
                 # Each change names the run and the instance of the person it erases.
                 runs = [(i, _ERASURE_RUN, instance_id) for _, i, instance_id in found]
-                async with sources.attributed(conn, enabled=settings.change_feed, runs=runs):
+                async with sources.attributed(
+                    conn, enabled=settings.database.change_feed, runs=runs
+                ):
                     erased = await erasure.erase_remaining(conn, len(found), found)
     except Exception as exc:  # the next sweep tries again
         log.warning("sweep.retention_failed", error=describe(exc))
@@ -164,7 +166,7 @@ async def reconcile_job(ctx: WorkerContext, trigger: str = "cron") -> dict[str, 
 
 def _keyed(settings: Settings) -> list[Settings]:
     """The instances the nightly job reconciles: those with a secret key."""
-    return [each for each in settings.instances() if each.clerk_secret_key is not None]
+    return [each for each in settings.instances() if each.clerk.secret_key is not None]
 
 
 async def _reconcile_nightly(settings: Settings, trigger: str = "cron") -> dict[str, Any]:
@@ -196,13 +198,13 @@ async def _startup(ctx: WorkerContext) -> None:
     ctx.update(job_context(settings, engine, Enqueuer(ctx["redis"], settings)))
     _state(ctx).beating = heartbeat.start(ctx["redis"], settings)
     _say_what_reconciles(settings)
-    if settings.worker_metrics_port is not None:
+    if settings.worker.metrics_port is not None:
         serve_metrics(settings)
 
 
 def _say_what_reconciles(settings: Settings) -> None:
     """At start, name the instances the nightly reconcile skips for want of a key."""
-    unkeyed = [s.instance_name for s in settings.instances() if s.clerk_secret_key is None]
+    unkeyed = [s.instance_name for s in settings.instances() if s.clerk.secret_key is None]
     if not unkeyed:
         return
     variables = ", ".join(instance_variable(name, "SECRET_KEY") for name in unkeyed)
@@ -227,18 +229,18 @@ async def _shutdown(ctx: WorkerContext) -> None:
 
 
 def _sweep_cron(settings: Settings) -> CronJob:
-    every = settings.sweep_interval_seconds
+    every = settings.inbox.sweep_interval_seconds
     if every < 60:
         schedule: dict[str, Any] = {"second": set(range(0, 60, every))}
     else:
         schedule = {"minute": set(range(0, 60, max(1, every // 60))), "second": 0}
     return cron(
         sweep,
-        name=f"{settings.queue_prefix}:sweep",
+        name=f"{settings.redis.queue_prefix}:sweep",
         run_at_startup=True,
         unique=True,
         # arq's in-progress window follows the longest job timeout: keep every job's short.
-        timeout=settings.worker_job_timeout_seconds,
+        timeout=settings.worker.job_timeout_seconds,
         **schedule,
     )
 
@@ -250,11 +252,11 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             cron(
                 reconcile_job,
                 name=reconcile_job_name(settings),
-                hour=settings.reconcile_hours(),
-                minute=settings.reconcile_cron_minute,
+                hour=settings.reconcile.hours(),
+                minute=settings.reconcile.cron_minute,
                 second=0,
                 unique=True,
-                timeout=settings.worker_job_timeout_seconds,  # it only starts the run
+                timeout=settings.worker.job_timeout_seconds,  # it only starts the run
             )
         )
     return jobs
@@ -268,21 +270,21 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
                 apply_pending,
                 name=APPLY_JOB,
                 keep_result=0,
-                max_tries=settings.worker_max_tries,
-                timeout=settings.worker_job_timeout_seconds,
+                max_tries=settings.worker.max_tries,
+                timeout=settings.worker.job_timeout_seconds,
             )
         ],
         cron_jobs=cron_jobs(settings) if with_cron else [],
         queue_name=queue_name(settings),
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_settings=RedisSettings.from_dsn(settings.redis.url),
         on_startup=_startup,
         on_shutdown=_shutdown,
         ctx={"settings": settings},
         burst=burst,
-        max_jobs=settings.worker_concurrency,
-        poll_delay=settings.worker_poll_delay_seconds,
+        max_jobs=settings.worker.concurrency,
+        poll_delay=settings.worker.poll_delay_seconds,
         keep_result=0,
-        job_timeout=settings.worker_job_timeout_seconds,
+        job_timeout=settings.worker.job_timeout_seconds,
         handle_signals=not burst,
         health_check_key=health_check_key(settings),
         job_serializer=codec.encode,
@@ -307,7 +309,7 @@ def run_forever(settings: Settings, *, burst: bool = False) -> None:
         except (RedisError, OSError) as exc:
             if burst:  # asked to drain now: without Redis it cannot, and says so
                 raise RuntimeError(
-                    f"Redis at {masked_url(settings.redis_url)} did not answer "
+                    f"Redis at {masked_url(settings.redis.url)} did not answer "
                     f"({describe(exc)}): nothing was applied"
                 ) from None
             log.warning("worker.redis_unavailable", error=describe(exc), retry_in_seconds=delay)

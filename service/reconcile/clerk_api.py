@@ -118,18 +118,18 @@ class ClerkAPI:
     ) -> None:
         self.stats = RequestStats()
         self._key_variable = instance_variable(settings.instance_name, "SECRET_KEY")
-        self._max_attempts = settings.reconcile_max_attempts
+        self._max_attempts = settings.reconcile.max_attempts
         self._backoff = wait_random_exponential(multiplier=0.5, max=backoff_max_seconds)
         self._limiter = limiter_for(settings.clerk_requests_per_10s())
-        self._max_bytes = settings.reconcile_max_response_bytes
+        self._max_bytes = settings.reconcile.max_response_bytes
         self._client = httpx.AsyncClient(
-            base_url=settings.clerk_api_url.rstrip("/") + "/",
+            base_url=settings.clerk.api_url.rstrip("/") + "/",
             headers={
                 "Authorization": f"Bearer {settings.clerk_key()}",
-                "Clerk-API-Version": settings.clerk_api_version,
+                "Clerk-API-Version": settings.reconcile.api_version,
                 "User-Agent": "clerk-replica",
             },
-            timeout=settings.reconcile_timeout_seconds,
+            timeout=settings.reconcile.timeout_seconds,
             transport=transport,
         )
 

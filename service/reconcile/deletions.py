@@ -63,7 +63,7 @@ def over_share(run: PassView, missing: int, live: int) -> str | None:
     """Why ending `missing` of `live` rows is refused (more than the safety share, without
     --force), or None when it is allowed."""
     allowed = max(
-        run.settings.reconcile_delete_floor, int(live * run.settings.reconcile_max_delete_share)
+        run.settings.reconcile.delete_floor, int(live * run.settings.reconcile.max_delete_share)
     )
     if missing <= allowed or run.options.force:
         return None

@@ -86,7 +86,7 @@ async def _write(run: PassView, items: list[dict[str, Any]]) -> list[str]:
 
 async def _changed(run: PassView, since_ms: int) -> None:
     """List newest-updated first, down to `since_ms`, writing what came."""
-    size, offset = run.settings.reconcile_page_size, 0
+    size, offset = run.settings.reconcile.page_size, 0
     previous: set[Any] = set()
     while True:
         params = {
@@ -110,7 +110,7 @@ async def _changed(run: PassView, since_ms: int) -> None:
 
 async def _created_since(run: PassView, since_ms: int) -> None:
     """List newest-created first, down to `since_ms`, writing what came."""
-    size = run.settings.reconcile_page_size
+    size = run.settings.reconcile.page_size
     position = Position(use_cursor=False)
     async for items in pages(run.api, run.listing, size, position, bounds={}, newest_first=True):
         recent = [i for i in items if not _older(i, since_ms, "created_at")]
@@ -182,8 +182,8 @@ async def _deleted_by_count(run: PassView) -> None:
             partial(_replica_count, run),
             partial(_median, run),
             ms(run.started_at),
-            run.settings.reconcile_page_size,
-            run.settings.reconcile_full_when_differing_share,
+            run.settings.reconcile.page_size,
+            run.settings.reconcile.full_when_differing_share,
         )
     except TooManyDiffer as exc:
         raise ListAll(f"{exc}: listing everything", escalate=True) from None
@@ -199,7 +199,7 @@ async def _list_range(run: PassView, low: int | None, high: int) -> list[dict[st
     if low is not None:
         bounds["created_at_after"] = low - 1
     seen: set[str] = set()
-    size = run.settings.reconcile_page_size
+    size = run.settings.reconcile.page_size
     async for items in pages(run.api, run.listing, size, Position(), bounds=bounds):
         seen.update(await _write(run, items))
     return [r for r in await _rows(run, _in_range(run, low, high)) if r["id"] not in seen]
@@ -247,7 +247,7 @@ async def _per_parent(run: PassView, since: datetime) -> None:
         if (pid in listed and listed[pid] != counted.get(pid, 0))
         or (updated is not None and updated >= since)
     ]
-    size = run.settings.reconcile_page_size
+    size = run.settings.reconcile.page_size
     live = sum(counted.values())
     if len(chosen) > math.ceil(live / size) + 1:
         raise ListAll(f"{len(chosen)} parents differ: the full list is cheaper", escalate=False)

@@ -133,7 +133,7 @@ class KindPass:
         if not self.listed:
             if not self.segments:
                 self.segments = await segments.plan(
-                    self.api, self.listing, self.settings.reconcile_page_size, count, self.walkers
+                    self.api, self.listing, self.settings.reconcile.page_size, count, self.walkers
                 )
                 if not self.dry:
                     assert self.run_id is not None

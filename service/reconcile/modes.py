@@ -73,11 +73,11 @@ async def choose(
     if complete is None:
         return Choice(Mode.FULL, "no complete run of these kinds to count from")
     last_full = await last_full_completed(conn, settings.instance_name, kinds)
-    horizon = now - timedelta(days=settings.reconcile_full_every_days)
+    horizon = now - timedelta(days=settings.reconcile.full_every_days)
     if last_full is None or last_full < horizon:
-        days = settings.reconcile_full_every_days
+        days = settings.reconcile.full_every_days
         return Choice(Mode.FULL, f"the last full run is older than {days:g} days")
-    since = complete.started_at - timedelta(seconds=settings.reconcile_since_margin_seconds)
+    since = complete.started_at - timedelta(seconds=settings.reconcile.since_margin_seconds)
     return Choice(Mode.INCREMENTAL, "a recent complete run to count from", since)
 
 

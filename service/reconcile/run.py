@@ -66,7 +66,7 @@ async def reconcile(
         await _passes(engine, api, settings, options, report, names, on_progress, identity, choice)
         return report
 
-    lock = LeaseLock(engine, lock_name(name), settings.reconcile_lock_ttl_seconds)
+    lock = LeaseLock(engine, lock_name(name), settings.reconcile.lock_ttl_seconds)
     async with lock.held():
         async with engine.begin() as conn:
             await instance.record(conn, identity, settings.instance_ids())

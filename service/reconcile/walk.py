@@ -30,8 +30,8 @@ CLERK_MAX_PER_SECOND = 100  # a production instance's Backend API limit: 1,000 p
 
 def walkers(settings: Settings, latency: float) -> int:
     """Requests to keep in flight for one pass, `latency` seconds a round trip."""
-    if settings.reconcile_concurrency:
-        return settings.reconcile_concurrency
+    if settings.reconcile.concurrency:
+        return settings.reconcile.concurrency
     per_second = min(CLERK_MAX_PER_SECOND, settings.clerk_requests_per_10s() / 10)
     return max(1, min(MAX_WALKERS, math.ceil(per_second * latency * _HEADROOM)))
 
@@ -51,7 +51,7 @@ async def walk(run: PassView, on_progress: ProgressCallback, count: int | None) 
     slots = asyncio.Semaphore(max(1, run.walkers))
     queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()  # bounded by the slots
     todo = deque(seg for seg in run.segments if not seg.done)
-    page_size = run.settings.reconcile_page_size
+    page_size = run.settings.reconcile.page_size
 
     async def walk_segments() -> None:
         while todo:

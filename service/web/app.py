@@ -49,16 +49,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         enqueuer = Enqueuer(connect(settings), settings)
         inbox = InboxWriter(
             engine,
-            timeout_seconds=settings.ingest_db_timeout_seconds,
-            max_waiting=settings.ingest_max_waiting,
+            timeout_seconds=settings.ingest.db_timeout_seconds,
+            max_waiting=settings.ingest.max_waiting,
         )
-        bodies = BodyReader(settings.webhook_max_body_bytes, settings.webhook_read_timeout_seconds)
+        bodies = BodyReader(settings.ingest.max_body_bytes, settings.ingest.read_timeout_seconds)
         shared = IngestState(
             engine=engine,
             inbox=inbox,
             enqueuer=enqueuer,
             bodies=bodies,
-            store_private_metadata=settings.store_private_metadata,
+            store_private_metadata=settings.database.store_private_metadata,
         )
         for webhook in webhooks:
             webhook.ingest = shared
@@ -66,22 +66,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine=engine,
             inbox=inbox,
             enqueuer=enqueuer,
-            timeout_seconds=settings.db_connect_timeout_seconds,
+            timeout_seconds=settings.database.connect_timeout_seconds,
             gauges=DatabaseGauges(
                 engine,
-                settings.metrics_cache_seconds,
-                settings.db_connect_timeout_seconds,
+                settings.metrics.cache_seconds,
+                settings.database.connect_timeout_seconds,
                 settings.instance_names(),
                 workers=enqueuer.workers,
             ),
             metrics_token=(
-                settings.metrics_token.get_secret_value().encode()
-                if settings.metrics_token
+                settings.metrics.token.get_secret_value().encode()
+                if settings.metrics.token
                 else None
             ),
         )
         for each in settings.instances():
-            if each.clerk_webhook_signing_secret_previous is not None:
+            if each.clerk.webhook_signing_secret_previous is not None:
                 # A rotation should end: an old secret that stays accepted stays a way in.
                 log.warning(
                     "config.previous_signing_secret_set",
@@ -104,21 +104,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    if settings.metrics_port is None:
+    if settings.metrics.port is None:
         # With METRICS_PORT the public app has no /metrics: create_metrics_app serves it.
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.console = None
     if door is not None:
         console = console_mount(settings, door, app.state)
-        if settings.metrics_port is None:
+        if settings.metrics.port is None:
             app.router.routes.append(console)
         else:
             app.state.console = console  # for create_metrics_app
         log.info(
             "console.enabled",
             path=CONSOLE_PREFIX,
-            port=settings.metrics_port if settings.metrics_port is not None else "main",
+            port=settings.metrics.port if settings.metrics.port is not None else "main",
         )
     return app
 

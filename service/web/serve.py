@@ -48,15 +48,15 @@ def run(settings: Settings, *, host: str, port: int) -> None:
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     """Run the web app on host:port, and the metrics app on METRICS_PORT when it is set."""
     metrics_socket = None
-    if settings.metrics_port is not None:
-        if settings.metrics_port == port:
+    if settings.metrics.port is not None:
+        if settings.metrics.port == port:
             raise ConfigError(f"METRICS_PORT must differ from the port serve listens on ({port})")
-        metrics_socket = _bind_metrics(settings.metrics_host, settings.metrics_port)
+        metrics_socket = _bind_metrics(settings.metrics.host, settings.metrics.port)
     web = create_app(settings)
     log.info(
         "serve.using",
-        database=masked_url(settings.database_url),
-        redis=masked_url(settings.redis_url),
+        database=masked_url(settings.database.url),
+        redis=masked_url(settings.redis.url),
     )
     config = uvicorn.Config(web, host=host, port=port, log_config=None, proxy_headers=True)
     if metrics_socket is None:
@@ -64,7 +64,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         return
     server = _Server(config)
     metrics = _Server(uvicorn.Config(create_metrics_app(web), log_config=None, lifespan="off"))
-    log.info("serve.metrics_port", host=settings.metrics_host, port=settings.metrics_port)
+    log.info("serve.metrics_port", host=settings.metrics.host, port=settings.metrics.port)
     with _stopped_by_signals([server, metrics]):
         alongside = asyncio.ensure_future(metrics.serve(sockets=[metrics_socket]))
         alongside.add_done_callback(lambda _: setattr(server, "should_exit", True))

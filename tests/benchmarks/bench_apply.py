@@ -155,10 +155,10 @@ async def store_all(settings: Settings, events: list[dict[str, Any]]) -> None:
 @contextmanager
 def workers(settings: Settings, count: int) -> Iterator[list[int]]:
     env = os.environ | {
-        "CHANGE_FEED": "true" if settings.change_feed else "false",
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "QUEUE_PREFIX": settings.queue_prefix,
+        "CHANGE_FEED": "true" if settings.database.change_feed else "false",
+        "DATABASE_URL": settings.database.url,
+        "REDIS_URL": settings.redis.url,
+        "QUEUE_PREFIX": settings.redis.queue_prefix,
         "LOG_LEVEL": "warning",
         "LOG_FORMAT": "json",
     }
@@ -243,7 +243,7 @@ async def drain(settings: Settings, n: int, worker_pids: Sequence[int] = ()) -> 
     the apply path should be an index lookup, whatever the table's size), and the pages read in.
     """
     enqueuer = Enqueuer(connect(settings), settings)
-    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    conn = await asyncpg.connect(settings.database.url.replace("+asyncpg", ""))
     try:
         postmaster = parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
         await asyncio.sleep(1)  # table statistics are flushed about once a second
@@ -261,7 +261,7 @@ async def drain(settings: Settings, n: int, worker_pids: Sequence[int] = ()) -> 
                 server = cpu_seconds(family(postmaster)) - server
                 workers_cpu = cpu_seconds(worker_pids) - workers_cpu
                 break
-            await asyncio.sleep(settings.worker_wake_window_ms / 1000)
+            await asyncio.sleep(settings.worker.wake_window_ms / 1000)
         await asyncio.sleep(1.5)
         wal_after = await conn.fetchrow(WAL)
         return Drain(
@@ -379,7 +379,7 @@ async def profile(url: str) -> None:
     profiler = Profiler(async_mode="enabled")
     try:
         profiler.start()
-        while (await apply_batch(engine, RowOptions(), settings.worker_batch_size)).claimed:
+        while (await apply_batch(engine, RowOptions(), settings.worker.batch_size)).claimed:
             pass
         profiler.stop()
     finally:
@@ -413,7 +413,7 @@ async def drain_any(settings: Settings, n: int) -> float:
             async with engine.connect() as conn:
                 if (await conn.execute(pending)).scalar_one() == 0:
                     return n / (time.perf_counter() - started)
-            await asyncio.sleep(settings.worker_wake_window_ms / 1000)
+            await asyncio.sleep(settings.worker.wake_window_ms / 1000)
     finally:
         await engine.dispose()
         await enqueuer.close()

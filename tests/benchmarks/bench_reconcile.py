@@ -92,7 +92,7 @@ async def _fetch_only(settings: Settings) -> dict[str, Any]:
             assert listing is not None
             # The same requests a pass makes: its total first, then every page.
             await total(api, listing)
-            async for items in pages(api, listing, settings.reconcile_page_size, Position()):
+            async for items in pages(api, listing, settings.reconcile.page_size, Position()):
                 listed += len(items)
             passes[name] = {"listed": listed, "seconds": time.perf_counter() - started}
     finally:

@@ -17,8 +17,8 @@ def test_variables_win_over_a_running_dev_and_passwords_are_masked(tmp_path: Pat
         dev_state_dir=str(tmp_path), database_url="postgresql://app:s3cret@db.internal/app"
     )
     settings, used = located(given)
-    assert settings.database_url == "postgresql://app:s3cret@db.internal/app"
-    assert settings.redis_url == "redis://127.0.0.1:7001/0"
+    assert settings.database.url == "postgresql://app:s3cret@db.internal/app"
+    assert settings.redis.url == "redis://127.0.0.1:7001/0"
     assert used == [
         "database: postgresql://app:***@db.internal/app (DATABASE_URL)",
         f"redis: redis://127.0.0.1:7001/0 (the running `clerk-replica dev` (pid {os.getpid()}))",
@@ -29,7 +29,7 @@ def test_without_a_running_dev_the_defaults_are_named(tmp_path: Path) -> None:
     runtime.write(tmp_path, redis_url="redis://127.0.0.1:7001/0")
     (tmp_path / runtime.RUNTIME_FILE).write_text('{"pid": 999999999, "redis_url": "x"}')
     settings, used = located(Settings(dev_state_dir=str(tmp_path)))
-    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.redis.url == "redis://localhost:6379/0"
     assert used[1] == "redis: redis://localhost:6379/0 (default; set REDIS_URL)"
 
 

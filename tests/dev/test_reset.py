@@ -26,8 +26,8 @@ def dev_files(tmp_path: Path) -> tuple[Path, Path]:
 def test_reset_removes_the_database_and_the_embedded_redis(tmp_path: Path) -> None:
     database, state = dev_files(tmp_path)
     settings = make_settings(f"sqlite:///{database}", "redis://unused")
-    settings = settings.model_copy()
-    settings.model_fields_set.discard("redis_url")  # as when REDIS_URL is not set
+    settings = settings.model_copy(deep=True)
+    settings.redis.model_fields_set.discard("url")  # as when REDIS_URL is not set
     removed = reset(settings, state)
     assert removed == [database, Path(f"{database}-wal"), state / "redis"]
     assert not database.exists() and not (state / "redis").exists()

@@ -120,7 +120,7 @@ async def test_the_sweep_forgets_and_status_shows_what_retention_holds(
     from service.queue.client import connect
 
     svix_id = await applied(engine, cp.user())
-    brief = settings.model_copy(update={"inbox_body_retention_hours": 1 / 3600})
+    brief = settings.updated(inbox_body_retention_hours=1 / 3600)
     held = await retention_summary(settings, engine)
     assert (held["body_retention_hours"], held["row_retention_days"]) == (168, 30)
     assert (held["applied_bodies_kept"], held["bodies_due"], held["rows_due"]) == (1, 0, 0)

@@ -69,7 +69,7 @@ async def test_valid_delivery_is_stored_then_queued(
     assert row["event_timestamp_ms"] == cp.T0
     # One wake-up job, whose argument is the end of its window: jobs carry no event.
     [(until,)] = await queued(redis, settings)
-    assert posted < until <= time.time() + settings.worker_wake_window_ms / 1000
+    assert posted < until <= time.time() + settings.worker.wake_window_ms / 1000
 
 
 async def test_redelivery_is_acknowledged_and_stored_once(
@@ -308,18 +308,16 @@ async def test_a_stalled_database_answers_503_in_bounded_time(
 def two_instances(settings: Settings, **overrides: Any) -> Settings:
     """`settings` keeping two named instances, prod and staging, each with its own secret
     (the single-instance secrets left unset)."""
-    return settings.model_copy(
-        update={
-            "clerk_instances": "prod,staging",
-            "clerk_webhook_signing_secret": None,
-            "clerk_webhook_signing_secret_previous": None,
-            "instance_environ": {
-                "CLERK_PROD_WEBHOOK_SIGNING_SECRET": SecretStr(PREVIOUS_SECRET),
-                "CLERK_STAGING_WEBHOOK_SIGNING_SECRET": SecretStr(OTHER_SECRET),
-            },
-            **overrides,
-        }
-    )
+    values: dict[str, Any] = {
+        "clerk_instances": "prod,staging",
+        "clerk_webhook_signing_secret": None,
+        "clerk_webhook_signing_secret_previous": None,
+        "instance_environ": {
+            "CLERK_PROD_WEBHOOK_SIGNING_SECRET": SecretStr(PREVIOUS_SECRET),
+            "CLERK_STAGING_WEBHOOK_SIGNING_SECRET": SecretStr(OTHER_SECRET),
+        },
+    }
+    return settings.updated(**{**values, **overrides})
 
 
 async def test_each_named_instance_has_its_endpoint_and_only_its_secret(

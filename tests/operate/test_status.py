@@ -140,9 +140,7 @@ async def test_erasure_summary_counts_deleted_users_still_holding_data(
 async def test_each_instance_shows_its_endpoint_identity_inbox_and_last_run(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    kept = settings.model_copy(
-        update={"clerk_instances": "prod,staging", "clerk_webhook_signing_secret": None}
-    )
+    kept = settings.updated(clerk_instances="prod,staging", clerk_webhook_signing_secret=None)
     async with engine.begin() as conn:
         await record(conn, Identity("prod", "ins_prod", "production"))
         run_id, _ = await open_run(

@@ -28,7 +28,7 @@ from tests.support.settings import make_settings
 
 async def test_deliveries_in_one_window_share_one_job(settings: Settings) -> None:
     # An hour-long window (beyond what config allows) so that it cannot turn during the test.
-    wide = settings.model_copy(update={"worker_wake_window_ms": 3_600_000})
+    wide = settings.updated(worker_wake_window_ms=3_600_000)
     redis = connect(wide)
     enqueuer = Enqueuer(redis, wide)
     try:
@@ -47,8 +47,8 @@ async def test_deliveries_in_one_window_share_one_job(settings: Settings) -> Non
 
 
 async def test_a_failed_wake_up_is_tried_again_by_the_next_delivery(settings: Settings) -> None:
-    down = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "redis_timeout_seconds": 0.3}
+    down = settings.updated(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.3
     )
     enqueuer = Enqueuer(connect(down), down)
     try:
@@ -83,7 +83,7 @@ def test_job_ids_and_the_queue_carry_the_prefix(db_url: str, redis_url: str) -> 
 
 
 async def test_a_wake_queues_one_drain_job_named_for_its_window(settings: Settings) -> None:
-    wide = settings.model_copy(update={"worker_wake_window_ms": 3_600_000})
+    wide = settings.updated(worker_wake_window_ms=3_600_000)
     enqueuer = Enqueuer(connect(wide), wide)
     try:
         before = time.time()
@@ -98,7 +98,7 @@ async def test_a_wake_queues_one_drain_job_named_for_its_window(settings: Settin
 
 
 async def test_the_next_window_queues_a_job_of_its_own(settings: Settings) -> None:
-    narrow = settings.model_copy(update={"worker_wake_window_ms": 50})
+    narrow = settings.updated(worker_wake_window_ms=50)
     enqueuer = Enqueuer(connect(narrow), narrow)
     try:
         assert await enqueuer.wake() is True
@@ -133,7 +133,7 @@ def silent_redis() -> Iterator[str]:
 async def test_a_redis_that_does_not_answer_fails_within_the_timeout_every_time(
     settings: Settings, silent_redis: str
 ) -> None:
-    mute = settings.model_copy(update={"redis_url": silent_redis, "redis_timeout_seconds": 0.3})
+    mute = settings.updated(redis_url=silent_redis, redis_timeout_seconds=0.3)
     enqueuer = Enqueuer(connect(mute), mute)
     try:
         for _ in range(2):  # the failed window is not remembered: the next wake tries again

@@ -67,7 +67,7 @@ async def test_jobs_are_written_as_json(settings: Settings) -> None:
     redis = connect(settings)
     try:
         await Enqueuer(redis, settings).wake()
-        (key,) = await redis.keys(f"{job_key_prefix}{settings.queue_prefix}:*")
+        (key,) = await redis.keys(f"{job_key_prefix}{settings.redis.queue_prefix}:*")
         stored = codec.decode(await redis.get(key))
     finally:
         await redis.aclose()

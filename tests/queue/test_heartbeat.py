@@ -21,7 +21,7 @@ async def test_beats_tell_alive_workers_from_gone_ones(settings: Settings) -> No
             "last_heartbeat": None,
             "last_heartbeat_age_seconds": None,
         }
-        period = settings.worker_heartbeat_seconds
+        period = settings.worker.heartbeat_seconds
         await heartbeat.beat(redis, settings, "host:1", now - 10 * period)  # stopped beating
         found = await heartbeat.liveness(redis, settings, now)
         assert found["alive"] == 0 and found["last_heartbeat"] == now - 10 * period

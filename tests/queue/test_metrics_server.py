@@ -20,7 +20,7 @@ async def _get(url: str, headers: dict[str, str]) -> httpx.Response:
 def _scrape(settings: Settings, headers: dict[str, str]) -> httpx.Response:
     server = serve_metrics(settings)
     try:
-        url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
+        url = f"http://127.0.0.1:{settings.worker.metrics_port}/metrics"
         return asyncio.run(_get(url, headers))
     finally:
         server.shutdown()

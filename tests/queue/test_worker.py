@@ -232,10 +232,10 @@ async def test_replay_requeues_failed_events(settings: Settings, engine: AsyncEn
 async def test_an_abandoned_job_is_retaken_after_the_apply_timeout(settings: Settings) -> None:
     # arq sizes one in-progress timeout from the longest job: the nightly reconcile must not
     # stretch it, or a job held by a killed worker would wait hours.
-    with_key = settings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_x")})
+    with_key = settings.updated(clerk_secret_key=SecretStr("sk_test_x"))
     worker = build_worker(with_key)
     try:
-        assert worker.in_progress_timeout_s == with_key.worker_job_timeout_seconds + 10
+        assert worker.in_progress_timeout_s == with_key.worker.job_timeout_seconds + 10
     finally:
         await worker.close()
 
@@ -243,7 +243,7 @@ async def test_an_abandoned_job_is_retaken_after_the_apply_timeout(settings: Set
 async def test_a_backlog_is_drained_by_several_streams(
     settings: Settings, engine: AsyncEngine, enqueuer: Enqueuer
 ) -> None:
-    small = settings.model_copy(update={"worker_batch_size": 4, "worker_batch_streams": 3})
+    small = settings.updated(worker_batch_size=4, worker_batch_streams=3)
     ids = [
         await store_event(engine, cp.envelope("organization.created", cp.organization(f"org_{i}")))
         for i in range(30)
@@ -284,7 +284,7 @@ async def test_nightly_job_records_its_run(
         reconcile_cron_minute=5,
     )
     crons = {job.name: job for job in cron_jobs(settings)}
-    nightly = crons[f"{settings.queue_prefix}:reconcile"]
+    nightly = crons[f"{settings.redis.queue_prefix}:reconcile"]
     assert (nightly.hour, nightly.minute, nightly.unique) == ({2, 14}, 5, True)
 
     enqueuer = Enqueuer(connect(settings), settings)
@@ -330,7 +330,7 @@ async def test_a_reconcile_asked_for_now_records_its_trigger(
 def test_no_nightly_job_without_a_key(db_url: str, redis_url: str) -> None:
     settings = make_settings(db_url, redis_url)
     names = [job.name for job in cron_jobs(settings)]
-    assert names == [f"{settings.queue_prefix}:sweep"]
+    assert names == [f"{settings.redis.queue_prefix}:sweep"]
 
 
 def test_a_worker_without_a_key_says_at_start_that_the_nightly_reconcile_is_off(

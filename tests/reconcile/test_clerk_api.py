@@ -19,7 +19,7 @@ from tests.support.replica_helpers import rows
 async def test_rejected_key_stops_at_once(
     engine: AsyncEngine, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    bad = rsettings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_wrong")})
+    bad = rsettings.updated(clerk_secret_key=SecretStr("sk_test_wrong"))
     api = ClerkAPI(bad, backoff_max_seconds=0.05)
     try:
         with pytest.raises(ClerkAuthError, match="CLERK_SECRET_KEY"):
@@ -32,7 +32,7 @@ async def test_rejected_key_stops_at_once(
 async def test_retries_5xx_429_timeouts_and_bad_json(
     engine: AsyncEngine, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    patient = rsettings.model_copy(update={"reconcile_max_attempts": 5})
+    patient = rsettings.updated(reconcile_max_attempts=5)
     api = ClerkAPI(patient, backoff_max_seconds=0.05)
     fake.faults.extend(
         [
@@ -59,9 +59,7 @@ async def test_client_side_throttle_stays_under_the_limit(
     # The fake enforces 30 requests per sliding 10 s; the client is configured for 30 too.
     fake.rate_limit_per_10s = 30
     populate(fake, users=1, orgs=31, members_per_org=0)
-    throttled = rsettings.model_copy(
-        update={"reconcile_page_size": 1, "reconcile_max_requests_per_10s": 30}
-    )
+    throttled = rsettings.updated(reconcile_page_size=1, reconcile_max_requests_per_10s=30)
     api = ClerkAPI(throttled, backoff_max_seconds=0.05)
     try:
         report = await run(engine, api, throttled, kinds=("organizations",))

@@ -28,9 +28,9 @@ async def test_a_failing_pass_deletes_nothing(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
     # A safety limit far above what goes missing: only the rule named here can hold the rows.
-    roomy = rsettings.model_copy(update={"reconcile_delete_floor": 1000})
+    roomy = rsettings.updated(reconcile_delete_floor=1000)
     await run(engine, api, roomy)
-    pages = -(-len(fake.users) // roomy.reconcile_page_size)
+    pages = -(-len(fake.users) // roomy.reconcile.page_size)
     assert pages == 3
     fake.delete("users", "user_00001")
     cursors: list[str] = []
@@ -78,9 +78,7 @@ async def test_the_safety_limit_is_the_configured_share_or_the_floor(
     missing: int,
     refused: bool,
 ) -> None:
-    limited = rsettings.model_copy(
-        update={"reconcile_max_delete_share": share, "reconcile_delete_floor": floor}
-    )
+    limited = rsettings.updated(reconcile_max_delete_share=share, reconcile_delete_floor=floor)
     await run(engine, api, limited, kinds=("users",))
     assert len(fake.users) == 120
     fake.users = fake.users[missing:]

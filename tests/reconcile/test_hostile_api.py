@@ -59,7 +59,7 @@ async def test_a_list_that_ignores_its_offset_ends(
         return Response(json.dumps(body), media_type="application/json")
 
     fake.on_list = same_page
-    settings = rsettings.model_copy(update={"reconcile_page_size": 5})
+    settings = rsettings.updated(reconcile_page_size=5)
     report = await run(engine, api, settings, kinds=("organizations",), force=True)
     assert report.ok, report.summary()
     lists = [r for r in fake.requests_to("organizations") if "offset" in r.params]
@@ -81,7 +81,7 @@ async def test_a_list_that_pages_past_its_total_ends(
         )
 
     fake.on_list = endless
-    settings = rsettings.model_copy(update={"reconcile_page_size": 5})
+    settings = rsettings.updated(reconcile_page_size=5)
     report = await run(engine, api, settings, kinds=("organizations",), force=True)
     assert by_kind(report)["organizations"].listed <= 15  # stopped once past 12
 
@@ -109,7 +109,7 @@ async def test_a_redirect_is_not_data(
 async def test_an_answer_over_the_size_cap_is_refused(
     engine: AsyncEngine, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    small = rsettings.model_copy(update={"reconcile_max_response_bytes": 4096})
+    small = rsettings.updated(reconcile_max_response_bytes=4096)
     api = ClerkAPI(small, backoff_max_seconds=0.05)
     try:
         report = await run(engine, api, small, kinds=("users",))
@@ -125,7 +125,7 @@ async def test_an_object_too_deep_to_redact_is_invalid_not_fatal(
     # STORE_PRIVATE_METADATA=false walks every object to redact it: bounded, not the stack's.
     deep = fake.users[7]["id"]
     serve_deep_metadata(fake, deep, 600)
-    settings = rsettings.model_copy(update={"store_private_metadata": False})
+    settings = rsettings.updated(store_private_metadata=False)
     report = await run(engine, api, settings, kinds=("users",))
     users = by_kind(report)["users"]
     assert report.ok, report.summary()

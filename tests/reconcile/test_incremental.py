@@ -41,7 +41,7 @@ def new_user(n: int, at: int) -> dict[str, Any]:
 async def test_missed_user_changes_are_repaired_by_one_incremental_run(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    settings = rsettings.model_copy(update={"reconcile_page_size": 10})  # counting pays here
+    settings = rsettings.updated(reconcile_page_size=10)  # counting pays here
     first = await run(engine, api, settings, kinds=("users",))
     assert first.ok and first.mode == "full"
     full_requests = by_kind(first)["users"].requests
@@ -112,7 +112,7 @@ async def test_a_membership_missing_from_a_list_of_several_pages_is_looked_up(
 ) -> None:
     """A deletion while an organization's members are paged shifts one past the walk: its
     absence proves nothing, and the lookup finds it alive; it is not ended."""
-    settings = rsettings.model_copy(update={"reconcile_page_size": 2})
+    settings = rsettings.updated(reconcile_page_size=2)
     both = ("organizations", "memberships")
     await run(engine, api, settings, kinds=both)
     fake.delete("memberships", "orgmem_0005_004")  # the count differs: org_0005 is listed
@@ -178,7 +178,7 @@ async def test_many_differing_by_count_turns_the_run_full(
 async def test_a_run_killed_midway_ends_nothing_clerk_still_has(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    settings = rsettings.model_copy(update={"reconcile_page_size": 10})
+    settings = rsettings.updated(reconcile_page_size=10)
     await run(engine, api, settings, kinds=("users",))
     fake.delete("users", "user_00042")
     listing_a_range = threading.Event()

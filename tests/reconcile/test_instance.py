@@ -53,17 +53,15 @@ def staging_url(staging: FakeClerk) -> Iterator[str]:
 @pytest.fixture
 def kept(rsettings: Settings, clerk_url: str, staging_url: str) -> Settings:
     """An install keeping prod and staging, each with its own key and API."""
-    return rsettings.model_copy(
-        update={
-            "clerk_instances": "prod,staging",
-            "clerk_secret_key": None,
-            "instance_environ": {
-                "CLERK_PROD_SECRET_KEY": SecretStr("sk_test_prod"),
-                "CLERK_PROD_API_URL": SecretStr(clerk_url),
-                "CLERK_STAGING_SECRET_KEY": SecretStr("sk_test_staging"),
-                "CLERK_STAGING_API_URL": SecretStr(staging_url),
-            },
-        }
+    return rsettings.updated(
+        clerk_instances="prod,staging",
+        clerk_secret_key=None,
+        instance_environ={
+            "CLERK_PROD_SECRET_KEY": SecretStr("sk_test_prod"),
+            "CLERK_PROD_API_URL": SecretStr(clerk_url),
+            "CLERK_STAGING_SECRET_KEY": SecretStr("sk_test_staging"),
+            "CLERK_STAGING_API_URL": SecretStr(staging_url),
+        },
     )
 
 
@@ -128,7 +126,7 @@ async def test_two_instances_side_by_side_never_touch_each_others_rows(
 async def test_rows_naming_no_instance_are_the_only_instances_to_fill_in_and_to_end(
     engine: AsyncEngine, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    single = rsettings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_prod")})
+    single = rsettings.updated(clerk_secret_key=SecretStr("sk_test_prod"))
     assert (await reconcile_instance(engine, single)).ok
     # Rows stored before the column existed name no instance.
     async with engine.begin() as conn:
@@ -193,7 +191,7 @@ async def test_a_key_of_another_name_s_instance_fails_the_run(
     # staging's key is prod's by mistake: one Clerk instance, two names.
     environ = {**kept.instance_environ, "CLERK_STAGING_SECRET_KEY": SecretStr("sk_test_prod")}
     environ["CLERK_STAGING_API_URL"] = SecretStr(clerk_url)
-    mixed = kept.model_copy(update={"instance_environ": environ})
+    mixed = kept.updated(instance_environ=environ)
     with pytest.raises(InstanceConflict, match="already bound to 'prod'"):
         await reconcile_instance(engine, mixed.for_instance("staging"))
 
@@ -202,7 +200,7 @@ async def test_a_configured_instance_id_the_key_contradicts_fails_the_run(
     engine: AsyncEngine, kept: Settings
 ) -> None:
     environ = {**kept.instance_environ, "CLERK_PROD_INSTANCE_ID": SecretStr("ins_other")}
-    configured = kept.model_copy(update={"instance_environ": environ})
+    configured = kept.updated(instance_environ=environ)
     with pytest.raises(InstanceConflict, match="ins_other"):
         await reconcile_instance(engine, configured.for_instance("prod"))
     assert await rows(engine, t.users) == []

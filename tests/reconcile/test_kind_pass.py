@@ -94,7 +94,7 @@ async def test_a_backfill_leaves_full_statistics_behind(
     # Enough users for the quick ANALYZEs while the tables grow (3,000-row samples, at most
     # 11 histogram bounds); the pass must end with a full one, which app queries rely on.
     populate(fake, users=2500, orgs=1, members_per_org=1)
-    settings = rsettings.model_copy(update={"reconcile_page_size": 500})
+    settings = rsettings.updated(reconcile_page_size=500)
     report = await run(engine, api, settings, kinds=("users",))
     assert report.ok and by_kind(report)["users"].created == 2500
     async with engine.connect() as conn:

@@ -49,7 +49,7 @@ async def test_the_mode_follows_the_runs_before(engine: AsyncEngine, settings: S
         started = (await checkpoints.last_runs(conn))[0]["started_at"]
     nightly = await choose(engine, settings)
     assert nightly.mode == "incremental"
-    assert nightly.since == started - timedelta(seconds=settings.reconcile_since_margin_seconds)
+    assert nightly.since == started - timedelta(seconds=settings.reconcile.since_margin_seconds)
     assert (await choose(engine, settings, full=True)).reason == "asked for (--full)"
 
     await finished(engine, "incremental")  # counts from the newest complete run
@@ -58,7 +58,7 @@ async def test_the_mode_follows_the_runs_before(engine: AsyncEngine, settings: S
         assert await modes.last_full_completed(conn, "default") is not None
     assert (await choose(engine, settings)).since == newest - timedelta(minutes=5)
 
-    later = datetime.now(UTC) + timedelta(days=settings.reconcile_full_every_days, hours=1)
+    later = datetime.now(UTC) + timedelta(days=settings.reconcile.full_every_days, hours=1)
     weekly = await choose(engine, settings, now=later)
     assert (weekly.mode, weekly.reason) == ("full", "the last full run is older than 7 days")
 

@@ -220,7 +220,7 @@ async def test_dry_runs_and_resumes_do_not_inflate_the_metrics(
 async def test_a_lost_lease_stops_the_run(
     engine: AsyncEngine, api: ClerkAPI, rsettings: Settings, fake: FakeClerk
 ) -> None:
-    short = rsettings.model_copy(update={"reconcile_lock_ttl_seconds": 10})
+    short = rsettings.updated(reconcile_lock_ttl_seconds=10)
 
     def steal_then_stall(name: str, params: dict[str, str]) -> None:
         if name == "users" and "starting_after" in params:
@@ -249,7 +249,7 @@ async def test_a_run_that_fails_at_get_instance_is_recorded_and_hides_no_resume(
     async with engine.begin() as conn:
         earlier, _ = await open_run(conn, trigger="cron", kinds=["users"], restart=False)
         await finish_run(conn, earlier, status=RunStatus.FAILED, summary={}, error="timeout")
-    wrong = rsettings.model_copy(update={"clerk_secret_key": SecretStr("sk_test_not_the_key")})
+    wrong = rsettings.updated(clerk_secret_key=SecretStr("sk_test_not_the_key"))
     api = ClerkAPI(wrong, backoff_max_seconds=0.05)
     try:
         with pytest.raises(ClerkAuthError):

@@ -31,7 +31,7 @@ def fake() -> FakeClerk:
 
 @pytest.fixture
 def side_by_side(rsettings: Settings) -> Settings:
-    return rsettings.model_copy(update={"reconcile_concurrency": 4})
+    return rsettings.updated(reconcile_concurrency=4)
 
 
 def test_walkers_spend_the_budget_at_the_measured_latency() -> None:
@@ -41,10 +41,10 @@ def test_walkers_spend_the_budget_at_the_measured_latency() -> None:
     assert walkers(settings, latency=0.002) == 1  # answered at once: nothing to overlap
     assert walkers(settings, latency=0.150) == 12  # 50/s x 0.15 s x 1.5 headroom
     assert walkers(settings, latency=30.0) == MAX_WALKERS
-    unlimited = settings.model_copy(update={"reconcile_max_requests_per_10s": 1_000_000})
+    unlimited = settings.updated(reconcile_max_requests_per_10s=1_000_000)
     assert walkers(unlimited, latency=0.002) == 1  # a local server: Clerk's limit still holds
     assert walkers(unlimited, latency=0.150) == 23  # 100/s at most x 0.15 s x 1.5
-    pinned = settings.model_copy(update={"reconcile_concurrency": 3})
+    pinned = settings.updated(reconcile_concurrency=3)
     assert walkers(pinned, latency=30.0) == 3
 
 

@@ -17,7 +17,7 @@ from tests.support.signing import PREVIOUS_SECRET
 async def test_a_previous_signing_secret_is_warned_about_while_it_is_set(
     client_for: Any, settings: Settings
 ) -> None:
-    assert settings.clerk_webhook_signing_secret_previous is not None
+    assert settings.clerk.webhook_signing_secret_previous is not None
     with structlog.testing.capture_logs() as logged:
         await client_for(settings)
     (line,) = [e for e in logged if e["event"] == "config.previous_signing_secret_set"]
@@ -27,7 +27,7 @@ async def test_a_previous_signing_secret_is_warned_about_while_it_is_set(
 
 
 async def test_no_warning_without_a_previous_secret(client_for: Any, settings: Settings) -> None:
-    only_current = settings.model_copy(update={"clerk_webhook_signing_secret_previous": None})
+    only_current = settings.updated(clerk_webhook_signing_secret_previous=None)
     with structlog.testing.capture_logs() as logged:
         client = await client_for(only_current)
     assert [e for e in logged if e["event"] == "config.previous_signing_secret_set"] == []

@@ -130,7 +130,7 @@ async def test_gauges_for_stalls_reconciles_and_worker_liveness(
     from service.queue.client import connect
     from service.reconcile.checkpoints import RunStatus, finish_run, open_run
 
-    client = await client_for(settings.model_copy(update={"metrics_cache_seconds": 0}))
+    client = await client_for(settings.updated(metrics_cache_seconds=0))
     text = (await client.get("/metrics")).text
     # Nothing yet: no delivery, no run, no worker.
     assert "clerk_replica_last_delivery_timestamp_seconds{" not in text

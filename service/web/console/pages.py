@@ -101,7 +101,7 @@ def _redirect(path: str, **notice: str | int) -> RedirectResponse:
 class _Pages:
     def __init__(self, settings: Settings, door: Door, web: State) -> None:
         self.settings, self.door, self.web = settings, door, web
-        self.keyed = [s.instance_name for s in settings.instances() if s.clerk_secret_key]
+        self.keyed = [s.instance_name for s in settings.instances() if s.clerk.secret_key]
 
     def state(self) -> WebState:
         state: WebState = self.web.web
@@ -192,8 +192,8 @@ class _Pages:
             request,
             "overview.html",
             now=now,
-            stale_delivery=self.settings.console_stale_delivery_hours * 3600,
-            stale_reconcile=self.settings.console_stale_reconcile_hours * 3600,
+            stale_delivery=self.settings.console.stale_delivery_hours * 3600,
+            stale_reconcile=self.settings.console.stale_reconcile_hours * 3600,
             keyed=self.keyed,
             workers=workers,
             notice=dict(request.query_params),

@@ -56,9 +56,9 @@ class Door:
 def door_of(settings: Settings) -> Door | None:
     """The console's door, or None when CONSOLE_TOKEN is unset (no console). A token shorter
     than MIN_TOKEN_LENGTH is a ConfigError naming the variable, never the value."""
-    if settings.console_token is None:
+    if settings.console.token is None:
         return None
-    token = settings.console_token.get_secret_value().strip()
+    token = settings.console.token.get_secret_value().strip()
     if not token:
         return None
     if len(token) < MIN_TOKEN_LENGTH:
@@ -67,7 +67,7 @@ def door_of(settings: Settings) -> Door | None:
             "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     key = hmac.new(token.encode(), _KEY_LABEL, hashlib.sha256).digest()
-    return Door(token.encode(), key, settings.console_session_hours * 3600)
+    return Door(token.encode(), key, settings.console.session_hours * 3600)
 
 
 def same_origin(request: Request) -> bool:

@@ -138,7 +138,7 @@ async def test_starting_a_reconcile_queues_the_workers_job(
         await page.wait_for_selector("text=Reconcile queued")
     redis = connect(settings)
     try:
-        job = f"{settings.queue_prefix}:{RECONCILE_NOW_JOB_ID}"
+        job = f"{settings.redis.queue_prefix}:{RECONCILE_NOW_JOB_ID}"
         assert await redis.zscore(queue_name(settings), job) is not None
     finally:
         await redis.aclose()

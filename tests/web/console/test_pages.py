@@ -121,9 +121,7 @@ async def test_the_session_cookie_is_strict_httponly_and_accepted_by_another_pro
     other.cookies = client.cookies
     assert (await other.get("/console/")).status_code == 200
     # A process with another token does not accept it.
-    changed = settings.model_copy(
-        update={"console_token": SecretStr("another-token-0123456789abc")}
-    )
+    changed = settings.updated(console_token=SecretStr("another-token-0123456789abc"))
     third = await client_for(changed)
     third.cookies = client.cookies
     assert (await third.get("/console/")).status_code == 303
@@ -186,7 +184,7 @@ async def test_reconcile_now_queues_the_workers_reconcile_job_once(
     assert second.headers["location"] == "/console/?reconcile=already-queued"
     assert await queued_jobs(settings) == 1
     # Without a key nothing can reconcile: the button is off and nothing is queued.
-    keyless = settings.model_copy(update={"clerk_secret_key": None, "queue_prefix": "keyless"})
+    keyless = settings.updated(clerk_secret_key=None, queue_prefix="keyless")
     other = await client_for(keyless)
     await sign_in(other)
     assert "disabled" in (await other.get("/console/")).text
