@@ -64,7 +64,7 @@ def fields(model: type[Settings] = Settings) -> list[tuple[str, FieldInfo]]:
 def _row(setting: Setting) -> tuple[Any, ...]:
     info = setting.info
     if not info.description:
-        raise MissingDescription(f"{setting.variable} has no description in service/config.py")
+        raise MissingDescription(f"{setting.variable} has no description in service/config/")
     return (code(setting.variable), _default(info), _allowed(info), plain(info.description))
 
 

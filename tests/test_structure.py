@@ -1,7 +1,7 @@
 """Code-structure checks over service/, read with `ast` (nothing in service/ is imported).
 
-A part is a subpackage of service (service/apply, service/queue, ...) or a root module
-(service/config.py, service/cli.py, ...). The checks: no import cycle between parts, nor
+A part is a subpackage of service (service/apply, service/config, ...) or a root module
+(service/jsoncodec.py, service/cli.py, ...). The checks: no import cycle between parts, nor
 between the modules of one part (type-only imports count); imports point down the layers of
 LAYERS, which ranks every part; third-party packages such as arq stay in their one part;
 PostgreSQL and SQLite differences only in the db part; no measured figures in docstrings or
