@@ -42,20 +42,21 @@ hypothesis_settings.load_profile(
 # worker is left running a long one alone at the end. Without workers the order is pytest's.
 LONGEST_FIRST = (
     "tests/system/test_soak.py::",
-    "tests/system/test_hostile.py::test_no_memory_growth_across_thousands_of_hostile_requests",
     "tests/test_deploy.py::test_image_commands_work_from_a_plain_venv",
     "tests/system/test_convergence.py::test_any_delivery_order_converges_to_clerk[postgresql]",
+    "tests/system/test_hostile.py::test_no_memory_growth_across_thousands_of_hostile_requests",
     "tests/system/test_reconcile_processes.py::",
+    "tests/system/test_clerk_spec.py::test_reconcile_takes_every_object_the_backend_spec_allows",
     "tests/system/test_convergence.py::",
     "tests/system/test_faults.py::",
-    "tests/system/test_clerk_spec.py::test_reconcile_takes_every_object_the_backend_spec_allows",
-    "tests/system/test_secrets.py::",
     "tests/dev/test_stack.py::",
+    "tests/system/test_secrets.py::",
+    "tests/reconcile/test_clerk_api.py::test_client_side_throttle_stays_under_the_limit",
     "tests/system/test_hostile.py::",
     "tests/schema/",
     "tests/web/console/test_browser.py::",
-    "tests/reconcile/test_incremental.py::",
     "tests/test_cli_operate.py::",
+    "tests/reconcile/test_incremental.py::",
 )
 
 
