@@ -1,8 +1,9 @@
 """Real servers for the suite: PostgreSQL and Redis from TEST_POSTGRES_URL / TEST_REDIS_URL when
 set, otherwise throwaway ones started here. SQLite databases come from a migrated template.
 
-Under pytest-xdist (scripts/test runs two workers) only the first worker uses the given servers;
-every other one starts its own, so no two workers share a database, a Redis or a role name."""
+Under pytest-xdist (scripts/test runs three workers) only the first worker uses the given
+servers; every other one starts its own, so no two workers share a database, a Redis or a
+role name."""
 
 from __future__ import annotations
 
