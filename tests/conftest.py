@@ -1,8 +1,9 @@
 """Real servers for the suite: PostgreSQL and Redis from TEST_POSTGRES_URL / TEST_REDIS_URL when
 set, otherwise throwaway ones started here. SQLite databases come from a migrated template.
 
-Under pytest-xdist (scripts/test runs two workers) only the first worker uses the given servers;
-every other one starts its own, so no two workers share a database, a Redis or a role name."""
+Under pytest-xdist (scripts/test runs three workers) only the first worker uses the given
+servers; every other one starts its own, so no two workers share a database, a Redis or a
+role name."""
 
 from __future__ import annotations
 
@@ -42,20 +43,21 @@ hypothesis_settings.load_profile(
 # worker is left running a long one alone at the end. Without workers the order is pytest's.
 LONGEST_FIRST = (
     "tests/system/test_soak.py::",
-    "tests/system/test_hostile.py::test_no_memory_growth_across_thousands_of_hostile_requests",
     "tests/test_deploy.py::test_image_commands_work_from_a_plain_venv",
     "tests/system/test_convergence.py::test_any_delivery_order_converges_to_clerk[postgresql]",
+    "tests/system/test_hostile.py::test_no_memory_growth_across_thousands_of_hostile_requests",
     "tests/system/test_reconcile_processes.py::",
+    "tests/system/test_clerk_spec.py::test_reconcile_takes_every_object_the_backend_spec_allows",
     "tests/system/test_convergence.py::",
     "tests/system/test_faults.py::",
-    "tests/system/test_clerk_spec.py::test_reconcile_takes_every_object_the_backend_spec_allows",
-    "tests/system/test_secrets.py::",
     "tests/dev/test_stack.py::",
+    "tests/system/test_secrets.py::",
+    "tests/reconcile/test_clerk_api.py::test_client_side_throttle_stays_under_the_limit",
     "tests/system/test_hostile.py::",
     "tests/schema/",
     "tests/web/console/test_browser.py::",
-    "tests/reconcile/test_incremental.py::",
     "tests/test_cli_operate.py::",
+    "tests/reconcile/test_incremental.py::",
 )
 
 

@@ -46,7 +46,7 @@ LOCKS = (
 INSTALLERS = {
     "Dockerfile": "requirements/runtime.txt",
     "scripts/dev": "requirements/embedded.txt",
-    "scripts/test": "requirements/dev.txt",
+    "scripts/test": "requirements/docs.txt",
     "scripts/bench": "requirements/dev.txt",
     "scripts/docs": "requirements/docs.txt",
 }

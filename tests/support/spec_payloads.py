@@ -10,6 +10,7 @@ Values are realistic where the service reads them: ids are non-empty, and times 
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from hypothesis import strategies as st
@@ -17,7 +18,13 @@ from hypothesis import strategies as st
 from tests.support.clerk_spec import merge
 
 T_MIN, T_MAX = 1_600_000_000_000, 1_900_000_000_000  # 2020..2030, epoch ms
-_ID = st.from_regex(r"[a-z]{3,6}_[A-Za-z0-9]{6,27}", fullmatch=True)
+# An id: [a-z]{3,6}_[A-Za-z0-9]{6,27}, built from its two parts (the same strings from_regex
+# would give, without the filter it draws them through: a large share of generating a payload).
+_ID = st.builds(
+    "{}_{}".format,
+    st.text(string.ascii_lowercase, min_size=3, max_size=6),
+    st.text(string.ascii_letters + string.digits, min_size=6, max_size=27),
+)
 _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=24)
 
 
